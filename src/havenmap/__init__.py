@@ -1,0 +1,48 @@
+"""havenmap: protection planning on real road networks.
+
+Threat incidents and defender locations laid onto OpenStreetMap roads; each defender's
+nearest *reachable* safe haven; offline maps for commanders.
+
+Quick start::
+
+    import havenmap as hm
+    net = hm.load_network("city.osm.pbf", network_type="drive")   # or hm.from_graph(G)
+    defenders = hm.read_defenders("defenders.csv")
+    havens = hm.read_havens("havens.geojson")
+    routes = hm.nearest_havens(net, defenders, havens, k=2)      # GeoDataFrame, EPSG:4326
+"""
+
+from .errors import HavenmapError, InfeasibleError, InputError, NetworkError, OffNetworkError
+from .havens import nearest_havens
+from .layers import read_defenders, read_havens, read_incidents, read_points
+from .maps import nearest_map, save_map
+from .network import RoadNetwork, from_graph, from_place, load_network
+from .report import nearest_report
+from .scenario import demo_dir, load_scenario, run_scenario
+from .snap import snap_points
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "HavenmapError",
+    "InfeasibleError",
+    "InputError",
+    "NetworkError",
+    "OffNetworkError",
+    "RoadNetwork",
+    "demo_dir",
+    "from_graph",
+    "from_place",
+    "load_network",
+    "load_scenario",
+    "nearest_havens",
+    "nearest_map",
+    "nearest_report",
+    "read_defenders",
+    "read_havens",
+    "read_incidents",
+    "read_points",
+    "run_scenario",
+    "save_map",
+    "snap_points",
+]

@@ -1,0 +1,82 @@
+"""Atomic output writing: a file is either complete or absent, never half-written."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], private: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
+
+    Parameters
+    ----------
+    path
+        Final destination. Its parent folder is created if needed.
+    private
+        Create the file readable by the owner only (mode 0600): for files that hold
+        exact defender locations.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    os.close(fd)
+    os.unlink(tmp)  # writers such as pyogrio refuse to overwrite; they create the file themselves
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, 0o600 if private else 0o644)
+        os.replace(tmp_path, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def write_text(path: str | os.PathLike[str], text: str, private: bool = False) -> Path:
+    """Write ``text`` (UTF-8) atomically and return the final path."""
+    with atomic_path(path, private=private) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike[str], data: Any, private: bool = False) -> Path:
+    """Write ``data`` as indented JSON atomically (numpy scalars are converted)."""
+    return write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n", private=private)
+
+
+def write_csv(path: str | os.PathLike[str], frame: pd.DataFrame, private: bool = False) -> Path:
+    """Write a DataFrame (geometry column dropped) as CSV atomically."""
+    if isinstance(frame, gpd.GeoDataFrame):
+        frame = pd.DataFrame(frame.drop(columns=frame.geometry.name))
+    with atomic_path(path, private=private) as tmp:
+        frame.to_csv(tmp, index=False)
+    return Path(path)
+
+
+def write_geojson(path: str | os.PathLike[str], frame: gpd.GeoDataFrame, private: bool = False) -> Path:
+    """Write a GeoDataFrame as GeoJSON in EPSG:4326, atomically."""
+    if frame.crs is not None and not frame.crs.equals("EPSG:4326"):
+        frame = frame.to_crs("EPSG:4326")
+    with atomic_path(path, private=private) as tmp:
+        tmp.write_text(frame.to_json(drop_id=True, to_wgs84=False), encoding="utf-8")
+    return Path(path)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

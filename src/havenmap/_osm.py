@@ -1,0 +1,216 @@
+"""Read OSM road networks (XML, bz2 XML, PBF) straight into compact arrays with pyosmium.
+
+One reader for every OSM file format keeps XML and PBF loading identical (same filter,
+same one-way rules, same speeds). The Python work is one pass over the road *ways*; all
+graph building afterwards is vectorised numpy, so a country extract with a million road
+nodes never becomes a million Python objects.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import NetworkError
+
+#: osmnx's ``drive`` network filter (osmnx/_overpass.py), as substring patterns that must *not* match.
+_DRIVE_EXCLUDE = {
+    "highway": re.compile(
+        "abandoned|bridleway|bus_guideway|construction|corridor|cycleway|elevator|escalator|footway|"
+        "^no$|path|pedestrian|planned|platform|proposed|raceway|razed|service|steps|track"
+    ),
+    "motor_vehicle": re.compile("^no$"),
+    "motorcar": re.compile("^no$"),
+    "service": re.compile("alley|driveway|emergency_access|parking|parking_aisle|private"),
+}
+#: osmnx's ``walk`` network filter.
+_WALK_EXCLUDE = {
+    "highway": re.compile(
+        "abandoned|bus_guideway|construction|cycleway|motor|^no$|planned|platform|proposed|raceway|razed"
+    ),
+    "foot": re.compile("^no$"),
+    "service": re.compile("private"),
+}
+_FILTERS = {"drive": _DRIVE_EXCLUDE, "walk": _WALK_EXCLUDE, "all": {}}
+_PRIVATE = re.compile("private")
+
+#: Fallback driving speeds (km/h) by OSM ``highway`` value, used where ``maxspeed`` is
+#: missing or unparseable. Typical urban/regional limits; conservative for conflict settings.
+DRIVE_SPEED_KPH: dict[str, float] = {
+    "motorway": 100.0,
+    "motorway_link": 60.0,
+    "trunk": 80.0,
+    "trunk_link": 50.0,
+    "primary": 60.0,
+    "primary_link": 45.0,
+    "secondary": 50.0,
+    "secondary_link": 40.0,
+    "tertiary": 40.0,
+    "tertiary_link": 35.0,
+    "unclassified": 30.0,
+    "residential": 30.0,
+    "living_street": 10.0,
+    "road": 30.0,
+    "service": 20.0,
+    "track": 15.0,
+    "busway": 30.0,
+}
+DEFAULT_DRIVE_SPEED_KPH = 30.0
+#: Walking speed (km/h); steps are walked at half speed.
+WALK_SPEED_KPH = 4.8
+
+_MPH = 1.609344
+_IMPLICIT_LIMITS = {"urban": 50.0, "rural": 80.0, "motorway": 110.0, "trunk": 90.0, "living_street": 20.0,
+                    "walk": 5.0, "school": 30.0, "zone30": 30.0, "zone20": 20.0}
+_TAG_KEYS = ("highway", "oneway", "junction", "maxspeed", "name", "access", "area", "service",
+             "motor_vehicle", "motorcar", "foot")
+
+
+@dataclass
+class OsmWays:
+    """Road ways read from an OSM file, as flat arrays.
+
+    ``refs``/``lon``/``lat`` hold every way's node sequence back to back; way ``i`` owns
+    positions ``offsets[i]:offsets[i+1]``. Tag columns hold one entry per way.
+    """
+
+    refs: np.ndarray
+    lon: np.ndarray
+    lat: np.ndarray
+    offsets: np.ndarray
+    way_id: np.ndarray
+    tags: dict[str, list[str | None]]
+
+
+def keep_way(tags: dict[str, str], network_type: str) -> bool:
+    """Whether a way with these tags belongs to the ``network_type`` network (osmnx semantics)."""
+    if "highway" not in tags or tags.get("area") == "yes":
+        return False
+    if _PRIVATE.search(tags.get("access", "")):
+        return False
+    for key, pattern in _FILTERS[network_type].items():
+        value = tags.get(key)
+        if value is not None and pattern.search(value):
+            return False
+    return True
+
+
+def read_ways(path: str, network_type: str) -> OsmWays:
+    """Read the road ways of ``network_type`` ('drive', 'walk' or 'all') from an OSM file."""
+    import osmium
+
+    if network_type not in _FILTERS:
+        raise NetworkError(f"unknown network type {network_type!r}: use 'drive', 'walk' or 'all'")
+    refs: list[int] = []
+    lon: list[float] = []
+    lat: list[float] = []
+    offsets = [0]
+    way_ids: list[int] = []
+    tags: dict[str, list[str | None]] = {k: [] for k in _TAG_KEYS}
+    try:
+        processor = (
+            osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
+            .with_locations()
+            .with_filter(osmium.filter.KeyFilter("highway"))
+        )
+        for obj in processor:
+            if not obj.is_way():
+                continue
+            way_tags = {k: obj.tags.get(k) for k in _TAG_KEYS if k in obj.tags}
+            if not keep_way(way_tags, network_type):
+                continue
+            nodes = obj.nodes
+            if len(nodes) < 2:
+                continue
+            for node in nodes:
+                loc = node.location
+                if not loc.valid():
+                    break
+                refs.append(node.ref)
+                lon.append(loc.lon)
+                lat.append(loc.lat)
+            else:
+                offsets.append(len(refs))
+                way_ids.append(obj.id)
+                for key in _TAG_KEYS:
+                    tags[key].append(way_tags.get(key))
+                continue
+            del refs[offsets[-1]:], lon[offsets[-1]:], lat[offsets[-1]:]  # way with missing nodes
+    except RuntimeError as exc:
+        raise NetworkError(f"{path}: cannot read as OSM data ({exc}); is it a valid .osm/.osm.bz2/.osm.pbf?") from exc
+    if not way_ids:
+        raise NetworkError(
+            f"{path}: no '{network_type}' roads found in the file; check the file covers a road network "
+            "or try --network-type walk"
+        )
+    return OsmWays(
+        refs=np.asarray(refs, dtype=np.int64),
+        lon=np.asarray(lon, dtype=np.float64),
+        lat=np.asarray(lat, dtype=np.float64),
+        offsets=np.asarray(offsets, dtype=np.int64),
+        way_id=np.asarray(way_ids, dtype=np.int64),
+        tags=tags,
+    )
+
+
+def parse_maxspeed(value: str | None) -> float:
+    """Parse an OSM ``maxspeed`` value to km/h; NaN where it gives no number.
+
+    Handles plain numbers, ``mph``, several values (``"50;30"`` → mean, as osmnx does) and
+    implicit limits such as ``"FI:urban"`` or ``"RU:rural"``.
+    """
+    if not value:
+        return np.nan
+    speeds = []
+    for part in re.split(r"[;|,]", value):
+        part = part.strip().lower()
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(mph|km/h|kmh|kph)?", part)
+        if match:
+            speed = float(match.group(1))
+            speeds.append(speed * _MPH if match.group(2) == "mph" else speed)
+            continue
+        implicit = part.split(":")[-1]
+        if implicit in _IMPLICIT_LIMITS:
+            speeds.append(_IMPLICIT_LIMITS[implicit])
+    return float(np.mean(speeds)) if speeds else np.nan
+
+
+def way_speeds(tags: dict[str, list[str | None]], network_type: str, walk_speed_kph: float) -> np.ndarray:
+    """Travel speed (km/h) for each way: ``maxspeed`` where parseable, else by highway type."""
+    highways = tags["highway"]
+    if network_type == "walk":
+        return np.array([walk_speed_kph * (0.5 if h == "steps" else 1.0) for h in highways])
+    speeds = np.array([parse_maxspeed(s) for s in tags["maxspeed"]], dtype=np.float64)
+    fallback = np.array([DRIVE_SPEED_KPH.get(h or "", DEFAULT_DRIVE_SPEED_KPH) for h in highways])
+    bad = ~np.isfinite(speeds) | (speeds <= 0)
+    speeds[bad] = fallback[bad]
+    return speeds
+
+
+def way_directions(tags: dict[str, list[str | None]], network_type: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per way: (forward allowed, backward allowed). Walk networks ignore one-way tags."""
+    n = len(tags["highway"])
+    forward = np.ones(n, dtype=bool)
+    backward = np.ones(n, dtype=bool)
+    if network_type == "walk":
+        return forward, backward
+    for i, (oneway, junction) in enumerate(zip(tags["oneway"], tags["junction"], strict=True)):
+        oneway = (oneway or "").lower()
+        if oneway in ("yes", "true", "1"):
+            backward[i] = False
+        elif oneway in ("-1", "reverse"):
+            forward[i] = False
+        elif oneway in ("no", "false", "0"):
+            continue
+        elif junction in ("roundabout", "circular"):
+            backward[i] = False
+    return forward, backward
+
+
+def haversine_m(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray) -> np.ndarray:
+    """Great-circle distance in metres (mean Earth radius 6,371,009 m, as osmnx uses)."""
+    lon1, lat1, lon2, lat2 = map(np.radians, (lon1, lat1, lon2, lat2))
+    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return 2 * 6_371_009.0 * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))

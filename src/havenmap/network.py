@@ -1,0 +1,586 @@
+"""Road networks as compact arrays: nodes, directed edges, costs, geometries and CSR matrices.
+
+A :class:`RoadNetwork` is the one form every havenmap algorithm runs on. It is read
+straight from OSM files (XML, bz2 XML, PBF) into numpy arrays, or converted from a user's
+osmnx graph (GraphML or in memory), whose directions and ``length``/``travel_time`` values
+are respected. The networkx/osmnx view is built on demand with
+:meth:`RoadNetwork.to_networkx`.
+
+Units: coordinates in metres in a local UTM CRS (``RoadNetwork.crs``), lengths in metres,
+travel times in seconds, speeds in km/h.
+
+Nodes are OSM intersections and way ends; an edge follows the road between two nodes and
+keeps the intermediate vertices as its geometry (the shape osmnx's simplified graphs have).
+A two-way street is two directed edges (twins) sharing one geometry; a one-way street is one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+from scipy import sparse
+
+from . import _osm
+from .errors import NetworkError
+
+__all__ = ["RoadNetwork", "from_graph", "from_place", "load_network", "utm_crs"]
+
+OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".xml", ".osm.pbf", ".pbf", ".osm.xml")
+_MIN_WEIGHT = 1e-6  # scipy.sparse drops explicit zeros; a zero-cost edge must stay an edge
+
+
+@dataclass(eq=False)
+class RoadNetwork:
+    """A directed road network held as arrays.
+
+    Attributes
+    ----------
+    crs : pyproj.CRS
+        Projected metric CRS of ``node_xy`` and edge geometries.
+    network_type : str
+        'drive', 'walk', 'all' or 'graph' (converted from a user's graph).
+    node_id : (n,) int64
+        OSM node ids (or the graph's node labels when integers).
+    node_xy : (n, 2) float64
+        Projected coordinates, metres.
+    node_lonlat : (n, 2) float64
+        Longitude, latitude (EPSG:4326).
+    edge_u, edge_v : (m,) int64
+        Edge endpoints as node *indices* (not OSM ids).
+    edge_key : (m,) int64
+        osmnx key distinguishing parallel edges.
+    edge_length : (m,) float64
+        Edge length along the road, metres.
+    edge_time : (m,) float64
+        Travel time, seconds.
+    edge_speed : (m,) float64
+        Travel speed, km/h.
+    edge_twin : (m,) int64
+        Index of the reverse edge sharing this edge's geometry, or -1 (one-way).
+    geom_offsets : (m + 1,) int64, geom_xy : (p, 2) float64
+        Edge ``i``'s geometry is ``geom_xy[geom_offsets[i]:geom_offsets[i+1]]`` (projected), from u to v.
+    edge_attrs : pandas.DataFrame
+        One row per edge: ``highway``, ``name``, ``osmid``, ``oneway`` where known.
+    """
+
+    crs: pyproj.CRS
+    network_type: str
+    node_id: np.ndarray
+    node_xy: np.ndarray
+    node_lonlat: np.ndarray
+    edge_u: np.ndarray
+    edge_v: np.ndarray
+    edge_key: np.ndarray
+    edge_length: np.ndarray
+    edge_time: np.ndarray
+    edge_speed: np.ndarray
+    edge_twin: np.ndarray
+    geom_offsets: np.ndarray
+    geom_xy: np.ndarray
+    edge_attrs: pd.DataFrame
+    source: str = "<memory>"
+    _graph: Any = field(default=None, repr=False)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes."""
+        return len(self.node_id)
+
+    @property
+    def n_edges(self) -> int:
+        """Number of directed edges."""
+        return len(self.edge_u)
+
+    def __repr__(self) -> str:
+        return (
+            f"RoadNetwork({self.network_type!r}, {self.n_nodes:,} nodes, {self.n_edges:,} edges, "
+            f"crs={self.crs.to_string()!r}, source={self.source!r})"
+        )
+
+    # ------------------------------------------------------------------ costs
+    def edge_cost(self, cost: str = "time") -> np.ndarray:
+        """Per-edge cost array: 'time' (seconds) or 'length' (metres)."""
+        if cost == "time":
+            return self.edge_time
+        if cost == "length":
+            return self.edge_length
+        raise ValueError(f"unknown cost {cost!r}: use 'time' or 'length'")
+
+    def csr(self, weights: np.ndarray | None = None, cost: str = "time") -> sparse.csr_matrix:
+        """CSR adjacency matrix (n × n) of the cheapest edge per node pair.
+
+        ``weights`` (one per edge, ``inf`` or NaN = edge closed) overrides ``cost``.
+        """
+        w = self.edge_cost(cost) if weights is None else np.asarray(weights, dtype=np.float64)
+        return csr_min(self.edge_u, self.edge_v, w, self.n_nodes)[0]
+
+    # ------------------------------------------------------------------ geometry
+    @cached_property
+    def geom_length(self) -> np.ndarray:
+        """Planar length of each edge geometry in the projected CRS, metres."""
+        seg = np.hypot(*np.diff(self.geom_xy, axis=0).T)
+        cum = np.concatenate([[0.0], np.cumsum(seg)])
+        return cum[self.geom_offsets[1:] - 1] - cum[self.geom_offsets[:-1]]
+
+    def edge_coords(self, i: int) -> np.ndarray:
+        """Projected vertex coordinates of edge ``i`` (u → v), shape (p, 2)."""
+        return self.geom_xy[self.geom_offsets[i] : self.geom_offsets[i + 1]]
+
+    def edge_geometries(self, edges: np.ndarray | None = None) -> np.ndarray:
+        """Shapely LineStrings (projected) for ``edges`` (all edges by default)."""
+        idx = np.arange(self.n_edges) if edges is None else np.asarray(edges)
+        counts = self.geom_offsets[idx + 1] - self.geom_offsets[idx]
+        starts = self.geom_offsets[idx]
+        flat = _ragged_index(starts, counts)
+        return shapely.linestrings(self.geom_xy[flat], indices=np.repeat(np.arange(len(idx)), counts))
+
+    @cached_property
+    def undirected_edges(self) -> np.ndarray:
+        """One directed edge per physical road piece (a one-way edge, or the lower-index twin)."""
+        idx = np.arange(self.n_edges)
+        return idx[(self.edge_twin < 0) | (idx < self.edge_twin)]
+
+    @cached_property
+    def bounds_lonlat(self) -> tuple[float, float, float, float]:
+        """(min lon, min lat, max lon, max lat) of the nodes."""
+        lo = self.node_lonlat.min(axis=0)
+        hi = self.node_lonlat.max(axis=0)
+        return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
+
+    # ------------------------------------------------------------------ frames
+    def edges_gdf(self, to_crs: Any = None, *, undirected: bool = False) -> gpd.GeoDataFrame:
+        """Edges as a GeoDataFrame (``undirected=True``: one row per physical road piece).
+
+        Columns: ``u``, ``v`` (node ids), ``key``, ``length`` (m), ``travel_time`` (s),
+        ``speed_kph``, the ``edge_attrs`` columns (``highway``, ``name``, ``osmid``, ...),
+        ``geometry`` (LineString). CRS: the network's, or ``to_crs``.
+        """
+        frame = gpd.GeoDataFrame(
+            {
+                "u": self.node_id[self.edge_u],
+                "v": self.node_id[self.edge_v],
+                "key": self.edge_key,
+                "length": self.edge_length,
+                "travel_time": self.edge_time,
+                "speed_kph": self.edge_speed,
+                **{c: self.edge_attrs[c].to_numpy() for c in self.edge_attrs.columns},
+            },
+            geometry=self.edge_geometries(),
+            crs=self.crs,
+        )
+        if undirected:
+            frame = frame.iloc[self.undirected_edges]
+        return frame if to_crs is None else frame.to_crs(to_crs)
+
+    def nodes_gdf(self, to_crs: Any = None) -> gpd.GeoDataFrame:
+        """Nodes as a GeoDataFrame: ``osmid``, ``lon``, ``lat``, ``geometry`` (Point)."""
+        frame = gpd.GeoDataFrame(
+            {"osmid": self.node_id, "lon": self.node_lonlat[:, 0], "lat": self.node_lonlat[:, 1]},
+            geometry=shapely.points(self.node_xy),
+            crs=self.crs,
+        )
+        return frame if to_crs is None else frame.to_crs(to_crs)
+
+    def to_networkx(self) -> nx.MultiDiGraph:
+        """The network as an osmnx-style ``nx.MultiDiGraph`` (projected; built on demand, cached).
+
+        Nodes carry ``x``, ``y`` (metres), ``lon``, ``lat``; edges ``length`` (m),
+        ``travel_time`` (s), ``speed_kph``, ``geometry`` and the OSM attributes. Graph
+        attribute ``crs``. For a network converted from a user's graph, that graph is returned.
+        """
+        if self._graph is not None:
+            return self._graph
+        graph = nx.MultiDiGraph(crs=self.crs, network_type=self.network_type)
+        for i, nid in enumerate(self.node_id.tolist()):
+            x, y = self.node_xy[i]
+            lon, lat = self.node_lonlat[i]
+            graph.add_node(nid, x=float(x), y=float(y), lon=float(lon), lat=float(lat))
+        geoms = self.edge_geometries()
+        attrs = self.edge_attrs.to_dict("records")
+        ids = self.node_id
+        for i in range(self.n_edges):
+            data = {k: v for k, v in attrs[i].items() if v is not None and v == v}
+            data.update(length=float(self.edge_length[i]), travel_time=float(self.edge_time[i]),
+                        speed_kph=float(self.edge_speed[i]), geometry=geoms[i])
+            graph.add_edge(int(ids[self.edge_u[i]]), int(ids[self.edge_v[i]]), key=int(self.edge_key[i]), **data)
+        self._graph = graph
+        return graph
+
+    # ------------------------------------------------------------------ nodes
+    def node_index(self, osm_ids: Any) -> np.ndarray:
+        """Node indices of the given node ids (KeyError naming the first unknown id)."""
+        ids = np.asarray(osm_ids)
+        order = np.argsort(self.node_id)
+        pos = np.searchsorted(self.node_id, ids, sorter=order)
+        pos = np.clip(pos, 0, len(order) - 1)
+        found = self.node_id[order[pos]] == ids
+        if not np.all(found):
+            raise KeyError(f"node id {ids[~found][0]!r} is not in the network")
+        return order[pos]
+
+
+# ---------------------------------------------------------------------- CSR helpers
+def csr_min(u: np.ndarray, v: np.ndarray, w: np.ndarray, n: int) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """Build an n × n CSR matrix keeping the cheapest of parallel edges.
+
+    Edges with non-finite weight are left out (closed). Returns the matrix and, aligned with
+    its ``data``, the index of the edge each entry came from.
+    """
+    keep = np.flatnonzero(np.isfinite(w))
+    order = keep[np.lexsort((w[keep], v[keep], u[keep]))]
+    uu, vv = u[order], v[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (uu[1:] != uu[:-1]) | (vv[1:] != vv[:-1])
+    order = order[first]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(u[order], minlength=n), out=indptr[1:])
+    data = np.maximum(w[order], _MIN_WEIGHT)
+    matrix = sparse.csr_matrix((data, v[order].astype(np.int32), indptr), shape=(n, n))
+    return matrix, order
+
+
+def _ragged_index(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenate ``arange(s, s + c)`` for every (s, c) without a Python loop."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(counts)
+    idx = np.ones(total, dtype=np.int64)
+    nonzero = counts > 0
+    s, e = np.asarray(starts)[nonzero], ends[nonzero]
+    idx[0] = s[0]
+    idx[e[:-1]] = s[1:] - (s[:-1] + counts[nonzero][:-1] - 1)
+    return np.cumsum(idx)
+
+
+# ---------------------------------------------------------------------- projection
+def utm_crs(lon: float, lat: float) -> pyproj.CRS:
+    """The WGS 84 / UTM zone CRS containing (lon, lat)."""
+    zone = int(np.floor((lon + 180.0) / 6.0)) % 60 + 1
+    return pyproj.CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
+
+
+def _project(lonlat: np.ndarray, crs: pyproj.CRS) -> np.ndarray:
+    transformer = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    x, y = transformer.transform(lonlat[:, 0], lonlat[:, 1])
+    return np.column_stack([x, y])
+
+
+# ---------------------------------------------------------------------- loading
+def load_network(
+    source: str | os.PathLike[str] | nx.MultiDiGraph,
+    network_type: str = "drive",
+    *,
+    walk_speed_kph: float = _osm.WALK_SPEED_KPH,
+) -> RoadNetwork:
+    """Load a road network from a file or an osmnx graph.
+
+    Parameters
+    ----------
+    source
+        ``.osm``, ``.osm.bz2``, ``.osm.pbf`` (OSM data, filtered to ``network_type``),
+        ``.graphml`` (an osmnx graph, used as given), or an in-memory ``nx.MultiDiGraph``
+        following osmnx conventions (used as given).
+    network_type
+        'drive' (one-ways honoured, speeds from ``maxspeed`` or road type) or 'walk'
+        (every road both ways at ``walk_speed_kph``), or 'all'. Ignored for graphs.
+    walk_speed_kph
+        Walking speed for walk networks, km/h.
+
+    Returns
+    -------
+    RoadNetwork
+    """
+    if isinstance(source, nx.Graph):
+        return from_graph(source)
+    path = Path(source)
+    if not path.exists():
+        raise NetworkError(f"{path}: network file not found")
+    name = path.name.lower()
+    if name.endswith(".graphml"):
+        return _load_graphml(path)
+    if name.endswith(OSM_SUFFIXES):
+        return from_osm_file(path, network_type, walk_speed_kph=walk_speed_kph)
+    raise NetworkError(
+        f"{path}: unknown network format; use an OSM extract (.osm, .osm.bz2, .osm.pbf) or an osmnx .graphml"
+    )
+
+
+def _load_graphml(path: Path) -> RoadNetwork:
+    import osmnx as ox
+
+    try:
+        graph = ox.load_graphml(path)
+    except Exception as exc:  # osmnx raises a variety of parse errors
+        raise NetworkError(f"{path}: cannot read GraphML ({exc})") from exc
+    net = from_graph(graph)
+    net.source = str(path)
+    return net
+
+
+def from_osm_file(path: str | os.PathLike[str], network_type: str = "drive", *,
+                  walk_speed_kph: float = _osm.WALK_SPEED_KPH) -> RoadNetwork:
+    """Build a :class:`RoadNetwork` from an OSM XML or PBF file (see :func:`load_network`)."""
+    ways = _osm.read_ways(str(path), network_type)
+    net = _from_ways(ways, network_type, walk_speed_kph)
+    net.source = str(path)
+    return net
+
+
+def _from_ways(ways: _osm.OsmWays, network_type: str, walk_speed_kph: float) -> RoadNetwork:
+    refs, offsets = ways.refs, ways.offsets
+    n_ways = len(offsets) - 1
+    way_of_pos = np.repeat(np.arange(n_ways), np.diff(offsets))
+    uniq, inverse = np.unique(refs, return_inverse=True)
+    counts = np.bincount(inverse)
+    is_node = counts[inverse] >= 2
+    is_node[offsets[:-1]] = True
+    is_node[offsets[1:] - 1] = True
+
+    pos = np.flatnonzero(is_node)
+    same_way = way_of_pos[pos[:-1]] == way_of_pos[pos[1:]]
+    seg_start, seg_end = pos[:-1][same_way], pos[1:][same_way]
+    seg_way = way_of_pos[seg_start]
+
+    lonlat = np.column_stack([ways.lon, ways.lat])
+    center = lonlat[pos].mean(axis=0)
+    crs = utm_crs(float(center[0]), float(center[1]))
+    xy = _project(lonlat, crs)
+    step = _osm.haversine_m(ways.lon[:-1], ways.lat[:-1], ways.lon[1:], ways.lat[1:])
+    cum = np.concatenate([[0.0], np.cumsum(step)])
+    seg_length = cum[seg_end] - cum[seg_start]
+
+    forward, backward = _osm.way_directions(ways.tags, network_type)
+    speeds = _osm.way_speeds(ways.tags, network_type, walk_speed_kph)
+    fwd = np.flatnonzero(forward[seg_way])
+    bwd = np.flatnonzero(backward[seg_way])
+
+    node_ids, node_index = np.unique(refs[pos], return_inverse=True)
+    index_of_pos = np.full(len(refs), -1, dtype=np.int64)
+    index_of_pos[pos] = node_index
+    node_first = np.zeros(len(node_ids), dtype=np.int64)
+    node_first[node_index] = pos
+
+    seg_u, seg_v = index_of_pos[seg_start], index_of_pos[seg_end]
+    edge_seg = np.concatenate([fwd, bwd])
+    reverse = np.concatenate([np.zeros(len(fwd), bool), np.ones(len(bwd), bool)])
+    edge_u = np.where(reverse, seg_v[edge_seg], seg_u[edge_seg])
+    edge_v = np.where(reverse, seg_u[edge_seg], seg_v[edge_seg])
+
+    twin = np.full(len(edge_seg), -1, dtype=np.int64)
+    both = np.flatnonzero(forward[seg_way] & backward[seg_way])
+    fwd_pos = np.full(len(seg_start), -1, dtype=np.int64)
+    fwd_pos[fwd] = np.arange(len(fwd))
+    bwd_pos = np.full(len(seg_start), -1, dtype=np.int64)
+    bwd_pos[bwd] = len(fwd) + np.arange(len(bwd))
+    twin[fwd_pos[both]] = bwd_pos[both]
+    twin[bwd_pos[both]] = fwd_pos[both]
+
+    counts_pts = seg_end - seg_start + 1
+    geom_counts = counts_pts[edge_seg]
+    geom_offsets = np.concatenate([[0], np.cumsum(geom_counts)])
+    flat = _ragged_index(seg_start[edge_seg], geom_counts)
+    # reversed edges walk their segment backwards: mirror positions within each edge's run
+    rev_rep = np.repeat(reverse, geom_counts)
+    start_rep = np.repeat(seg_start[edge_seg], geom_counts)
+    end_rep = np.repeat(seg_end[edge_seg], geom_counts)
+    flat = np.where(rev_rep, start_rep + end_rep - flat, flat)
+    geom_xy = xy[flat]
+
+    way_idx = seg_way[edge_seg]
+    edge_speed = speeds[way_idx]
+    edge_length = seg_length[edge_seg]
+    tags = ways.tags
+    attrs = pd.DataFrame(
+        {
+            "osmid": ways.way_id[way_idx],
+            "highway": _take(tags["highway"], way_idx),
+            "name": _take(tags["name"], way_idx),
+            "oneway": ~(forward & backward)[way_idx],
+            "maxspeed": _take(tags["maxspeed"], way_idx),
+        }
+    )
+    return RoadNetwork(
+        crs=crs,
+        network_type=network_type,
+        node_id=node_ids,
+        node_xy=xy[node_first],
+        node_lonlat=lonlat[node_first],
+        edge_u=edge_u,
+        edge_v=edge_v,
+        edge_key=_parallel_keys(edge_u, edge_v),
+        edge_length=edge_length,
+        edge_time=edge_length / (edge_speed / 3.6),
+        edge_speed=edge_speed,
+        edge_twin=twin,
+        geom_offsets=geom_offsets,
+        geom_xy=geom_xy,
+        edge_attrs=attrs,
+    )
+
+
+def _take(values: list[str | None], idx: np.ndarray) -> pd.Series:
+    return pd.Series(pd.array(values, dtype="string")).iloc[idx].reset_index(drop=True)
+
+
+def _parallel_keys(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """osmnx-style keys: 0, 1, ... among edges sharing (u, v)."""
+    order = np.lexsort((v, u))
+    uu, vv = u[order], v[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (uu[1:] != uu[:-1]) | (vv[1:] != vv[:-1])
+    group_start = np.maximum.accumulate(np.where(new, np.arange(len(order)), 0))
+    keys = np.empty(len(order), dtype=np.int64)
+    keys[order] = np.arange(len(order)) - group_start
+    return keys
+
+
+# ---------------------------------------------------------------------- from osmnx graphs
+def from_graph(graph: nx.MultiDiGraph) -> RoadNetwork:
+    """Convert an osmnx-style graph to a :class:`RoadNetwork`, respecting it as given.
+
+    Edge directions are kept; existing ``length`` (m) and ``travel_time`` (s) values are
+    used; missing ones are computed (length from geometry, speed from ``speed_kph``,
+    ``maxspeed`` or road type). Unprojected graphs are projected to local UTM. The graph
+    itself is not modified and is returned by :meth:`RoadNetwork.to_networkx`.
+    """
+    if graph.number_of_nodes() == 0 or graph.number_of_edges() == 0:
+        raise NetworkError("the graph has no nodes or no edges")
+    if not graph.is_directed():
+        graph = nx.MultiDiGraph(graph.to_directed())
+    graph_crs = pyproj.CRS.from_user_input(graph.graph.get("crs", "EPSG:4326"))
+    labels = list(graph.nodes)
+    try:
+        node_id = np.asarray(labels, dtype=np.int64)
+    except (TypeError, ValueError) as exc:
+        raise NetworkError("graph node labels must be integers (osmnx uses OSM node ids)") from exc
+    try:
+        raw = np.array([(d["x"], d["y"]) for _, d in graph.nodes(data=True)], dtype=np.float64)
+    except KeyError as exc:
+        raise NetworkError("every graph node needs 'x' and 'y' attributes (osmnx convention)") from exc
+
+    if graph_crs.is_geographic:
+        lonlat = raw
+        crs = utm_crs(*lonlat.mean(axis=0))
+        xy = _project(lonlat, crs)
+    else:
+        crs = graph_crs
+        xy = raw
+        back = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+        lonlat = np.column_stack(back.transform(raw[:, 0], raw[:, 1]))
+    to_xy = pyproj.Transformer.from_crs(graph_crs, crs, always_xy=True)
+
+    position = {label: i for i, label in enumerate(labels)}
+    edges = list(graph.edges(keys=True, data=True))
+    n_edges = len(edges)
+    edge_u = np.fromiter((position[e[0]] for e in edges), dtype=np.int64, count=n_edges)
+    edge_v = np.fromiter((position[e[1]] for e in edges), dtype=np.int64, count=n_edges)
+    keys = np.array([e[2] if isinstance(e[2], (int, np.integer)) else 0 for e in edges], dtype=np.int64)
+
+    coords = []
+    for u, v, _, data in edges:
+        geom = data.get("geometry")
+        if geom is not None:
+            c = np.asarray(geom.coords, dtype=np.float64)[:, :2]
+            c = c if graph_crs == crs else np.column_stack(to_xy.transform(c[:, 0], c[:, 1]))
+        else:
+            c = np.vstack([xy[position[u]], xy[position[v]]])
+        coords.append(c)
+    geom_offsets = np.concatenate([[0], np.cumsum([len(c) for c in coords])]).astype(np.int64)
+    geom_xy = np.vstack(coords)
+
+    planar = np.array([np.hypot(*np.diff(c, axis=0).T).sum() for c in coords])
+    length = np.array([_number(d.get("length"), np.nan) for *_, d in edges])
+    length = np.where(np.isfinite(length), length, planar)
+    speed = np.array([_number(d.get("speed_kph"), np.nan) for *_, d in edges])
+    missing = ~np.isfinite(speed) | (speed <= 0)
+    if missing.any():
+        speed[missing] = [_graph_edge_speed(edges[i][3]) for i in np.flatnonzero(missing)]
+    time = np.array([_number(d.get("travel_time"), np.nan) for *_, d in edges])
+    time = np.where(np.isfinite(time), time, length / (speed / 3.6))
+
+    attrs = pd.DataFrame(
+        {
+            "osmid": [_first(d.get("osmid")) for *_, d in edges],
+            "highway": pd.array([_first(d.get("highway")) for *_, d in edges], dtype="string"),
+            "name": pd.array([_first(d.get("name")) for *_, d in edges], dtype="string"),
+            "oneway": [bool(d.get("oneway", False)) for *_, d in edges],
+        }
+    )
+    net = RoadNetwork(
+        crs=crs, network_type="graph", node_id=node_id, node_xy=xy, node_lonlat=lonlat,
+        edge_u=edge_u, edge_v=edge_v, edge_key=keys, edge_length=length, edge_time=time,
+        edge_speed=speed, edge_twin=_find_twins(edge_u, edge_v, geom_xy, geom_offsets),
+        geom_offsets=geom_offsets, geom_xy=geom_xy, edge_attrs=attrs, _graph=graph,
+    )
+    return net
+
+
+def _find_twins(u: np.ndarray, v: np.ndarray, geom_xy: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Pair each edge with a reverse edge whose geometry is its mirror image (else -1)."""
+    twin = np.full(len(u), -1, dtype=np.int64)
+    by_pair: dict[tuple[int, int], list[int]] = {}
+    for i, pair in enumerate(zip(u.tolist(), v.tolist(), strict=True)):
+        by_pair.setdefault(pair, []).append(i)
+    for i, (a, b) in enumerate(zip(u.tolist(), v.tolist(), strict=True)):
+        if twin[i] >= 0 or a == b:
+            continue
+        mine = geom_xy[offsets[i] : offsets[i + 1]]
+        for j in by_pair.get((b, a), []):
+            if twin[j] < 0 and offsets[j + 1] - offsets[j] == len(mine):
+                if np.allclose(geom_xy[offsets[j] : offsets[j + 1]][::-1], mine, atol=1e-6):
+                    twin[i], twin[j] = j, i
+                    break
+    return twin
+
+
+def _number(value: Any, default: float) -> float:
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return default
+    return out if np.isfinite(out) else default
+
+
+def _first(value: Any) -> Any:
+    return value[0] if isinstance(value, list) and value else value
+
+
+def _graph_edge_speed(data: dict[str, Any]) -> float:
+    maxspeed = data.get("maxspeed")
+    values = maxspeed if isinstance(maxspeed, list) else [maxspeed]
+    parsed = [_osm.parse_maxspeed(str(m)) for m in values if m is not None]
+    parsed = [p for p in parsed if np.isfinite(p) and p > 0]
+    if parsed:
+        return float(np.mean(parsed))
+    return _osm.DRIVE_SPEED_KPH.get(str(_first(data.get("highway"))), _osm.DEFAULT_DRIVE_SPEED_KPH)
+
+
+def from_place(query: str | dict[str, str], network_type: str = "drive") -> RoadNetwork:
+    """Download a network for a place name through osmnx (needs the internet; only on request)."""
+    import osmnx as ox
+
+    try:
+        graph = ox.graph_from_place(query, network_type=network_type, simplify=True, retain_all=True)
+    except Exception as exc:  # network failures, geocoding misses
+        raise NetworkError(f"OSM download for {query!r} failed: {exc}") from exc
+    graph = ox.add_edge_speeds(graph)
+    graph = ox.add_edge_travel_times(graph)
+    net = from_graph(graph)
+    net.source = f"osm:{query}"
+    return net
