@@ -31,3 +31,12 @@ def demo_walk():
     from havenmap.scenario import demo_dir
 
     return load_network(demo_dir() / "helsinki.osm.pbf", "walk")
+
+
+def pytest_sessionstart(session):
+    """In CI (HAVENMAP_REQUIRE_BROWSER=1, set by .ci/run) a missing Chromium is an error, not a skip."""
+    import os
+
+    if os.environ.get("HAVENMAP_REQUIRE_BROWSER") and not Path("/usr/bin/chromium").exists():
+        raise pytest.UsageError("HAVENMAP_REQUIRE_BROWSER is set but /usr/bin/chromium is missing: "
+                                "apt-get install chromium")

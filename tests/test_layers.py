@@ -6,6 +6,7 @@ import gzip
 import math
 import re
 import warnings
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -27,6 +28,7 @@ from havenmap.layers import (
 )
 
 R_MERCATOR = 6378137.0  # EPSG:3857 sphere radius, metres
+DATA = Path(__file__).resolve().parent / "data"
 
 
 def write(tmp_path, name, text):
@@ -49,11 +51,7 @@ def xy(gdf):
 
 # --------------------------------------------------------------------------- incidents: formats
 
-ACLED = """event_id_cnty,event_date,year,event_type,sub_event_type,actor1,admin1,location,latitude,longitude,geo_precision,source,notes,fatalities,country
-MEX101,2024-03-15,2024,Violence against civilians,Attack,Unidentified Armed Group,Aguascalientes,Aguascalientes,21.8818,-102.2916,1,La Jornada,"Journalist attacked, injured",0,Mexico
-MEX102,16 March 2024,2024,Protests,Peaceful protest,Protesters,Aguascalientes,Calvillo,21.8470,-102.7187,2,Reforma,,3,Mexico
-MEX103,2024-03-17,2024,Riots,Mob violence,Rioters,Aguascalientes,Jesus Maria,21.9612,-102.3433,3,Local,Crowd,12,Mexico
-"""
+ACLED = (DATA / "acled_sample.csv").read_text(encoding="utf-8")
 
 
 def test_acled_canonical_columns_and_dtypes(tmp_path):
@@ -80,12 +78,7 @@ def test_acled_canonical_columns_and_dtypes(tmp_path):
     assert xy(gdf)[0] == (-102.2916, 21.8818)
 
 
-UCDP = """id,year,type_of_violence,conflict_name,side_a,side_b,where_prec,where_coordinates,latitude,longitude,date_start,date_end,best,high,low,source_headline
-244657,2017,1,Mexico: Government,Government of Mexico,CJNG,1,Aguascalientes town,21.88,-102.29,2017-01-01 00:00:00.000,2017-01-01 00:00:00.000,4,5,4,Clash
-244658,2017,2,CJNG - Sinaloa,CJNG,Sinaloa Cartel,2,near Calvillo,21.85,-102.72,2017-01-02 00:00:00.000,2017-01-03 00:00:00.000,0,1,0,
-244659,2017,3,CJNG - civilians,CJNG,Civilians,4,Aguascalientes state,21.9,-102.3,2017-01-05,2017-01-05,7,9,7,Massacre
-244660,2017,5,Unknown kind,X,Y,7,somewhere,21.9,-102.3,2017-01-06,2017-01-06,1,1,1,
-"""
+UCDP = (DATA / "ucdp_ged_sample.csv").read_text(encoding="utf-8")
 
 
 def test_ucdp_mapping(tmp_path):
@@ -99,7 +92,9 @@ def test_ucdp_mapping(tmp_path):
     ]
     assert list(gdf["fatalities"]) == [4, 0, 7, 1]  # from "best"
     assert list(gdf["geo_precision"]) == [1, 2, 3, 3]  # where_prec 1, 2, 4, 7
-    assert list(gdf["date"]) == [pd.Timestamp(d) for d in ("2017-01-01", "2017-01-02", "2017-01-05", "2017-01-06")]
+    assert list(gdf["date"]) == [
+        pd.Timestamp(d) for d in ("2017-01-01", "2017-01-02", "2017-01-05", "2017-01-06")
+    ]
     assert list(gdf["sub_event_type"]) == ["", "", "", ""]
     assert list(gdf["notes"]) == ["Clash", "", "Massacre", ""]
     assert set(gdf["source"]) == {"ucdp"}
@@ -138,10 +133,14 @@ def test_incidents_from_geojson(tmp_path):
 def test_blank_fatalities_become_zero_with_warning(tmp_path):
     text = ACLED.replace(",0,Mexico", ",,Mexico").replace(",12,Mexico", ",,Mexico")
     path = write(tmp_path, "acled_blank.csv", text)
-    with pytest.warns(UserWarning, match=r"acled_blank\.csv.*'fatalities'.*rows 1, 3"):
+    with pytest.warns(UserWarning, match=r"acled_blank\.csv.*'fatalities'.*rows 1, 3") as record:
         gdf = read_incidents(path)
     assert list(gdf["fatalities"]) == [0, 3, 0]
     assert gdf["fatalities"].dtype == np.int64
+    assert record[0].filename == __file__  # the warning points at the caller's line
+    with pytest.warns(UserWarning, match="'fatalities' is blank in row 1;") as record:
+        as_incidents(pd.DataFrame({"lat": [1.0], "lon": [1.0], "fatalities": [np.nan]}))
+    assert record[0].filename == __file__
 
 
 @pytest.mark.parametrize(("value", "row"), [("many", "row 2"), ("-1", "row 2"), ("2.5", "row 2")])
@@ -191,7 +190,9 @@ def test_as_incidents_accepts_dataframe_unchanged():
 
 
 def test_generic_csv_with_odd_case_columns(tmp_path):
-    path = write(tmp_path, "defenders.csv", "ID,Lat,LNG,Name,group,note\n007,21.5,-102.5,Ana,A,x\n8,21.6,-102.6,,B,\n")
+    path = write(
+        tmp_path, "defenders.csv", "ID,Lat,LNG,Name,group,note\n007,21.5,-102.5,Ana,A,x\n8,21.6,-102.6,,B,\n"
+    )
     gdf = read_defenders(path)
     assert list(gdf["id"]) == ["007", "8"]  # read as text: leading zeros kept
     assert pd.api.types.is_string_dtype(gdf["id"])
@@ -207,7 +208,7 @@ def test_explicit_columns_override(tmp_path):
     path = write(tmp_path, "p.csv", "code,id,northing_deg,easting_deg\n a ,99,1.5,2.5\n")
     gdf = read_points(path, id_column="code", lat_column="northing_deg", lon_column="easting_deg")
     assert list(gdf["id"]) == ["a"]  # stripped
-    assert list(gdf["id_original"]) == [99]  # the file's own "id" column is not lost
+    assert list(gdf["id_original"]) == ["99"]  # the file's own "id" column is not lost (read as text)
     assert xy(gdf) == [(2.5, 1.5)]
 
 
@@ -215,10 +216,7 @@ def test_havens_kind_and_name(tmp_path):
     path = write(
         tmp_path,
         "havens.csv",
-        "id,lat,lon,name,kind,amenity\n"
-        "h1,1,1,Embassy of X,embassy,\n"
-        "h2,1,1,,,clinic\n"
-        "h3,1,1,Chapel,,\n",
+        "id,lat,lon,name,kind,amenity\nh1,1,1,Embassy of X,embassy,\nh2,1,1,,,clinic\nh3,1,1,Chapel,,\n",
     )
     gdf = read_havens(path)
     assert list(gdf["name"]) == ["Embassy of X", "h2", "Chapel"]
@@ -256,7 +254,10 @@ def test_geojson_points(tmp_path):
 def test_gpkg_in_web_mercator_is_reprojected(tmp_path):
     lonlat = [(-102.2916, 21.8818), (13.4050, 52.5200)]
     merc = [
-        Point(R_MERCATOR * math.radians(lon), R_MERCATOR * math.log(math.tan(math.pi / 4 + math.radians(lat) / 2)))
+        Point(
+            R_MERCATOR * math.radians(lon),
+            R_MERCATOR * math.log(math.tan(math.pi / 4 + math.radians(lat) / 2)),
+        )
         for lon, lat in lonlat
     ]
     src = gpd.GeoDataFrame({"id": [1, 2], "name": ["a", "b"]}, geometry=merc, crs=3857)
@@ -309,7 +310,9 @@ def test_as_points_with_frames():
     pd.testing.assert_frame_equal(df, before)
     gdf = gpd.GeoDataFrame({"id": ["a"]}, geometry=[Point(0, 0)], crs=3857)
     assert xy(as_points(gdf)) == [(0.0, 0.0)]
-    message = error_of(as_points, pd.DataFrame({"id": ["a", "a"], "lat": [1, 1], "lon": [1, 1]}), label="my frame")
+    message = error_of(
+        as_points, pd.DataFrame({"id": ["a", "a"], "lat": [1, 1], "lon": [1, 1]}), label="my frame"
+    )
     assert message.startswith("my frame: ") and "'a'" in message
 
 
@@ -361,7 +364,7 @@ def test_missing_lat_lon_columns(tmp_path):
 
 
 def test_non_numeric_coordinate(tmp_path):
-    path = write(tmp_path, "pts.csv", "id,lat,lon\na,1,1\nb,12°N,1\nc,1,x\nd,1,2,\n")
+    path = write(tmp_path, "pts.csv", "id,lat,lon\na,1,1\nb,12°N,1\nc,1,x\nd,1,2\n")
     message = error_of(read_points, path)
     assert message.startswith(str(path) + ": row 2, id 'b', column 'lat'")
     assert "'12°N' is not a number" in message
@@ -413,7 +416,7 @@ def test_one_swapped_row(tmp_path):
 
 def test_metres_without_crs_suggest_crs(tmp_path):
     message = error_of(read_points, write(tmp_path, "utm.csv", "id,lat,lon\na,2420000,780000\n"))
-    assert "row 1, id 'a', column 'lat'" in message and "--crs" in message
+    assert "row 1, id 'a', column 'lat'" in message and "2420000" in message and "--crs" in message
 
 
 def test_bad_crs(tmp_path):
@@ -430,7 +433,9 @@ def test_duplicate_ids(tmp_path):
 
 
 def test_blank_id(tmp_path):
-    message = error_of(read_points, write(tmp_path, "ids.csv", "id,lat,lon,name\na,1,1,x\n  ,1,1,y\n,2,2,z\n"))
+    message = error_of(
+        read_points, write(tmp_path, "ids.csv", "id,lat,lon,name\na,1,1,x\n  ,1,1,y\n,2,2,z\n")
+    )
     assert "ids.csv: row 2, column 'id'" in message and "blank" in message and "(and 1 more row)" in message
 
 
@@ -486,7 +491,12 @@ def test_looks_swapped():
     assert not looks_swapped(right, AGUASCALIENTES)
     assert not looks_swapped(elsewhere, AGUASCALIENTES)
     assert not looks_swapped(right.iloc[:0], AGUASCALIENTES)
-    assert looks_swapped(wrong.to_crs(3857), AGUASCALIENTES)  # compared in degrees whatever the CRS
+    assert not looks_swapped(right.to_crs(3857), AGUASCALIENTES)
+    # compared in degrees whatever the CRS: Berlin points entered as (lat, lon) land in Yemen
+    berlin = (13.0, 52.3, 13.8, 52.7)
+    yemen = _features([Point(52.52, 13.40), Point(52.50, 13.45)], ["a", "b"]).to_crs(3857)
+    assert looks_swapped(yemen, berlin)
+    assert not looks_swapped(_features([Point(13.40, 52.52)], ["a"]).to_crs(3857), berlin)
     assert looks_swapped(wrong.geometry, AGUASCALIENTES)
 
 
@@ -495,7 +505,8 @@ def test_looks_swapped():
 
 def test_large_file_reports_first_bad_row(tmp_path):
     n = 100_000
-    frame = pd.DataFrame({"id": [f"d{i}" for i in range(n)], "lat": np.linspace(-60, 60, n), "lon": 10.0})
+    lat = pd.Series(np.linspace(-60, 60, n), dtype=object)
+    frame = pd.DataFrame({"id": [f"d{i}" for i in range(n)], "lat": lat, "lon": 10.0})
     frame.loc[n - 10, "lat"] = "north"
     frame.loc[n - 1, "lat"] = "south"
     path = tmp_path / "big.csv"

@@ -385,7 +385,7 @@ def parse_count(
             f"{src.label}: column {str(column)!r} is blank in {src.unit}{'s' if len(rows) > 1 else ''} "
             f"{shown}{tail}; counted as 0 {what}",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,  # parse_count < _incident_fields < _incidents < read_incidents < caller
         )
     return values.fillna(0).astype("int64")
 
@@ -546,7 +546,7 @@ def check_lonlat(
     what = "latitude" if is_lat else "longitude"
     what += (" (y)" if is_lat else " (x)") if geometry else ""
     limit = "-90..90" if is_lat else "-180..180"
-    head = f"{src.loc(row, col, id_at(ids, row))}: {what} {value:g} is outside {limit}{src.more(more)}"
+    head = f"{src.loc(row, col, id_at(ids, row))}: {what} {value:.10g} is outside {limit}{src.more(more)}"
     file_swapped = bool(lat_out.any()) and bool((lon.abs() <= 90).all()) and bool((lat.abs() <= 180).all())
     row_swapped = abs(float(lat.loc[row])) <= 180 and abs(float(lon.loc[row])) <= 90
     biggest = float(max(lat.abs().max(), lon.abs().max()))
@@ -558,7 +558,7 @@ def check_lonlat(
     elif file_swapped:
         hint = (
             f"latitude and longitude look swapped ({str(lat_col)!r} has values beyond ±90 such as "
-            f"{float(lat[lat_out].iloc[0]):g} while every {str(lon_col)!r} value is within ±90); "
+            f"{float(lat[lat_out].iloc[0]):.10g} while every {str(lon_col)!r} value is within ±90); "
             "swap the columns or pass --lat/--lon (lat_column=/lon_column=)"
         )
     elif row_swapped:

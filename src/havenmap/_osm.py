@@ -104,8 +104,9 @@ def read_ways(path: str, network_type: str) -> OsmWays:
     if network_type not in _FILTERS:
         raise NetworkError(f"unknown network type {network_type!r}: use 'drive', 'walk' or 'all'")
     refs: list[int] = []
-    lon: list[float] = []
-    lat: list[float] = []
+    lon: list[int] = []  # fixed-point, 1e-7 degrees, as stored in OSM files
+    lat: list[int] = []
+    append_ref, append_x, append_y = refs.append, lon.append, lat.append
     offsets = [0]
     way_ids: list[int] = []
     tags: dict[str, list[str | None]] = {k: [] for k in _TAG_KEYS}
@@ -118,7 +119,7 @@ def read_ways(path: str, network_type: str) -> OsmWays:
         for obj in processor:
             if not obj.is_way():
                 continue
-            way_tags = {k: obj.tags.get(k) for k in _TAG_KEYS if k in obj.tags}
+            way_tags = {tag.k: tag.v for tag in obj.tags}
             if not keep_way(way_tags, network_type):
                 continue
             nodes = obj.nodes
@@ -128,14 +129,14 @@ def read_ways(path: str, network_type: str) -> OsmWays:
                 loc = node.location
                 if not loc.valid():
                     break
-                refs.append(node.ref)
-                lon.append(loc.lon)
-                lat.append(loc.lat)
+                append_ref(node.ref)
+                append_x(loc.x)
+                append_y(loc.y)
             else:
                 offsets.append(len(refs))
                 way_ids.append(obj.id)
-                for key in _TAG_KEYS:
-                    tags[key].append(way_tags.get(key))
+                for key, values in tags.items():
+                    values.append(way_tags.get(key))
                 continue
             del refs[offsets[-1]:], lon[offsets[-1]:], lat[offsets[-1]:]  # way with missing nodes
     except RuntimeError as exc:
@@ -147,8 +148,8 @@ def read_ways(path: str, network_type: str) -> OsmWays:
         )
     return OsmWays(
         refs=np.asarray(refs, dtype=np.int64),
-        lon=np.asarray(lon, dtype=np.float64),
-        lat=np.asarray(lat, dtype=np.float64),
+        lon=np.asarray(lon, dtype=np.float64) * 1e-7,
+        lat=np.asarray(lat, dtype=np.float64) * 1e-7,
         offsets=np.asarray(offsets, dtype=np.int64),
         way_id=np.asarray(way_ids, dtype=np.int64),
         tags=tags,

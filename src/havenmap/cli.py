@@ -37,6 +37,10 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 NetworkOpt = Annotated[Path, typer.Option("--network", "-n", help="Road network: .osm, .osm.bz2, .osm.pbf or osmnx .graphml.")]
 NetworkTypeOpt = Annotated[str, typer.Option("--network-type", help="For OSM files: 'drive' (one-ways honoured) or 'walk'.")]
+IdOpt = Annotated[str | None, typer.Option("--id", help="Id column of the point files (default: 'id', any case).")]
+LatOpt = Annotated[str | None, typer.Option("--lat", help="Latitude column of CSV point files (default: latitude/lat).")]
+LonOpt = Annotated[str | None, typer.Option("--lon", help="Longitude column of CSV point files (default: longitude/lon/lng/long).")]
+CrsOpt = Annotated[str | None, typer.Option("--crs", help="CRS of the point files' coordinates when not EPSG:4326 (e.g. EPSG:32613 for x/y in metres).")]
 SnapOpt = Annotated[float, typer.Option("--max-snap-m", help="Points farther than this from any road (metres) are off-network.")]
 
 
@@ -80,6 +84,10 @@ def nearest(
     network_type: NetworkTypeOpt = "drive",
     max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
     exact_defenders: Annotated[bool, typer.Option("--exact-defenders", help="Show exact defender points on --map (sensitive!).")] = False,
+    id_column: IdOpt = None,
+    lat_column: LatOpt = None,
+    lon_column: LonOpt = None,
+    crs: CrsOpt = None,
 ) -> None:
     """Find each defender's K nearest reachable safe havens by road, with the route to each.
 
@@ -92,8 +100,9 @@ def nearest(
     with _step(f"Loading the {network_type} network {network.name}"):
         net = load_network(network, network_type)
     with _step("Reading the point layers"):
-        d = layers.read_defenders(defenders)
-        h = layers.read_havens(havens)
+        columns = {"id_column": id_column, "lat_column": lat_column, "lon_column": lon_column, "crs": crs}
+        d = layers.read_defenders(defenders, **columns)
+        h = layers.read_havens(havens, **columns)
         inc = layers.read_incidents(incidents) if incidents else None
     with _step(f"Routing {len(d)} defenders to their {k} nearest of {len(h)} havens"):
         result = nearest_havens(net, d, h, k=k, cost=cost, max_snap_m=max_snap_m)

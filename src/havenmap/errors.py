@@ -31,7 +31,7 @@ class InfeasibleError(HavenmapError):
 
 
 def where(path: object, row: int | None = None, column: str | None = None, id: object = None) -> str:
-    """Format the location part of an error message: ``file: row 7 (id 'x'), column 'lat'``.
+    """Format the location part of an error message: ``file: row 7, id 'x', column 'lat'``.
 
     ``row`` is the 1-based data row as a user sees it in a spreadsheet (header excluded).
     """

@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import geopandas as gpd
@@ -267,7 +268,9 @@ def _points(
     extras, consumed = _kind_columns(frame, kind, ids)
     canonical = ("id", *extras, "geometry")
     body = _u.move_clashes(frame, canonical, [id_col, *consumed, plan.geometry_column])
-    return _assemble({"id": ids, **extras}, body, geometry)
+    out = _assemble({"id": ids, **extras}, body, geometry)
+    out.attrs["source"] = src.label  # named in later errors (e.g. every point off the network)
+    return out
 
 
 def _kind_columns(
@@ -379,7 +382,7 @@ def _incidents(
     flavour = _flavour(frame, src, source, {"id": id_column, "date": date_column})
     spec = _INCIDENT_SPECS[flavour]
     columns = list(frame.columns)
-    found = {field: _u.find_column(columns, names) for field, names in spec.items()}
+    found = {key: _u.find_column(columns, names) for key, names in spec.items()}
     found["id"] = _u.find_column(columns, spec["id"], id_column)
     found["date"] = _u.find_column(columns, spec["date"], date_column)
     plan = _coordinate_plan(frame, None, lat_column, lon_column)
@@ -401,7 +404,9 @@ def _incidents(
     canonical["source"] = pd.Series(label, index=frame.index, dtype="string")
     consumed = [c for c in found.values() if c in INCIDENT_COLUMNS]
     body = _u.move_clashes(frame, (*INCIDENT_COLUMNS, "geometry"), [*consumed, plan.geometry_column])
-    return _assemble(canonical, body, geometry)
+    out = _assemble(canonical, body, geometry)
+    out.attrs["source"] = src.label
+    return out
 
 
 def _flavour(frame: pd.DataFrame, src: _u.Source, source: str, explicit: dict[str, str | None]) -> str:
@@ -485,20 +490,14 @@ def _row_ids(frame: pd.DataFrame) -> pd.Series:
 # --------------------------------------------------------------------------- shared
 
 
+@dataclass
 class _Plan:
     """How a frame's points are located: its geometry, or two coordinate columns."""
 
-    def __init__(
-        self,
-        geometry_column: object = None,
-        x_col: object = None,
-        y_col: object = None,
-        missing: Sequence[_u.Wanted] = (),
-    ) -> None:
-        self.geometry_column = geometry_column
-        self.x_col = x_col
-        self.y_col = y_col
-        self.missing = list(missing)
+    geometry_column: object = None
+    x_col: object = None
+    y_col: object = None
+    missing: list[_u.Wanted] = field(default_factory=list)
 
 
 def _coordinate_plan(

@@ -183,7 +183,10 @@ def _base_map(title: str, tiles: Any) -> folium.Map:
     # glyphicon CSS (which still points at a CDN for its fonts).
     m.default_js = [pair for pair in m.default_js if pair[0] == "leaflet"]
     m.default_css = [pair for pair in m.default_css if pair[0] == "leaflet_css"]
-    m.get_root().title = mh.safe_text(title)
+    root = m.get_root()
+    root.title = mh.safe_text(title)
+    # Let the road drawing show through the heat.
+    root.header.add_child(folium.Element("<style>.leaflet-heatmap-layer{opacity:0.7}</style>"), name="hm_css")
     return m
 
 
@@ -362,7 +365,7 @@ def _add_defenders(
         if unreachable >= 0:
             label += f"<br><b>{int(unreachable)}</b> cannot reach a haven"
         props.append(
-            {"label": label, "style": {"color": colour, "weight": 1, "fillColor": colour, "fillOpacity": 0.5}}
+            {"label": label, "style": {"color": colour, "weight": 1, "fillColor": colour, "fillOpacity": 0.4}}
         )
     folium.GeoJson(
         mh.feature_collection(mh.rounded(cells.geometry.to_numpy()), props),

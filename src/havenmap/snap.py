@@ -70,14 +70,15 @@ def snap_points(
     geoms = points.geometry.to_crs(net.crs).to_numpy() if points.crs is not None else points.geometry.to_numpy()
     tree, candidates, lines = _edge_index(net, _component_floor(net, min_component_nodes))
     idx, dist = tree.query_nearest(geoms, return_distance=True, all_matches=False)
-    nearest = np.full(len(points), -1, dtype=np.int64)
+    position = np.zeros(len(points), dtype=np.int64)
     distance = np.full(len(points), np.inf)
-    nearest[idx[0]] = candidates[idx[1]]
+    position[idx[0]] = idx[1]
     distance[idx[0]] = dist
-    along = shapely.line_locate_point(lines[np.searchsorted(candidates, nearest)], geoms)
+    nearest = candidates[position]
+    along = shapely.line_locate_point(lines[position], geoms)
     length = net.geom_length[nearest]
     fraction = np.clip(np.divide(along, length, out=np.zeros_like(along), where=length > 0), 0.0, 1.0)
-    snapped = shapely.line_interpolate_point(lines[np.searchsorted(candidates, nearest)], along)
+    snapped = shapely.line_interpolate_point(lines[position], along)
 
     on = distance <= max_distance_m
     if require_any and not on.any():
@@ -106,7 +107,7 @@ def _edge_index(net: RoadNetwork, floor: int) -> tuple[shapely.STRtree, np.ndarr
         if floor > 1:
             _, label = csgraph.connected_components(net.csr(), directed=True, connection="weak")
             size = np.bincount(label)
-            candidates = candidates[size[label[net.edge_u[candidates]]] >= floor]
+            candidates = candidates[size[label[net.edge_u[candidates]]] >= min(floor, size.max())]
         lines = net.edge_geometries(candidates)
         cached = (shapely.STRtree(lines), candidates, lines)
         net._cache[("snap_tree", floor)] = cached
