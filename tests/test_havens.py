@@ -129,3 +129,26 @@ def test_custom_edge_weights_close_roads_without_touching_the_network():
     # the street is closed both ways: the defender standing on it cannot move
     assert not result["reachable"].iat[0]
     np.testing.assert_array_equal(net.edge_time, before)
+
+
+def test_cut_pieces_match_shapely_substring(aguascalientes_drive):
+    from shapely.ops import substring
+
+    from havenmap.havens import _cut_pieces
+
+    net = aguascalientes_drive
+    rng = np.random.default_rng(7)
+    edges = rng.integers(0, net.n_edges, 200)
+    a, b = rng.uniform(0, 1, 200), rng.uniform(0, 1, 200)
+    f0, f1 = np.minimum(a, b), np.maximum(a, b)
+    f0[:20], f1[20:40] = 0.0, 1.0
+    coords, counts = _cut_pieces(net, edges, f0, f1)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    for i, e in enumerate(edges):
+        line = shapely.LineString(net.edge_coords(e))
+        expected = substring(line, f0[i], f1[i], normalized=True)
+        got = coords[offsets[i] : offsets[i + 1]]
+        assert shapely.LineString(got).length == pytest.approx(expected.length, abs=1e-6)
+        np.testing.assert_allclose(got[0], expected.coords[0], atol=1e-6)
+        np.testing.assert_allclose(got[-1], expected.coords[-1], atol=1e-6)
+        assert shapely.LineString(got).hausdorff_distance(expected) < 1e-6

@@ -14,10 +14,10 @@ import pandas as pd
 import shapely
 
 from . import _routing
-from .network import RoadNetwork
+from .network import RoadNetwork, _ragged_index
 from .snap import DEFAULT_MAX_SNAP_M, snap_points
 
-__all__ = ["NEAREST_COLUMNS", "nearest_havens", "route_pieces_to_line"]
+__all__ = ["NEAREST_COLUMNS", "nearest_havens", "route_pieces_to_line", "routes_to_lines"]
 
 #: Columns of :func:`nearest_havens` (besides ``geometry``), in order.
 NEAREST_COLUMNS = [
@@ -85,36 +85,42 @@ def nearest_havens(
     found = _routing.k_nearest_sources(matrix, haven_nodes, k_eff)
 
     lookup = _EntryLookup(matrix, piece_of_entry)
-    records, geoms = [], []
     haven_ids = h_snap["id"].astype(str).to_numpy()
     haven_names = (h_snap["name"] if "name" in h_snap else h_snap["id"]).astype(str).to_numpy()
-    for j in range(n_d):
-        node = spliced.n_base + j
-        on = bool(d_snap["on_network"].iat[j])
-        for r in range(k_eff):
-            row = {"defender_id": str(d_snap["id"].iat[j]), "rank": r + 1,
-                   "snap_distance_m": float(d_snap["snap_distance_m"].iat[j])}
-            label = int(found.label[node, r]) if on else -1
-            if label < 0:
-                row.update(haven_id=None, haven_name=None, travel_time_s=np.nan, distance_m=np.nan,
-                           reachable=False, reason=_reason(on, r, row["snap_distance_m"], max_snap_m))
-                records.append(row)
-                geoms.append(None)
-                continue
-            pieces = lookup.pieces(found.path(node, r))
-            h = haven_rows[label]
-            row.update(
-                haven_id=haven_ids[h], haven_name=haven_names[h],
-                travel_time_s=float(np.sum(net.edge_time[spliced.parent[pieces]] * _span(spliced, pieces))),
-                distance_m=float(np.sum(net.edge_length[spliced.parent[pieces]] * _span(spliced, pieces))),
-                reachable=True, reason="",
-            )
-            records.append(row)
-            geoms.append(route_pieces_to_line(net, spliced, pieces))
-    frame = gpd.GeoDataFrame(pd.DataFrame.from_records(records, columns=NEAREST_COLUMNS),
-                             geometry=geoms, crs=net.crs)
-    frame["rank"] = frame["rank"].astype("int64")
-    frame["reachable"] = frame["reachable"].astype(bool)
+    defender_ids = d_snap["id"].astype(str).to_numpy()
+    on_network = d_snap["on_network"].to_numpy(dtype=bool)
+    snap_m = d_snap["snap_distance_m"].to_numpy(dtype=float)
+
+    rows = pd.DataFrame({
+        "defender_id": np.repeat(defender_ids, k_eff),
+        "rank": np.tile(np.arange(1, k_eff + 1), n_d),
+        "snap_distance_m": np.repeat(snap_m, k_eff),
+    })
+    label = found.label[spliced.n_base : spliced.n_base + n_d].copy()
+    label[~on_network] = -1
+    label = label.reshape(-1)
+    ok = label >= 0
+    route_pieces = [lookup.pieces(found.path(spliced.n_base + i // k_eff, i % k_eff))
+                    for i in np.flatnonzero(ok)]
+    span = [_span(spliced, p) for p in route_pieces]
+    haven = haven_rows[label[ok]]
+    rows["haven_id"] = pd.Series(pd.NA, index=rows.index, dtype="string")
+    rows["haven_name"] = pd.Series(pd.NA, index=rows.index, dtype="string")
+    rows.loc[ok, "haven_id"] = haven_ids[haven]
+    rows.loc[ok, "haven_name"] = haven_names[haven]
+    rows["travel_time_s"] = np.nan
+    rows["distance_m"] = np.nan
+    parents = [spliced.parent[p] for p in route_pieces]
+    rows.loc[ok, "travel_time_s"] = [float(net.edge_time[e] @ f) for e, f in zip(parents, span, strict=True)]
+    rows.loc[ok, "distance_m"] = [float(net.edge_length[e] @ f) for e, f in zip(parents, span, strict=True)]
+    rows["reachable"] = ok
+    rows["reason"] = ""
+    for i in np.flatnonzero(~ok):
+        j = i // k_eff
+        rows.at[i, "reason"] = _reason(bool(on_network[j]), i % k_eff, snap_m[j], max_snap_m)
+    geometry = np.full(len(rows), None, dtype=object)
+    geometry[ok] = routes_to_lines(net, spliced, route_pieces)
+    frame = gpd.GeoDataFrame(rows[NEAREST_COLUMNS], geometry=geometry, crs=net.crs)
     return frame.to_crs("EPSG:4326")
 
 
@@ -156,28 +162,92 @@ class _EntryLookup:
         return self.piece_of_entry[pos]
 
 
+def routes_to_lines(net: RoadNetwork, spliced: _routing.SplicedGraph, routes: list[np.ndarray]) -> np.ndarray:
+    """LineStrings (network CRS) following the road geometry of each route's spliced pieces.
+
+    Vectorised: whole edges are copied from the network's flat coordinate array in one
+    gather; only the few partial pieces (at a route's two ends, or where it passes another
+    snapped point) are cut individually.
+    """
+    if not routes:
+        return np.zeros(0, dtype=object)
+    pieces = np.concatenate(routes)
+    route_of_piece = np.repeat(np.arange(len(routes)), [len(r) for r in routes])
+    edge, f0, f1 = spliced.parent[pieces], spliced.f0[pieces], spliced.f1[pieces]
+    starts = net.geom_offsets[edge].copy()
+    counts = net.geom_offsets[edge + 1] - starts
+    partial = np.flatnonzero((f0 > 0.0) | (f1 < 1.0))
+    source = net.geom_xy
+    if len(partial):
+        extra, lengths = _cut_pieces(net, edge[partial], f0[partial], f1[partial])
+        starts[partial] = len(net.geom_xy) + np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        counts[partial] = lengths
+        source = np.vstack([net.geom_xy, extra])
+    coords = source[_ragged_index(starts, counts)]
+    owner = np.repeat(route_of_piece, counts)
+    keep = np.ones(len(coords), dtype=bool)
+    keep[1:] = (owner[1:] != owner[:-1]) | np.any(coords[1:] != coords[:-1], axis=1)
+    coords, owner = coords[keep], owner[keep]
+    single = np.flatnonzero(np.bincount(owner, minlength=len(routes)) == 1)
+    if len(single):  # a route of zero length (defender at the haven): a degenerate 2-point line
+        coords = np.vstack([coords, coords[np.searchsorted(owner, single)]])
+        owner = np.concatenate([owner, single])
+        order = np.argsort(owner, kind="stable")
+        coords, owner = coords[order], owner[order]
+    return shapely.linestrings(coords, indices=owner)
+
+
 def route_pieces_to_line(net: RoadNetwork, spliced: _routing.SplicedGraph, pieces: np.ndarray):
-    """Join spliced pieces into one LineString following the road geometry (network CRS)."""
+    """One route's LineString (network CRS), or None for an empty route."""
     if len(pieces) == 0:
         return None
-    parts = [_piece_coords(net, int(spliced.parent[p]), float(spliced.f0[p]), float(spliced.f1[p]))
-             for p in pieces]
-    coords = np.vstack(parts)
-    keep = np.r_[True, np.any(np.diff(coords, axis=0) != 0, axis=1)]
-    coords = coords[keep]
-    if len(coords) == 1:
-        coords = np.vstack([coords, coords])
-    return shapely.LineString(coords)
+    return routes_to_lines(net, spliced, [np.asarray(pieces)])[0]
 
 
-def _piece_coords(net: RoadNetwork, edge: int, f0: float, f1: float) -> np.ndarray:
-    coords = net.edge_coords(edge)
-    if f0 <= 0.0 and f1 >= 1.0:
-        return coords
-    cum = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(coords, axis=0).T))])
-    total = cum[-1]
+def _cut_pieces(net: RoadNetwork, edge: np.ndarray, f0: np.ndarray, f1: np.ndarray):
+    """Coordinates of the parts ``f0..f1`` of edges (by length along their geometry), all at once.
+
+    Returns the pieces' coordinates back to back and the number of points of each.
+    """
+    vcum, gkey, scale = _vertex_measures(net)
+    first, last = net.geom_offsets[edge], net.geom_offsets[edge + 1] - 1
+    total = vcum[last]
     d0, d1 = f0 * total, f1 * total
-    inner = coords[(cum > d0) & (cum < d1)]
-    start = np.array([np.interp(d0, cum, coords[:, 0]), np.interp(d0, cum, coords[:, 1])])
-    end = np.array([np.interp(d1, cum, coords[:, 0]), np.interp(d1, cum, coords[:, 1])])
-    return np.vstack([start, inner, end])
+    p0 = np.searchsorted(gkey, edge * scale + d0, side="right")
+    p1 = np.maximum(np.searchsorted(gkey, edge * scale + d1, side="left"), p0)
+    start_pt = _interpolate(net.geom_xy, vcum, first, last, p0, d0)
+    end_pt = _interpolate(net.geom_xy, vcum, first, last, p1, d1)
+    inner = p1 - p0
+    counts = inner + 2
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    coords = np.empty((offsets[-1], 2))
+    coords[offsets[:-1]] = start_pt
+    coords[offsets[1:] - 1] = end_pt
+    coords[_ragged_index(offsets[:-1] + 1, inner)] = net.geom_xy[_ragged_index(p0, inner)]
+    return coords, counts
+
+
+def _interpolate(xy, vcum, first, last, after, dist):
+    """Point at distance ``dist`` along each edge, given the index of the first vertex beyond it."""
+    a = np.clip(after - 1, first, np.maximum(last - 1, first))
+    b = np.minimum(a + 1, last)
+    span = vcum[b] - vcum[a]
+    t = np.clip(np.divide(dist - vcum[a], span, out=np.zeros_like(span), where=span > 0), 0.0, 1.0)
+    return xy[a] + (xy[b] - xy[a]) * t[:, None]
+
+
+def _vertex_measures(net: RoadNetwork):
+    """Per geometry vertex: distance along its edge (m) and a globally sorted search key (cached)."""
+    cached = net._cache.get("vertex_measures")
+    if cached is None:
+        n_vertices = len(net.geom_xy)
+        owner = np.repeat(np.arange(net.n_edges), np.diff(net.geom_offsets))
+        step = np.zeros(n_vertices)
+        step[1:] = np.hypot(*np.diff(net.geom_xy, axis=0).T)
+        step[net.geom_offsets[:-1]] = 0.0
+        vcum = np.cumsum(step)
+        vcum -= np.repeat(vcum[net.geom_offsets[:-1]], np.diff(net.geom_offsets))
+        scale = float(vcum.max() + 1.0) * 2.0
+        cached = (vcum, owner * scale + vcum, scale)
+        net._cache["vertex_measures"] = cached
+    return cached
