@@ -112,6 +112,9 @@ def test_bad_network_and_options_exit_2(tmp_path):
     proc = run("nearest", "--network", str(NETWORK), "--defenders", str(DEMO / "defenders.csv"), "--havens",
                str(DEMO / "havens.geojson"), "--cost", "money", "--out", str(tmp_path / "o.geojson"))
     assert proc.returncode == 2 and "money" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run("nearest", "--network", str(NETWORK), "--defenders", str(DEMO / "defenders.csv"), "--havens",
+               str(DEMO / "havens.geojson"), "--k", "0", "--out", str(tmp_path / "o.geojson"))
+    assert proc.returncode == 2 and "--k" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_help_is_readable():
@@ -119,3 +122,26 @@ def test_help_is_readable():
     assert proc.returncode == 0
     for option in ("--network", "--defenders", "--havens", "--k", "--cost", "--out", "--map"):
         assert option in proc.stdout
+
+
+@pytest.mark.browser
+def test_demo_map_renders_offline_in_chromium(demo_out):
+    from .browser import open_page, requires_chromium
+
+    if requires_chromium.args[0]:
+        pytest.skip(requires_chromium.kwargs["reason"])
+    out, _ = demo_out
+    with open_page(out / "map.html") as view:
+        counts = view.evaluate("""() => ({
+            interactive: document.querySelectorAll('.leaflet-interactive').length,
+            canvases: document.querySelectorAll('canvas').length,
+            layers: [...document.querySelectorAll('.leaflet-control-layers-overlays label')]
+                      .map(l => l.textContent.trim()),
+        })""")
+        artifacts = Path(__file__).parent / "artifacts"
+        artifacts.mkdir(exist_ok=True)
+        shot = view.screenshot(artifacts / "demo_map.png")
+        assert view.blocked_requests == [] and view.console_errors == [] and view.page_errors == []
+    assert counts["canvases"] >= 1 and counts["interactive"] > 14  # havens + routes + cells
+    assert "Safe havens" in counts["layers"] and any("Defenders" in name for name in counts["layers"])
+    assert shot.stat().st_size > 10_000

@@ -116,6 +116,37 @@ def nearest(
     _print_summary(summary, out)
 
 
+@app.command()
+def download(
+    out: Annotated[Path, typer.Option("--out", "-o", help="GraphML file to write (load it later with --network).")],
+    place: Annotated[str | None, typer.Option("--place", help="Place name to geocode, e.g. 'Kallio, Helsinki'.")] = None,
+    bbox: Annotated[str | None, typer.Option("--bbox", help="west,south,east,north in degrees.")] = None,
+    network_type: NetworkTypeOpt = "drive",
+) -> None:
+    """Download a road network from OpenStreetMap (the only command that uses the internet).
+
+    Field teams should download before deployment and carry the GraphML (or a .osm.pbf extract).
+    """
+    from .network import from_bbox, from_place
+
+    if (place is None) == (bbox is None):
+        raise HavenmapError("give exactly one of --place or --bbox")
+    with _step(f"Downloading the {network_type} network from OpenStreetMap"):
+        if place is not None:
+            net = from_place(place, network_type)
+        else:
+            try:
+                west, south, east, north = (float(v) for v in bbox.split(","))
+            except ValueError:
+                raise HavenmapError(f"--bbox {bbox!r}: give four numbers west,south,east,north") from None
+            net = from_bbox((west, south, east, north), network_type)
+    import osmnx as ox
+
+    with _io.atomic_path(out) as tmp:
+        ox.save_graphml(net.to_networkx(), tmp)
+    out_console.print(f"{net.n_nodes:,} nodes, {net.n_edges:,} edges written to {out}", highlight=False)
+
+
 def _print_summary(summary: dict, out: Path) -> None:
     median = summary["median_travel_time_s"]
     median_text = "n/a" if median is None else f"{median / 60:.1f} min"
@@ -131,25 +162,17 @@ def _print_summary(summary: dict, out: Path) -> None:
 
 
 def main() -> None:
-    """Entry point: run the app, turning havenmap errors into one line and exit status 2."""
+    """Entry point: run the app, turning havenmap errors into one line and exit status 2.
+
+    typer's standalone mode already reports usage errors (exit 2) and exits; only our own
+    errors need catching here.
+    """
     warnings.showwarning = _show_warning
     try:
-        app(standalone_mode=False)
+        app()
     except HavenmapError as exc:
-        err_console.print(f"havenmap: error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        err_console.print(f"havenmap: error: {exc}", highlight=False, markup=False)
         sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        err_console.print("havenmap: aborted")
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors arrive here with standalone_mode=False
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
-        raise
 
 
 if __name__ == "__main__":

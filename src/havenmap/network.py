@@ -33,7 +33,7 @@ from scipy import sparse
 from . import _osm
 from .errors import NetworkError
 
-__all__ = ["RoadNetwork", "from_graph", "from_place", "load_network", "utm_crs"]
+__all__ = ["RoadNetwork", "from_bbox", "from_graph", "from_place", "load_network", "utm_crs"]
 
 OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".xml", ".osm.pbf", ".pbf", ".osm.xml")
 _MIN_WEIGHT = 1e-6  # scipy.sparse drops explicit zeros; a zero-cost edge must stay an edge
@@ -572,15 +572,36 @@ def _graph_edge_speed(data: dict[str, Any]) -> float:
 
 
 def from_place(query: str | dict[str, str], network_type: str = "drive") -> RoadNetwork:
-    """Download a network for a place name through osmnx (needs the internet; only on request)."""
+    """Download the road network of a place name through osmnx (needs the internet; only on request).
+
+    The graph is kept whole (``retain_all``) and simplified; speeds and travel times come
+    from osmnx's ``add_edge_speeds``/``add_edge_travel_times``.
+    """
+    import osmnx as ox
+
+    return _download(lambda: ox.graph_from_place(query, network_type=network_type, simplify=True,
+                                                 retain_all=True), f"osm:{query}")
+
+
+def from_bbox(bbox: tuple[float, float, float, float], network_type: str = "drive") -> RoadNetwork:
+    """Download the road network inside ``bbox`` = (west, south, east, north), degrees, through osmnx."""
+    import osmnx as ox
+
+    west, south, east, north = bbox
+    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+        raise NetworkError(f"bbox {bbox}: give west,south,east,north in degrees with west < east, south < north")
+    return _download(lambda: ox.graph_from_bbox((west, south, east, north), network_type=network_type,
+                                                simplify=True, retain_all=True), f"osm:bbox{tuple(bbox)}")
+
+
+def _download(fetch, label: str) -> RoadNetwork:
     import osmnx as ox
 
     try:
-        graph = ox.graph_from_place(query, network_type=network_type, simplify=True, retain_all=True)
-    except Exception as exc:  # network failures, geocoding misses
-        raise NetworkError(f"OSM download for {query!r} failed: {exc}") from exc
-    graph = ox.add_edge_speeds(graph)
-    graph = ox.add_edge_travel_times(graph)
+        graph = fetch()
+    except Exception as exc:  # network failures, geocoding misses, empty areas
+        raise NetworkError(f"OSM download for {label} failed: {exc}") from exc
+    graph = ox.add_edge_travel_times(ox.add_edge_speeds(graph, fallback=_osm.DEFAULT_DRIVE_SPEED_KPH))
     net = from_graph(graph)
-    net.source = f"osm:{query}"
+    net.source = label
     return net
