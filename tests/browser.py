@@ -129,6 +129,42 @@ def open_page(html_path: str | Path, viewport: dict[str, int] | None = None) -> 
             context.close()
 
 
+class BrowserSession:
+    """One headless Chromium serving several pages at once (see :func:`browser_session`)."""
+
+    def __init__(self, browser: Any) -> None:
+        self.browser = browser
+
+    def open(self, html_path: str | Path, viewport: dict[str, int] | None = None) -> PageView:
+        """Open a local HTML file in a fresh browser context (own cache and storage), watched and
+        routed like :func:`open_page`; it stays open until the session ends."""
+        url = Path(html_path).resolve().as_uri()
+        context = self.browser.new_context(viewport=viewport or VIEWPORT, service_workers="block")
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.new_page()
+        view = PageView(page=page, url=url)
+        _watch(context, page, view)
+        page.goto(url, wait_until="load")
+        return view
+
+
+@contextlib.contextmanager
+def browser_session() -> Iterator[BrowserSession]:
+    """A headless Chromium for several pages open at the same time.
+
+    Playwright's sync API allows one running instance per thread, so tests that keep two
+    pages open (e.g. module-scoped fixtures) share one browser through this session.
+    """
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS))
+        try:
+            yield BrowserSession(browser)
+        finally:
+            browser.close()
+
+
 def _watch(context: Any, page: Any, view: PageView) -> None:
     def route(route: Any) -> None:
         request_url = route.request.url

@@ -15,7 +15,7 @@ Quick start::
 from .errors import HavenmapError, InfeasibleError, InputError, NetworkError, OffNetworkError
 from .havens import nearest_havens
 from .layers import read_defenders, read_havens, read_incidents, read_points
-from .maps import nearest_map, save_map
+from .maps import commander_map, coverage_map, nearest_map, patrol_map, save_map, threat_map
 from .network import RoadNetwork, from_graph, from_place, load_network
 from .report import nearest_report
 from .scenario import demo_dir, load_scenario, run_scenario
@@ -30,6 +30,8 @@ __all__ = [
     "NetworkError",
     "OffNetworkError",
     "RoadNetwork",
+    "commander_map",
+    "coverage_map",
     "demo_dir",
     "from_graph",
     "from_place",
@@ -38,6 +40,7 @@ __all__ = [
     "nearest_havens",
     "nearest_map",
     "nearest_report",
+    "patrol_map",
     "read_defenders",
     "read_havens",
     "read_incidents",
@@ -45,4 +48,5 @@ __all__ = [
     "run_scenario",
     "save_map",
     "snap_points",
+    "threat_map",
 ]
