@@ -15,8 +15,15 @@ from pathlib import Path
 import numpy as np
 
 
-def write_grid_pbf(path: Path, side: int, shape: int = 1, way_blocks: int = 8, seed: int = 0,
-                   spacing_deg: float = 0.0009, origin=(30.0, 0.5)) -> dict[str, int]:
+def write_grid_pbf(
+    path: Path,
+    side: int,
+    shape: int = 1,
+    way_blocks: int = 8,
+    seed: int = 0,
+    spacing_deg: float = 0.0009,
+    origin=(30.0, 0.5),
+) -> dict[str, int]:
     """Write the grid to ``path`` (overwritten) and return counts of nodes and ways."""
     import osmium
 
@@ -38,8 +45,9 @@ def write_grid_pbf(path: Path, side: int, shape: int = 1, way_blocks: int = 8, s
     try:
         for i in range(side):
             for j in range(side):
-                writer.add_node(osmium.osm.mutable.Node(id=int(inter_id[i, j]),
-                                                        location=(float(lon[i, j]), float(lat[i, j]))))
+                writer.add_node(
+                    osmium.osm.mutable.Node(id=int(inter_id[i, j]), location=(float(lon[i, j]), float(lat[i, j])))
+                )
         n_nodes += side * side
         for direction in (0, 1):  # 0: streets along x (fixed j), 1: along y (fixed i)
             for street in range(side):

@@ -208,7 +208,7 @@ _TOPICS = (
 
 _NOTES = {
     "Peaceful protest": "On {d}, about {n} people protested peacefully in {loc} over {topic}.",
-    "Protest with intervention": "On {d}, police dispersed about {n} people protesting in {loc} over {topic}.",  # noqa: E501
+    "Protest with intervention": "On {d}, police dispersed about {n} people protesting in {loc} over {topic}.",
     "Excessive force against protesters": "On {d}, police used batons against protesters in {loc}; {f}.",
     "Violent demonstration": "On {d}, demonstrators in {loc} threw stones and damaged shop windows.",
     "Mob violence": "On {d}, a group attacked passers-by in {loc}; {f}.",
@@ -661,6 +661,17 @@ k = 2
 cost = "time"
 minutes = [5, 10, 15]
 snap_max_distance_m = 250
+
+[threat]
+bandwidth_m = 300
+half_life_days = 30
+alert_distance_m = 400    # the demo area is ~1.5 km across: 1 km would alert almost everyone
+
+[patrol]
+units = 1
+shift_minutes = 300
+days = 3
+seed = 0
 """
 
 

@@ -15,8 +15,10 @@ def random_points_on_edges(net, n: int, prefix: str, seed: int) -> gpd.GeoDataFr
     rng = np.random.default_rng(seed)
     edges = rng.integers(0, net.n_edges, n)
     fractions = rng.uniform(0.05, 0.95, n)
-    geoms = [shapely.LineString(net.edge_coords(e)).interpolate(f, normalized=True)
-             for e, f in zip(edges, fractions, strict=True)]
+    geoms = [
+        shapely.LineString(net.edge_coords(e)).interpolate(f, normalized=True)
+        for e, f in zip(edges, fractions, strict=True)
+    ]
     return gpd.GeoDataFrame({"id": [f"{prefix}{i}" for i in range(n)]}, geometry=geoms, crs=net.crs).to_crs(4326)
 
 
@@ -30,8 +32,9 @@ def split_graph(net, snapped_layers, weights) -> nx.MultiDiGraph:
         graph.add_edge(int(net.edge_u[i]), int(net.edge_v[i]), key=i, w=float(weights[i]))
     splits = defaultdict(list)
     for snapped in snapped_layers:
-        for pid, e, f, on in zip(snapped["id"], snapped["edge"], snapped["edge_fraction"], snapped["on_network"],
-                                 strict=True):
+        for pid, e, f, on in zip(
+            snapped["id"], snapped["edge"], snapped["edge_fraction"], snapped["on_network"], strict=True
+        ):
             if not on:
                 continue
             splits[int(e)].append((f, pid))

@@ -38,5 +38,6 @@ def pytest_sessionstart(session):
     import os
 
     if os.environ.get("HAVENMAP_REQUIRE_BROWSER") and not Path("/usr/bin/chromium").exists():
-        raise pytest.UsageError("HAVENMAP_REQUIRE_BROWSER is set but /usr/bin/chromium is missing: "
-                                "apt-get install chromium")
+        raise pytest.UsageError(
+            "HAVENMAP_REQUIRE_BROWSER is set but /usr/bin/chromium is missing: apt-get install chromium"
+        )

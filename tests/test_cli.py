@@ -21,8 +21,9 @@ NETWORK = DEMO / "helsinki.osm.pbf"
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "havenmap.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "havenmap.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +62,25 @@ def test_demo_writes_the_promised_outputs(demo_out):
 
 def test_nearest_on_user_files_with_map(tmp_path):
     out = tmp_path / "routes.geojson"
-    proc = run("nearest", "--network", str(NETWORK), "--network-type", "walk", "--defenders",
-               str(DEMO / "defenders.csv"), "--havens", str(DEMO / "havens.geojson"), "--k", "3", "--cost",
-               "length", "--out", str(out), "--map", str(tmp_path / "m.html"))
+    proc = run(
+        "nearest",
+        "--network",
+        str(NETWORK),
+        "--network-type",
+        "walk",
+        "--defenders",
+        str(DEMO / "defenders.csv"),
+        "--havens",
+        str(DEMO / "havens.geojson"),
+        "--k",
+        "3",
+        "--cost",
+        "length",
+        "--out",
+        str(out),
+        "--map",
+        str(tmp_path / "m.html"),
+    )
     assert proc.returncode == 0, proc.stderr
     routes = gpd.read_file(out)
     assert set(routes["rank"]) == {1, 2, 3}
@@ -92,8 +109,19 @@ def test_bad_defender_files_get_one_line_and_exit_2(tmp_path, case):
     text, expected = BAD_DEFENDERS[case]
     defenders = _csv(tmp_path / f"{case}.csv", text)
     out = tmp_path / "out" / "routes.geojson"
-    proc = run("nearest", "--network", str(NETWORK), "--network-type", "walk", "--defenders", str(defenders),
-               "--havens", str(DEMO / "havens.geojson"), "--out", str(out))
+    proc = run(
+        "nearest",
+        "--network",
+        str(NETWORK),
+        "--network-type",
+        "walk",
+        "--defenders",
+        str(defenders),
+        "--havens",
+        str(DEMO / "havens.geojson"),
+        "--out",
+        str(out),
+    )
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if "error" in line]
     assert len(errors) == 1, proc.stderr
@@ -106,14 +134,45 @@ def test_bad_defender_files_get_one_line_and_exit_2(tmp_path, case):
 
 
 def test_bad_network_and_options_exit_2(tmp_path):
-    proc = run("nearest", "--network", str(tmp_path / "missing.osm.pbf"), "--defenders",
-               str(DEMO / "defenders.csv"), "--havens", str(DEMO / "havens.geojson"), "--out", str(tmp_path / "o.geojson"))
+    proc = run(
+        "nearest",
+        "--network",
+        str(tmp_path / "missing.osm.pbf"),
+        "--defenders",
+        str(DEMO / "defenders.csv"),
+        "--havens",
+        str(DEMO / "havens.geojson"),
+        "--out",
+        str(tmp_path / "o.geojson"),
+    )
     assert proc.returncode == 2 and "missing.osm.pbf" in proc.stderr and "Traceback" not in proc.stderr
-    proc = run("nearest", "--network", str(NETWORK), "--defenders", str(DEMO / "defenders.csv"), "--havens",
-               str(DEMO / "havens.geojson"), "--cost", "money", "--out", str(tmp_path / "o.geojson"))
+    proc = run(
+        "nearest",
+        "--network",
+        str(NETWORK),
+        "--defenders",
+        str(DEMO / "defenders.csv"),
+        "--havens",
+        str(DEMO / "havens.geojson"),
+        "--cost",
+        "money",
+        "--out",
+        str(tmp_path / "o.geojson"),
+    )
     assert proc.returncode == 2 and "money" in proc.stderr and "Traceback" not in proc.stderr
-    proc = run("nearest", "--network", str(NETWORK), "--defenders", str(DEMO / "defenders.csv"), "--havens",
-               str(DEMO / "havens.geojson"), "--k", "0", "--out", str(tmp_path / "o.geojson"))
+    proc = run(
+        "nearest",
+        "--network",
+        str(NETWORK),
+        "--defenders",
+        str(DEMO / "defenders.csv"),
+        "--havens",
+        str(DEMO / "havens.geojson"),
+        "--k",
+        "0",
+        "--out",
+        str(tmp_path / "o.geojson"),
+    )
     assert proc.returncode == 2 and "--k" in proc.stderr and "Traceback" not in proc.stderr
 
 

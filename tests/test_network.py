@@ -18,8 +18,9 @@ from .conftest import shared_file
 
 def _edge_set(net):
     ids = net.node_id
-    return set(zip(ids[net.edge_u].tolist(), ids[net.edge_v].tolist(), np.round(net.edge_length, 3).tolist(),
-                   strict=True))
+    return set(
+        zip(ids[net.edge_u].tolist(), ids[net.edge_v].tolist(), np.round(net.edge_length, 3).tolist(), strict=True)
+    )
 
 
 def test_xml_and_pbf_of_the_same_area_give_the_same_directed_network():
@@ -27,9 +28,17 @@ def test_xml_and_pbf_of_the_same_area_give_the_same_directed_network():
     pbf = load_network(shared_file("aguascalientes.osm.pbf"), "drive")
     np.testing.assert_array_equal(xml.node_id, pbf.node_id)
     assert _edge_set(xml) == _edge_set(pbf)
+
     # one-way behaviour identical: same set of edges without a twin
-    oneway = lambda n: set(zip(n.node_id[n.edge_u[n.edge_twin < 0]].tolist(),  # noqa: E731
-                               n.node_id[n.edge_v[n.edge_twin < 0]].tolist(), strict=True))
+    def oneway(n):
+        return set(
+            zip(
+                n.node_id[n.edge_u[n.edge_twin < 0]].tolist(),
+                n.node_id[n.edge_v[n.edge_twin < 0]].tolist(),
+                strict=True,
+            )
+        )
+
     assert oneway(xml) == oneway(pbf) and len(oneway(xml)) > 100
 
 
@@ -80,10 +89,19 @@ def test_every_edge_has_positive_travel_time_from_speed(aguascalientes_drive):
     assert residential.any() and np.all(net.edge_speed[residential] == _osm.DRIVE_SPEED_KPH["residential"])
 
 
-@pytest.mark.parametrize(("value", "kph"), [
-    ("50", 50.0), ("30 mph", 48.28032), ("50;30", 40.0), ("FI:urban", 50.0), ("RU:rural", 80.0),
-    ("none", np.nan), (None, np.nan), ("signals", np.nan),
-])
+@pytest.mark.parametrize(
+    ("value", "kph"),
+    [
+        ("50", 50.0),
+        ("30 mph", 48.28032),
+        ("50;30", 40.0),
+        ("FI:urban", 50.0),
+        ("RU:rural", 80.0),
+        ("none", np.nan),
+        (None, np.nan),
+        ("signals", np.nan),
+    ],
+)
 def test_parse_maxspeed(value, kph):
     got = _osm.parse_maxspeed(value)
     assert (np.isnan(got) and np.isnan(kph)) or got == pytest.approx(kph)
@@ -140,7 +158,7 @@ def test_unknown_format_and_missing_file_are_clear_errors(tmp_path):
         load_network(bad)
     garbage = tmp_path / "garbage.osm.pbf"
     garbage.write_bytes(b"not a pbf at all")
-    with pytest.raises(NetworkError, match="garbage.osm.pbf"):
+    with pytest.raises(NetworkError, match=r"garbage\.osm\.pbf"):
         load_network(garbage)
 
 

@@ -18,5 +18,5 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     namespace: dict = {}
     for cell in cells:
         if cell["cell_type"] == "code":
-            exec(compile("".join(cell["source"]), f"{path.name}", "exec"), namespace)  # noqa: S102
+            exec(compile("".join(cell["source"]), f"{path.name}", "exec"), namespace)
     assert any(Path(f).suffix == ".html" for f in os.listdir(tmp_path))

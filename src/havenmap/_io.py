@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import shapely
 
 
 @contextlib.contextmanager
@@ -63,10 +65,18 @@ def write_csv(path: str | os.PathLike[str], frame: pd.DataFrame, private: bool =
     return Path(path)
 
 
-def write_geojson(path: str | os.PathLike[str], frame: gpd.GeoDataFrame, private: bool = False) -> Path:
-    """Write a GeoDataFrame as GeoJSON in EPSG:4326, atomically."""
+def write_geojson(
+    path: str | os.PathLike[str], frame: gpd.GeoDataFrame, private: bool = False, decimals: int = 7
+) -> Path:
+    """Write a GeoDataFrame as GeoJSON in EPSG:4326, atomically.
+
+    Coordinates are rounded to ``decimals`` places (7 ≈ 1 cm), which keeps files compact.
+    """
     if frame.crs is not None and not frame.crs.equals("EPSG:4326"):
         frame = frame.to_crs("EPSG:4326")
+    frame = frame.set_geometry(
+        shapely.transform(frame.geometry.to_numpy(), lambda xy: np.round(xy, decimals)), crs=frame.crs
+    )
     with atomic_path(path, private=private) as tmp:
         tmp.write_text(frame.to_json(drop_id=True, to_wgs84=False), encoding="utf-8")
     return Path(path)

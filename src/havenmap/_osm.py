@@ -62,10 +62,30 @@ DEFAULT_DRIVE_SPEED_KPH = 30.0
 WALK_SPEED_KPH = 4.8
 
 _MPH = 1.609344
-_IMPLICIT_LIMITS = {"urban": 50.0, "rural": 80.0, "motorway": 110.0, "trunk": 90.0, "living_street": 20.0,
-                    "walk": 5.0, "school": 30.0, "zone30": 30.0, "zone20": 20.0}
-_TAG_KEYS = ("highway", "oneway", "junction", "maxspeed", "name", "access", "area", "service",
-             "motor_vehicle", "motorcar", "foot")
+_IMPLICIT_LIMITS = {
+    "urban": 50.0,
+    "rural": 80.0,
+    "motorway": 110.0,
+    "trunk": 90.0,
+    "living_street": 20.0,
+    "walk": 5.0,
+    "school": 30.0,
+    "zone30": 30.0,
+    "zone20": 20.0,
+}
+_TAG_KEYS = (
+    "highway",
+    "oneway",
+    "junction",
+    "maxspeed",
+    "name",
+    "access",
+    "area",
+    "service",
+    "motor_vehicle",
+    "motorcar",
+    "foot",
+)
 
 
 @dataclass
@@ -138,7 +158,7 @@ def read_ways(path: str, network_type: str) -> OsmWays:
                 for key, values in tags.items():
                     values.append(way_tags.get(key))
                 continue
-            del refs[offsets[-1]:], lon[offsets[-1]:], lat[offsets[-1]:]  # way with missing nodes
+            del refs[offsets[-1] :], lon[offsets[-1] :], lat[offsets[-1] :]  # way with missing nodes
     except RuntimeError as exc:
         raise NetworkError(f"{path}: cannot read as OSM data ({exc}); is it a valid .osm/.osm.bz2/.osm.pbf?") from exc
     if not way_ids:

@@ -123,8 +123,9 @@ class NearestSources:
         return nodes
 
 
-def k_nearest_sources(matrix: sparse.csr_matrix, sources: np.ndarray, k: int = 1,
-                      limit: float = np.inf) -> NearestSources:
+def k_nearest_sources(
+    matrix: sparse.csr_matrix, sources: np.ndarray, k: int = 1, limit: float = np.inf
+) -> NearestSources:
     """For every node, its k nearest distinct sources by shortest path *to* the source.
 
     Parameters
@@ -147,8 +148,9 @@ def k_nearest_sources(matrix: sparse.csr_matrix, sources: np.ndarray, k: int = 1
     if len(sources) == 0:
         return NearestSources(dist, label, [np.full(n, _NO_PRED)] * k, [np.zeros(0)] * k, [np.zeros(0)] * k)
 
-    d, pred, src = csgraph.dijkstra(reverse, directed=True, indices=sources, min_only=True,
-                                    return_predecessors=True, limit=limit)
+    d, pred, src = csgraph.dijkstra(
+        reverse, directed=True, indices=sources, min_only=True, return_predecessors=True, limit=limit
+    )
     position = np.full(n, -1, dtype=np.int64)
     position[sources] = np.arange(len(sources))
     dist[:, 0] = d
@@ -172,8 +174,9 @@ def k_nearest_sources(matrix: sparse.csr_matrix, sources: np.ndarray, k: int = 1
     return NearestSources(dist, label, preds, jump_nodes, jump_ranks)
 
 
-def _next_round(dist: np.ndarray, label: np.ndarray, rows: np.ndarray, cols: np.ndarray,
-                cost: np.ndarray, n: int, limit: float):
+def _next_round(
+    dist: np.ndarray, label: np.ndarray, rows: np.ndarray, cols: np.ndarray, cost: np.ndarray, n: int, limit: float
+):
     """One more Dijkstra: each node's r-th nearest distinct source given the first r-1 (r = dist.shape[1] + 1)."""
     complete = (label >= 0).all(axis=1)  # nodes that reach r-1 sources so far
     live = complete[rows] & (label[cols] >= 0).any(axis=1)
@@ -207,8 +210,9 @@ def _next_round(dist: np.ndarray, label: np.ndarray, rows: np.ndarray, cols: np.
     graph = sparse.csr_matrix((w, (src, dst)), shape=(n + n_b, n + n_b))
     if n_b == 0:
         return (np.full(n, np.inf), np.full(n, -1), np.full(n, _NO_PRED), jump_node, jump_rank)
-    d, pred, origin = csgraph.dijkstra(graph, directed=True, indices=n + np.arange(n_b), min_only=True,
-                                       return_predecessors=True, limit=limit)
+    d, pred, origin = csgraph.dijkstra(
+        graph, directed=True, indices=n + np.arange(n_b), min_only=True, return_predecessors=True, limit=limit
+    )
     d, pred, origin = d[:n], pred[:n], origin[:n]
     reached = origin >= 0
     b = np.where(reached, origin - n, 0)

@@ -21,8 +21,15 @@ __all__ = ["NEAREST_COLUMNS", "nearest_havens", "route_pieces_to_line", "routes_
 
 #: Columns of :func:`nearest_havens` (besides ``geometry``), in order.
 NEAREST_COLUMNS = [
-    "defender_id", "rank", "haven_id", "haven_name", "travel_time_s", "distance_m", "reachable",
-    "reason", "snap_distance_m",
+    "defender_id",
+    "rank",
+    "haven_id",
+    "haven_name",
+    "travel_time_s",
+    "distance_m",
+    "reachable",
+    "reason",
+    "snap_distance_m",
 ]
 
 
@@ -35,6 +42,7 @@ def nearest_havens(
     cost: str = "time",
     edge_weights: np.ndarray | None = None,
     max_snap_m: float = DEFAULT_MAX_SNAP_M,
+    risk: np.ndarray | None = None,
 ) -> gpd.GeoDataFrame:
     """Find each defender's ``k`` nearest reachable havens by road.
 
@@ -53,6 +61,9 @@ def nearest_havens(
         closure or danger-aware cost model. Reported times and distances stay physical.
     max_snap_m
         Points farther than this from any road (metres) are off-network.
+    risk
+        Optional per-edge risk (see :func:`havenmap.costs.edge_risk`): adds the column
+        ``exposure`` = sum of risk × metres along each route (NaN if unreachable).
 
     Returns
     -------
@@ -91,17 +102,18 @@ def nearest_havens(
     on_network = d_snap["on_network"].to_numpy(dtype=bool)
     snap_m = d_snap["snap_distance_m"].to_numpy(dtype=float)
 
-    rows = pd.DataFrame({
-        "defender_id": np.repeat(defender_ids, k_eff),
-        "rank": np.tile(np.arange(1, k_eff + 1), n_d),
-        "snap_distance_m": np.repeat(snap_m, k_eff),
-    })
+    rows = pd.DataFrame(
+        {
+            "defender_id": np.repeat(defender_ids, k_eff),
+            "rank": np.tile(np.arange(1, k_eff + 1), n_d),
+            "snap_distance_m": np.repeat(snap_m, k_eff),
+        }
+    )
     label = found.label[spliced.n_base : spliced.n_base + n_d].copy()
     label[~on_network] = -1
     label = label.reshape(-1)
     ok = label >= 0
-    route_pieces = [lookup.pieces(found.path(spliced.n_base + i // k_eff, i % k_eff))
-                    for i in np.flatnonzero(ok)]
+    route_pieces = [lookup.pieces(found.path(spliced.n_base + i // k_eff, i % k_eff)) for i in np.flatnonzero(ok)]
     span = [_span(spliced, p) for p in route_pieces]
     haven = haven_rows[label[ok]]
     rows["haven_id"] = pd.Series(pd.NA, index=rows.index, dtype="string")
@@ -120,7 +132,15 @@ def nearest_havens(
         rows.at[i, "reason"] = _reason(bool(on_network[j]), i % k_eff, snap_m[j], max_snap_m)
     geometry = np.full(len(rows), None, dtype=object)
     geometry[ok] = routes_to_lines(net, spliced, route_pieces)
-    frame = gpd.GeoDataFrame(rows[NEAREST_COLUMNS], geometry=geometry, crs=net.crs)
+    columns = NEAREST_COLUMNS
+    if risk is not None:  # route exposure (coverage/costs helper): risk × metres along the route
+        risk = np.asarray(risk, dtype=np.float64)
+        rows["exposure"] = np.nan
+        rows.loc[ok, "exposure"] = [
+            float((risk[e] * net.edge_length[e]) @ f) for e, f in zip(parents, span, strict=True)
+        ]
+        columns = [*NEAREST_COLUMNS, "exposure"]
+    frame = gpd.GeoDataFrame(rows[columns], geometry=geometry, crs=net.crs)
     return frame.to_crs("EPSG:4326")
 
 
@@ -139,10 +159,8 @@ def _reason(on_network: bool, rank: int, snap_m: float, limit: float) -> str:
 def _warn_off_network(snapped: gpd.GeoDataFrame, what: str) -> None:
     off = snapped.loc[~snapped["on_network"]]
     if len(off):
-        ids = ", ".join(f"{i} ({d:,.0f} m)" for i, d in zip(off["id"].astype(str), off["snap_distance_m"],
-                                                           strict=True))
-        warnings.warn(f"{len(off)} {what}(s) too far from any road, treated as unreachable: {ids}",
-                      stacklevel=3)
+        ids = ", ".join(f"{i} ({d:,.0f} m)" for i, d in zip(off["id"].astype(str), off["snap_distance_m"], strict=True))
+        warnings.warn(f"{len(off)} {what}(s) too far from any road, treated as unreachable: {ids}", stacklevel=3)
 
 
 class _EntryLookup:

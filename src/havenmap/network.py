@@ -212,8 +212,12 @@ class RoadNetwork:
         ids = self.node_id
         for i in range(self.n_edges):
             data = {k: v for k, v in attrs[i].items() if v is not None and v == v}
-            data.update(length=float(self.edge_length[i]), travel_time=float(self.edge_time[i]),
-                        speed_kph=float(self.edge_speed[i]), geometry=geoms[i])
+            data.update(
+                length=float(self.edge_length[i]),
+                travel_time=float(self.edge_time[i]),
+                speed_kph=float(self.edge_speed[i]),
+                geometry=geoms[i],
+            )
             graph.add_edge(int(ids[self.edge_u[i]]), int(ids[self.edge_v[i]]), key=int(self.edge_key[i]), **data)
         self._graph = graph
         return graph
@@ -331,8 +335,9 @@ def _load_graphml(path: Path) -> RoadNetwork:
     return net
 
 
-def from_osm_file(path: str | os.PathLike[str], network_type: str = "drive", *,
-                  walk_speed_kph: float = _osm.WALK_SPEED_KPH) -> RoadNetwork:
+def from_osm_file(
+    path: str | os.PathLike[str], network_type: str = "drive", *, walk_speed_kph: float = _osm.WALK_SPEED_KPH
+) -> RoadNetwork:
     """Build a :class:`RoadNetwork` from an OSM XML or PBF file (see :func:`load_network`)."""
     ways = _osm.read_ways(str(path), network_type)
     net = _from_ways(ways, network_type, walk_speed_kph)
@@ -344,7 +349,7 @@ def _from_ways(ways: _osm.OsmWays, network_type: str, walk_speed_kph: float) -> 
     refs, offsets = ways.refs, ways.offsets
     n_ways = len(offsets) - 1
     way_of_pos = np.repeat(np.arange(n_ways), np.diff(offsets))
-    uniq, inverse = np.unique(refs, return_inverse=True)
+    _, inverse = np.unique(refs, return_inverse=True)
     counts = np.bincount(inverse)
     is_node = counts[inverse] >= 2
     is_node[offsets[:-1]] = True
@@ -521,10 +526,22 @@ def from_graph(graph: nx.MultiDiGraph) -> RoadNetwork:
         }
     )
     net = RoadNetwork(
-        crs=crs, network_type="graph", node_id=node_id, node_xy=xy, node_lonlat=lonlat,
-        edge_u=edge_u, edge_v=edge_v, edge_key=keys, edge_length=length, edge_time=time,
-        edge_speed=speed, edge_twin=_find_twins(edge_u, edge_v, geom_xy, geom_offsets),
-        geom_offsets=geom_offsets, geom_xy=geom_xy, edge_attrs=attrs, _graph=graph,
+        crs=crs,
+        network_type="graph",
+        node_id=node_id,
+        node_xy=xy,
+        node_lonlat=lonlat,
+        edge_u=edge_u,
+        edge_v=edge_v,
+        edge_key=keys,
+        edge_length=length,
+        edge_time=time,
+        edge_speed=speed,
+        edge_twin=_find_twins(edge_u, edge_v, geom_xy, geom_offsets),
+        geom_offsets=geom_offsets,
+        geom_xy=geom_xy,
+        edge_attrs=attrs,
+        _graph=graph,
     )
     return net
 
@@ -540,10 +557,10 @@ def _find_twins(u: np.ndarray, v: np.ndarray, geom_xy: np.ndarray, offsets: np.n
             continue
         mine = geom_xy[offsets[i] : offsets[i + 1]]
         for j in by_pair.get((b, a), []):
-            if twin[j] < 0 and offsets[j + 1] - offsets[j] == len(mine):
-                if np.allclose(geom_xy[offsets[j] : offsets[j + 1]][::-1], mine, atol=1e-6):
-                    twin[i], twin[j] = j, i
-                    break
+            same_shape = twin[j] < 0 and offsets[j + 1] - offsets[j] == len(mine)
+            if same_shape and np.allclose(geom_xy[offsets[j] : offsets[j + 1]][::-1], mine, atol=1e-6):
+                twin[i], twin[j] = j, i
+                break
     return twin
 
 
@@ -579,8 +596,9 @@ def from_place(query: str | dict[str, str], network_type: str = "drive") -> Road
     """
     import osmnx as ox
 
-    return _download(lambda: ox.graph_from_place(query, network_type=network_type, simplify=True,
-                                                 retain_all=True), f"osm:{query}")
+    return _download(
+        lambda: ox.graph_from_place(query, network_type=network_type, simplify=True, retain_all=True), f"osm:{query}"
+    )
 
 
 def from_bbox(bbox: tuple[float, float, float, float], network_type: str = "drive") -> RoadNetwork:
@@ -590,8 +608,12 @@ def from_bbox(bbox: tuple[float, float, float, float], network_type: str = "driv
     west, south, east, north = bbox
     if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
         raise NetworkError(f"bbox {bbox}: give west,south,east,north in degrees with west < east, south < north")
-    return _download(lambda: ox.graph_from_bbox((west, south, east, north), network_type=network_type,
-                                                simplify=True, retain_all=True), f"osm:bbox{tuple(bbox)}")
+    return _download(
+        lambda: ox.graph_from_bbox(
+            (west, south, east, north), network_type=network_type, simplify=True, retain_all=True
+        ),
+        f"osm:bbox{tuple(bbox)}",
+    )
 
 
 def _download(fetch, label: str) -> RoadNetwork:

@@ -9,9 +9,23 @@ A scenario file (see ``data/demo/scenario.toml``)::
     havens = "havens.geojson"
     defenders = "defenders.csv"
     incidents = "incidents.csv"
+    bases = "bases.csv"                 # optional: patrol bases and targets
+    targets = "targets.csv"
     k = 2
     cost = "time"
+    minutes = [5, 10, 15]             # coverage time bands
     snap_max_distance_m = 250
+
+    [threat]                          # optional sections; all keys optional
+    bandwidth_m = 400
+    half_life_days = 30
+    alert_distance_m = 1000
+
+    [patrol]
+    units = 3
+    shift_minutes = 60
+    days = 3
+    seed = 0
 
 This module only composes the domain modules; no algorithm lives here.
 """
@@ -46,11 +60,16 @@ class Scenario:
     havens: Path
     defenders: Path
     incidents: Path | None = None
+    bases: Path | None = None
+    targets: Path | None = None
     network_type: str = "drive"
     as_of: str | None = None
     k: int = 1
     cost: str = "time"
     snap_max_distance_m: float = DEFAULT_MAX_SNAP_M
+    minutes: tuple[float, ...] = (5.0, 10.0, 15.0)
+    threat: dict[str, Any] = field(default_factory=dict)
+    patrol: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -80,7 +99,7 @@ def load_scenario(path: str | Path) -> Scenario:
         value = raw.pop(key, None)
         if value is None:
             if required:
-                raise InputError(f"{path}: key {key!r} is missing; add {key} = \"FILE\"")
+                raise InputError(f'{path}: key {key!r} is missing; add {key} = "FILE"')
             return None
         return (base / value).resolve()
 
@@ -90,15 +109,63 @@ def load_scenario(path: str | Path) -> Scenario:
         "havens": file("havens"),
         "defenders": file("defenders"),
         "incidents": file("incidents", required=False),
+        "bases": file("bases", required=False),
+        "targets": file("targets", required=False),
         "network_type": str(raw.pop("network_type", "drive")),
         "as_of": None if raw.get("as_of") is None else str(raw.pop("as_of")),
         "k": int(raw.pop("k", 1)),
         "cost": str(raw.pop("cost", "time")),
         "snap_max_distance_m": float(raw.pop("snap_max_distance_m", DEFAULT_MAX_SNAP_M)),
+        "minutes": _minutes(path, raw.pop("minutes", [5, 10, 15])),
+        "threat": _section(path, raw, "threat", _THREAT_KEYS),
+        "patrol": _section(path, raw, "patrol", _PATROL_KEYS),
     }
     if known["cost"] not in ("time", "length"):
-        raise InputError(f"{path}: key 'cost' is {known['cost']!r}; use \"time\" or \"length\"")
+        raise InputError(f'{path}: key \'cost\' is {known["cost"]!r}; use "time" or "length"')
     return Scenario(**known, extra=raw)
+
+
+_THREAT_KEYS = {
+    "bandwidth_m": float,
+    "half_life_days": float,
+    "alert_distance_m": float,
+    "recent_days": float,
+    "baseline_days": float,
+    "cluster_permutations": int,
+}
+_PATROL_KEYS = {
+    "units": int,
+    "shift_minutes": float,
+    "days": int,
+    "seed": int,
+    "time_limit_s": float,
+    "risk_alpha": float,
+}
+
+
+def _minutes(path: Path, value: Any) -> tuple[float, ...]:
+    try:
+        bands = tuple(sorted(float(v) for v in value))
+    except (TypeError, ValueError):
+        raise InputError(f"{path}: key 'minutes' must be a list of numbers, e.g. minutes = [5, 10, 15]") from None
+    if not bands or bands[0] <= 0:
+        raise InputError(f"{path}: key 'minutes' needs positive numbers, e.g. minutes = [5, 10, 15]")
+    return bands
+
+
+def _section(path: Path, raw: dict[str, Any], name: str, keys: dict[str, type]) -> dict[str, Any]:
+    section = raw.pop(name, {})
+    if not isinstance(section, dict):
+        raise InputError(f"{path}: [{name}] must be a table of settings")
+    out = {}
+    for key, value in section.items():
+        if key not in keys:
+            raise InputError(f"{path}: [{name}] has unknown key {key!r}; known keys: {', '.join(sorted(keys))}")
+        try:
+            out[key] = keys[key](value)
+        except (TypeError, ValueError):
+            raise InputError(f"{path}: [{name}] {key} = {value!r} is not a {keys[key].__name__}") from None
+    return out
 
 
 @contextlib.contextmanager
@@ -106,14 +173,21 @@ def _quiet(_: str) -> Iterator[None]:
     yield
 
 
-def run_scenario(scenario: Scenario, out_dir: str | Path, *, step: Step = _quiet,
-                 exact_defenders: bool = False) -> dict[str, Any]:
-    """Run the nearest-haven job of ``scenario`` and write its outputs into ``out_dir``.
+def run_scenario(
+    scenario: Scenario, out_dir: str | Path, *, step: Step = _quiet, exact_defenders: bool = False
+) -> dict[str, Any]:
+    """Run every analysis the scenario has inputs for and write the outputs into ``out_dir``.
 
-    Writes ``nearest_havens.geojson`` (routes; owner-readable only, as routes start at
-    defenders' positions), ``map.html`` (defenders aggregated unless ``exact_defenders``)
-    and ``report.json``. Returns the report dict.
+    Always: ``nearest_havens.geojson`` (routes; owner-readable only, as routes start at
+    defenders' positions), ``coverage/`` (service areas, coverage, N-1), ``map.html`` (the
+    commander's map: defenders aggregated unless ``exact_defenders``) and ``report.json``.
+    With incidents: ``threat/`` (edge risk, hotspots, threat map, alerts). With bases and
+    targets: ``patrol/`` (routes, GPX, schedule, patrol map). Returns the report dict.
     """
+    from . import coverage as coverage_mod
+    from . import patrol as patrol_mod
+    from . import threat as threat_mod
+
     out = Path(out_dir)
     with step(f"Loading the {scenario.network_type} network {scenario.network.name}"):
         net = load_network(scenario.network, scenario.network_type)
@@ -121,35 +195,167 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, step: Step = _quiet
         havens = layers.read_havens(scenario.havens)
         defenders = layers.read_defenders(scenario.defenders)
         incidents = layers.read_incidents(scenario.incidents) if scenario.incidents else None
+
+    threat = alerts = None
+    if incidents is not None:
+        cfg = scenario.threat
+        threat_kw = {k: cfg[k] for k in ("bandwidth_m", "half_life_days", "cluster_permutations") if k in cfg}
+        alert_kw = {k: cfg[k] for k in ("recent_days", "baseline_days") if k in cfg}
+        if "alert_distance_m" in cfg:
+            alert_kw["distance_m"] = cfg["alert_distance_m"]
+        with step(f"Threat picture from {len(incidents)} incidents"):
+            threat = threat_mod.compute_threat(net, incidents, scenario.as_of, **threat_kw)
+        with step(f"Early warning for {len(defenders)} defenders"):
+            alerts = threat_mod.early_warning(net, threat.incidents, defenders, threat.as_of, **alert_kw)
+        threat_mod.write_threat_outputs(threat, out / "threat", alerts, title=f"{scenario.name}: threat")
+
     with step(f"Routing {len(defenders)} defenders to their {scenario.k} nearest of {len(havens)} havens"):
-        nearest = nearest_havens(net, defenders, havens, k=scenario.k, cost=scenario.cost,
-                                 max_snap_m=scenario.snap_max_distance_m)
-    summary = report.nearest_report(nearest, defenders=len(defenders), havens=len(havens),
-                                    incidents=None if incidents is None else len(incidents),
-                                    cost=scenario.cost, k=scenario.k)
-    summary = {"scenario": scenario.name, "as_of": scenario.as_of, "network": _network_facts(net), **summary}
-    with step("Writing outputs"):
+        nearest = nearest_havens(
+            net,
+            defenders,
+            havens,
+            k=scenario.k,
+            cost=scenario.cost,
+            max_snap_m=scenario.snap_max_distance_m,
+            risk=None if threat is None else threat.risk,
+        )
+    bands = ", ".join(f"{m:g}" for m in scenario.minutes)
+    with step(f"Coverage, service areas and haven loss for {bands} min"):
+        cov = coverage_mod.coverage(
+            net, defenders, havens, scenario.minutes, cost=scenario.cost, max_snap_m=scenario.snap_max_distance_m
+        )
+        areas = coverage_mod.service_areas(
+            net, havens, scenario.minutes, cost=scenario.cost, max_snap_m=scenario.snap_max_distance_m
+        )
+        coverage_summary = coverage_mod.write_coverage_outputs(out / "coverage", cov, areas)
+
+    plan = None
+    if scenario.bases is not None and scenario.targets is not None:
+        cfg = {"units": 2, "shift_minutes": 60.0, "days": 3, "seed": 0, **scenario.patrol}
+        with step(f"Patrol plans: {cfg['units']} units, {cfg['shift_minutes']:g}-minute shifts, {cfg['days']} days"):
+            plan = patrol_mod.plan_patrols(
+                net, patrol_mod.read_targets(scenario.targets), layers.read_bases(scenario.bases), **cfg
+            )
+            patrol_mod.write_patrol_outputs(plan, out / "patrol", roads=net, title=f"{scenario.name}: patrols")
+
+    summary = report.nearest_report(
+        nearest,
+        defenders=len(defenders),
+        havens=len(havens),
+        incidents=None if incidents is None else len(incidents),
+        cost=scenario.cost,
+        k=scenario.k,
+    )
+    summary = {
+        "scenario": scenario.name,
+        "as_of": scenario.as_of,
+        "network": _network_facts(net),
+        **summary,
+        "coverage": {k: coverage_summary[k] for k in ("bands", "n_minus_1") if k in coverage_summary},
+    }
+    if threat is not None:
+        summary["threat"] = threat_mod.threat_summary(threat, alerts, {})
+        summary["threat"].pop("files", None)
+    if plan is not None:
+        summary["patrol"] = {k: v for k, v in plan.summary.items() if not isinstance(v, (list, dict))}
+    with step("Drawing the commander's map and writing the report"):
         _io.write_geojson(out / "nearest_havens.geojson", nearest, private=True)
-        write_nearest_map(out / "map.html", net, nearest, havens=havens, defenders=defenders,
-                          incidents=incidents, title=scenario.name, as_of=scenario.as_of,
-                          exact_defenders=exact_defenders)
+        write_commander_map(
+            out / "map.html",
+            net,
+            scenario,
+            havens=havens,
+            defenders=defenders,
+            incidents=incidents,
+            nearest=nearest,
+            coverage=cov,
+            service_areas=areas,
+            threat=threat,
+            alerts=alerts,
+            plan=plan,
+            exact_defenders=exact_defenders,
+        )
         _io.write_json(out / "report.json", summary)
     return summary
 
 
-def write_nearest_map(path: Path, net: RoadNetwork, nearest, *, havens, defenders, incidents=None,
-                      title: str = "havenmap", as_of: str | None = None,
-                      exact_defenders: bool = False) -> Path:
+def write_commander_map(
+    path: Path,
+    net: RoadNetwork,
+    scenario: Scenario,
+    *,
+    havens,
+    defenders,
+    incidents=None,
+    nearest=None,
+    coverage=None,
+    service_areas=None,
+    threat=None,
+    alerts=None,
+    plan=None,
+    exact_defenders: bool = False,
+) -> Path:
+    """The whole picture on one offline map (see :func:`havenmap.maps.commander_map`)."""
+    used = None
+    if threat is not None:
+        used = threat.incidents[threat.incidents["status"].astype(str) == "used"]
+    m = maps.commander_map(
+        roads=net,
+        incidents=used if used is not None else incidents,
+        edge_risk=None if threat is None else threat.edge_risk,
+        hotspots=None if threat is None else threat.hotspots,
+        havens=havens,
+        service_areas=service_areas,
+        defenders=defenders,
+        coverage=None if coverage is None else coverage.defenders,
+        routes=None if nearest is None else nearest.loc[nearest["reachable"]],
+        patrol_routes=None if plan is None else plan.routes,
+        patrol_stops=None if plan is None else plan.stops,
+        bases=None if plan is None else plan.bases,
+        alerts=alerts,
+        title=scenario.name,
+        as_of=scenario.as_of,
+        exact_defenders=exact_defenders,
+        slow_minutes=scenario.minutes[len(scenario.minutes) // 2],
+    )
+    return maps.save_map(m, path)
+
+
+def write_nearest_map(
+    path: Path,
+    net: RoadNetwork,
+    nearest,
+    *,
+    havens,
+    defenders,
+    incidents=None,
+    title: str = "havenmap",
+    as_of: str | None = None,
+    exact_defenders: bool = False,
+) -> Path:
     """Draw the nearest-haven result on the offline map and save it atomically."""
     status = nearest.loc[nearest["rank"] == 1, ["defender_id", "reachable"]]
-    defenders = defenders.merge(status, left_on=defenders["id"].astype(str), right_on="defender_id",
-                                how="left").drop(columns=["key_0", "defender_id"], errors="ignore")
-    m = maps.nearest_map(roads=net.edges_gdf(undirected=True), incidents=incidents, havens=havens, defenders=defenders,
-                         routes=nearest.loc[nearest["reachable"]], title=title, as_of=as_of,
-                         exact_defenders=exact_defenders)
+    defenders = defenders.merge(status, left_on=defenders["id"].astype(str), right_on="defender_id", how="left").drop(
+        columns=["key_0", "defender_id"], errors="ignore"
+    )
+    m = maps.nearest_map(
+        roads=net.edges_gdf(undirected=True),
+        incidents=incidents,
+        havens=havens,
+        defenders=defenders,
+        routes=nearest.loc[nearest["reachable"]],
+        title=title,
+        as_of=as_of,
+        exact_defenders=exact_defenders,
+    )
     return maps.save_map(m, path)
 
 
 def _network_facts(net: RoadNetwork) -> dict[str, Any]:
-    return {"source": Path(net.source).name, "type": net.network_type, "nodes": net.n_nodes,
-            "edges": net.n_edges, "crs": net.crs.to_string()}
+    return {
+        "source": Path(net.source).name,
+        "type": net.network_type,
+        "nodes": net.n_nodes,
+        "edges": net.n_edges,
+        "crs": net.crs.to_string(),
+    }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import geopandas as gpd
 import numpy as np
 import shapely
+from scipy import sparse
 from scipy.sparse import csgraph
 
 from .errors import OffNetworkError
@@ -62,9 +63,15 @@ def snap_points(
     """
     out = points.copy()
     if len(points) == 0:
-        for col, value in (("edge", -1), ("edge_fraction", np.nan), ("edge_offset_m", np.nan),
-                           ("snap_distance_m", np.nan), ("on_network", False),
-                           ("snap_x", np.nan), ("snap_y", np.nan)):
+        for col, value in (
+            ("edge", -1),
+            ("edge_fraction", np.nan),
+            ("edge_offset_m", np.nan),
+            ("snap_distance_m", np.nan),
+            ("on_network", False),
+            ("snap_x", np.nan),
+            ("snap_y", np.nan),
+        ):
             out[col] = value
         return out
     geoms = points.geometry.to_crs(net.crs).to_numpy() if points.crs is not None else points.geometry.to_numpy()
@@ -105,7 +112,11 @@ def _edge_index(net: RoadNetwork, floor: int) -> tuple[shapely.STRtree, np.ndarr
     if cached is None:
         candidates = net.undirected_edges
         if floor > 1:
-            _, label = csgraph.connected_components(net.csr(), directed=True, connection="weak")
+            # structure only: a COO adjacency (O(m) to convert), not net.csr()'s sorted cheapest-edge matrix
+            adjacency = sparse.coo_matrix(
+                (np.ones(net.n_edges, dtype=np.float32), (net.edge_u, net.edge_v)), shape=(net.n_nodes, net.n_nodes)
+            )
+            _, label = csgraph.connected_components(adjacency, directed=True, connection="weak")
             size = np.bincount(label)
             candidates = candidates[size[label[net.edge_u[candidates]]] >= min(floor, size.max())]
         lines = net.edge_geometries(candidates)
