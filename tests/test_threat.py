@@ -362,7 +362,7 @@ def test_edge_risk_round_trip_and_wrong_network(tmp_path):
     np.testing.assert_array_equal(threat.risk_array(str(path), net), res.risk)
     other = straight_road(n_nodes=5)
     other.node_id = other.node_id + 1000
-    with pytest.raises(InputError, match=r"no edge \(u, v, key\) in common with the road network"):
+    with pytest.raises(InputError, match=r"no edge u=1, v=2, key=0 in this road network"):
         threat.read_risk(path, other)
     with pytest.raises(InputError, match="one value per edge"):
         threat.risk_array(np.zeros(3), net)

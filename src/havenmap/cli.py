@@ -267,9 +267,8 @@ def patrol_command(
     OUT/target_frequency.csv, OUT/patrol_summary.json and OUT/patrol_map.html. One network
     (drive or walk) per run.
     """
-    import geopandas as gpd
-
     from . import patrol as pt
+    from .costs import edge_risk
 
     with _step(f"Loading the {network_type} network {network.name}"):
         net = load_network(network, network_type)
@@ -278,7 +277,7 @@ def patrol_command(
         unit_spec = int(units) if units.strip().isdigit() else pt.read_units(Path(units))
         parts = [pt.read_targets(targets)] if targets else []
         if hotspots:
-            parts.append(pt.targets_from_hotspots(net, gpd.read_file(hotspots)))
+            parts.append(pt.targets_from_hotspots(net, _read_geo(hotspots, "--hotspots")))
         if checkins:
             parts.append(pt.targets_from_havens(layers.read_havens(checkins)))
         if defenders:
@@ -286,7 +285,7 @@ def patrol_command(
                 pt.targets_from_defenders(net, layers.read_defenders(defenders), exact=exact, max_snap_m=max_snap_m)
             )
         tg = pt.combine_targets(*parts)
-        risk_arr = pt.edge_risk_array(net, gpd.read_file(risk)) if risk else None
+        risk_arr = edge_risk(net, risk) if risk else None
     with _step(f"Planning {days} day(s) for {len(tg)} targets"):
         plan = pt.plan_patrols(
             net,

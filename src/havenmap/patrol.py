@@ -73,7 +73,6 @@ __all__ = [
     "PatrolProblem",
     "as_targets",
     "combine_targets",
-    "edge_risk_array",
     "plan_patrols",
     "read_targets",
     "read_units",
@@ -289,21 +288,6 @@ def _hotspot_edges(net: RoadNetwork, frame: pd.DataFrame) -> np.ndarray:
             raise InputError("hotspots: 'edge' values outside this network's edges; use the same network")
         return edges
     raise InputError("hotspots: need columns u, v, key (or edge) identifying the road edges")
-
-
-def edge_risk_array(net: RoadNetwork, edge_risk: pd.DataFrame, column: str = "risk") -> np.ndarray:
-    """Per-edge risk array (aligned with edge indices) from an edge-risk frame (``u, v, key`` or ``edge``,
-    ``risk``); edges not listed get their twin's risk, else 0."""
-    edges = _hotspot_edges(net, edge_risk.reset_index(drop=True))
-    if column not in edge_risk:
-        raise InputError(f"edge risk: no {column!r} column")
-    values = pd.to_numeric(edge_risk[column], errors="coerce").fillna(0.0).clip(lower=0).to_numpy()
-    risk = np.full(net.n_edges, np.nan)
-    risk[edges] = values
-    twin = net.edge_twin
-    fill = ~np.isfinite(risk) & (twin >= 0)
-    risk[fill] = risk[twin[fill]]
-    return np.nan_to_num(risk, nan=0.0)
 
 
 def targets_from_havens(havens: gpd.GeoDataFrame, *, priority: float = 1.0,

@@ -1078,75 +1078,25 @@ def _reason(r: int, b: int, recent_days: int, baseline_days: int, distance_m: fl
 def read_risk(path: PathLike, net: RoadNetwork) -> np.ndarray:
     """Per-edge risk from an ``edge_risk.geojson`` (``u, v, key, risk``), aligned with ``net``'s edges.
 
-    Edges of the network missing from the file get risk 0 (with a warning); rows of the
-    file that match no edge are ignored.
-
-    Raises
-    ------
-    havenmap.errors.InputError
-        Unreadable file, missing columns, negative or non-numeric risk, or no edge in common
-        with the network (the file was computed on another network).
+    A thin wrapper of :func:`havenmap.costs.edge_risk`, which does the matching and checks
+    (InputError for unreadable files, missing columns, negative or non-numeric risk, rows
+    matching no edge of this network).
     """
-    import pyogrio
+    from . import costs
 
-    label = str(path)
-    if not Path(path).exists():
-        raise InputError(f"{label}: risk file not found")
-    try:
-        frame = pyogrio.read_dataframe(path, read_geometry=False)
-    except Exception as exc:  # pyogrio raises several error types for unreadable files
-        raise InputError(f"{label}: cannot read the risk file ({str(exc).splitlines()[0]})") from None
-    return _match_risk(frame, net, label)
-
-
-def _match_risk(frame: pd.DataFrame, net: RoadNetwork, label: str) -> np.ndarray:
-    missing = [c for c in ("u", "v", "key", "risk") if c not in frame.columns]
-    if missing:
-        raise InputError(f"{label}: missing column(s) {', '.join(repr(c) for c in missing)}; a risk file "
-                         "needs u, v, key and risk per edge (as written by havenmap threat)")
-    risk = pd.to_numeric(frame["risk"], errors="coerce").to_numpy(dtype=float)
-    bad = ~np.isfinite(risk) | (risk < 0)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise InputError(f"{label}: feature {row + 1}, column 'risk': {frame['risk'].iloc[row]!r} is not a "
-                         "number >= 0; fix or remove the feature")
-    try:
-        keys = [pd.to_numeric(frame[c], errors="raise").astype(np.int64).to_numpy() for c in ("u", "v", "key")]
-    except (ValueError, TypeError):
-        raise InputError(f"{label}: columns u, v, key must hold whole numbers (OSM node ids, edge key)") from None
-    mine = pd.MultiIndex.from_arrays([net.node_id[net.edge_u], net.node_id[net.edge_v], net.edge_key])
-    pos = mine.get_indexer(pd.MultiIndex.from_arrays(keys))
-    out = np.zeros(net.n_edges)
-    hit = pos >= 0
-    if not hit.any():
-        raise InputError(f"{label}: no edge (u, v, key) in common with the road network; compute the risk "
-                         "on this network (havenmap threat --network ...)")
-    out[pos[hit]] = risk[hit]
-    covered = np.zeros(net.n_edges, dtype=bool)
-    covered[pos[hit]] = True
-    if not covered.all():
-        warnings.warn(f"{label}: {int((~covered).sum())} of {net.n_edges} network edges have no risk in the "
-                      "file; they count as risk 0", UserWarning, stacklevel=3)
-    return out
+    return costs.edge_risk(net, path)
 
 
 def risk_array(obj: Any, net: RoadNetwork) -> np.ndarray:
     """Per-edge risk aligned with ``net``'s edges from a :class:`ThreatResult`, an array,
     a DataFrame with ``u, v, key, risk``, or a path to ``edge_risk.geojson``."""
+    from . import costs
+
     if isinstance(obj, ThreatResult):
         if obj.net is net or (len(obj.risk) == net.n_edges and np.array_equal(obj.net.edge_u, net.edge_u)):
             return obj.risk
-        return _match_risk(obj.edge_risk, net, "<ThreatResult>")
-    if isinstance(obj, pd.DataFrame):
-        return _match_risk(obj, net, "<memory>")
-    if isinstance(obj, (str, os.PathLike)):
-        return read_risk(obj, net)
-    arr = np.asarray(obj, dtype=float)
-    if arr.shape != (net.n_edges,):
-        raise InputError(f"risk array has shape {arr.shape}; it must hold one value per edge ({net.n_edges})")
-    if (~np.isfinite(arr) | (arr < 0)).any():
-        raise InputError("risk array holds negative or non-finite values; risk must be >= 0")
-    return arr
+        return costs.edge_risk(net, obj.edge_risk, label="<ThreatResult>")
+    return costs.edge_risk(net, obj)
 
 
 # --------------------------------------------------------------------------- outputs
