@@ -45,7 +45,7 @@ from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
 from . import _routing
-from .network import _MIN_WEIGHT, RoadNetwork
+from .network import _MIN_WEIGHT, RoadNetwork, _ragged_index
 
 #: Grid cells per haven raster before the grid coarsens (bounds memory and time per haven).
 MAX_CELLS = 1_000_000
@@ -315,7 +315,7 @@ def point_costs(src: Sourced, nodes: NodeCosts, edge: np.ndarray, frac: np.ndarr
     cnt = np.where(on, hi - lo, 0)
     if cnt.sum():
         pts = np.repeat(np.arange(m), cnt)
-        srcs = order[_ragged(lo, cnt)]
+        srcs = order[_ragged_index(lo, cnt)]
         ahead = s_frac[srcs] >= frac[pts]
         gap = np.abs(s_frac[srcs] - frac[pts])
         pe = e[pts]
@@ -456,7 +456,7 @@ def bounded_reach(src: Sourced, max_time_s: float, sources: np.ndarray | None = 
                 ok = t_node <= max_time_s
                 nodes, t_node = nodes[ok], t_node[ok]
             counts = in_ptr[nodes + 1] - in_ptr[nodes]
-            pos = _ragged(in_ptr[nodes], counts)
+            pos = _ragged_index(in_ptr[nodes], counts)
             edges = in_edge[pos]
             t1 = np.repeat(t_node, counts)
             t0 = t1 + in_time[pos]
@@ -495,27 +495,11 @@ def _subtree_time(src: Sourced, nodes: np.ndarray, pred: np.ndarray, root: int) 
     return _pointer_sum(nxt, step)[:-1]
 
 
-def _ragged(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Concatenated ``arange(s, s + c)`` for every (s, c)."""
-    counts = np.asarray(counts, dtype=np.int64)
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    ends = np.cumsum(counts)
-    return np.arange(total) + np.repeat(np.asarray(starts, np.int64) - (ends - counts), counts)
-
-
 # ---------------------------------------------------------------------- points along edges
 def _vertex_cum(net: RoadNetwork) -> tuple[np.ndarray, np.ndarray]:
-    """Cumulative length along every edge geometry, restarting at 0 on each edge (cached), and segment lengths."""
-    cached = net._cache.get("reach_cum")
-    if cached is None:
-        seg = np.hypot(*np.diff(net.geom_xy, axis=0).T)
-        seg[net.geom_offsets[1:-1] - 1] = 0.0  # no segment between consecutive edges
-        cum = np.concatenate([[0.0], np.cumsum(seg)])
-        cached = (cum, seg)
-        net._cache["reach_cum"] = cached
-    return cached
+    """The network's cumulative vertex lengths and the segment lengths (0 between edges)."""
+    cum = net.vertex_cum
+    return cum, np.diff(cum)
 
 
 def points_along(net: RoadNetwork, edge: np.ndarray, fraction: np.ndarray) -> np.ndarray:
@@ -566,7 +550,7 @@ def reach_samples(net: RoadNetwork, reach: Reach, bands_s: np.ndarray,
     # one row per (piece, geometry segment) overlapping the reached part
     n_seg = j1 - j0 + 1
     pid = np.repeat(np.arange(len(e)), n_seg)
-    j = _ragged(j0, n_seg)
+    j = _ragged_index(j0, n_seg)
     lo = np.maximum(cum[j], pos_a[pid])
     hi = np.maximum(np.minimum(cum[j + 1], pos_b[pid]), lo)
     seg_len = seg[j]

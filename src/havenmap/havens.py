@@ -227,14 +227,14 @@ def _cut_pieces(net: RoadNetwork, edge: np.ndarray, f0: np.ndarray, f1: np.ndarr
 
     Returns the pieces' coordinates back to back and the number of points of each.
     """
-    vcum, gkey, scale = _vertex_measures(net)
+    cum = net.vertex_cum
     first, last = net.geom_offsets[edge], net.geom_offsets[edge + 1] - 1
-    total = vcum[last]
-    d0, d1 = f0 * total, f1 * total
-    p0 = np.searchsorted(gkey, edge * scale + d0, side="right")
-    p1 = np.maximum(np.searchsorted(gkey, edge * scale + d1, side="left"), p0)
-    start_pt = _interpolate(net.geom_xy, vcum, first, last, p0, d0)
-    end_pt = _interpolate(net.geom_xy, vcum, first, last, p1, d1)
+    total = cum[last] - cum[first]
+    d0, d1 = cum[first] + f0 * total, cum[first] + f1 * total
+    p0 = np.minimum(np.searchsorted(cum, d0, side="right"), last)
+    p1 = np.maximum(np.searchsorted(cum, d1, side="left"), p0)
+    start_pt = _interpolate(net.geom_xy, cum, first, last, p0, d0)
+    end_pt = _interpolate(net.geom_xy, cum, first, last, p1, d1)
     inner = p1 - p0
     counts = inner + 2
     offsets = np.concatenate([[0], np.cumsum(counts)])
@@ -252,20 +252,3 @@ def _interpolate(xy, vcum, first, last, after, dist):
     span = vcum[b] - vcum[a]
     t = np.clip(np.divide(dist - vcum[a], span, out=np.zeros_like(span), where=span > 0), 0.0, 1.0)
     return xy[a] + (xy[b] - xy[a]) * t[:, None]
-
-
-def _vertex_measures(net: RoadNetwork):
-    """Per geometry vertex: distance along its edge (m) and a globally sorted search key (cached)."""
-    cached = net._cache.get("vertex_measures")
-    if cached is None:
-        n_vertices = len(net.geom_xy)
-        owner = np.repeat(np.arange(net.n_edges), np.diff(net.geom_offsets))
-        step = np.zeros(n_vertices)
-        step[1:] = np.hypot(*np.diff(net.geom_xy, axis=0).T)
-        step[net.geom_offsets[:-1]] = 0.0
-        vcum = np.cumsum(step)
-        vcum -= np.repeat(vcum[net.geom_offsets[:-1]], np.diff(net.geom_offsets))
-        scale = float(vcum.max() + 1.0) * 2.0
-        cached = (vcum, owner * scale + vcum, scale)
-        net._cache["vertex_measures"] = cached
-    return cached

@@ -134,6 +134,17 @@ class RoadNetwork:
         cum = np.concatenate([[0.0], np.cumsum(seg)])
         return cum[self.geom_offsets[1:] - 1] - cum[self.geom_offsets[:-1]]
 
+    @cached_property
+    def vertex_cum(self) -> np.ndarray:
+        """Planar length (m) along ``geom_xy``, cumulated over all edges with no jump between them.
+
+        The distance along edge ``i`` of its vertex ``j`` is ``vertex_cum[j] - vertex_cum[geom_offsets[i]]``;
+        the array is non-decreasing, so positions along edges can be found with ``searchsorted``.
+        """
+        seg = np.hypot(*np.diff(self.geom_xy, axis=0).T)
+        seg[self.geom_offsets[1:-1] - 1] = 0.0  # no segment between consecutive edges
+        return np.concatenate([[0.0], np.cumsum(seg)])
+
     def edge_coords(self, i: int) -> np.ndarray:
         """Projected vertex coordinates of edge ``i`` (u → v), shape (p, 2)."""
         return self.geom_xy[self.geom_offsets[i] : self.geom_offsets[i + 1]]
@@ -262,12 +273,7 @@ def _ragged_index(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     if total == 0:
         return np.zeros(0, dtype=np.int64)
     ends = np.cumsum(counts)
-    idx = np.ones(total, dtype=np.int64)
-    nonzero = counts > 0
-    s, e = np.asarray(starts)[nonzero], ends[nonzero]
-    idx[0] = s[0]
-    idx[e[:-1]] = s[1:] - (s[:-1] + counts[nonzero][:-1] - 1)
-    return np.cumsum(idx)
+    return np.arange(total) + np.repeat(np.asarray(starts, np.int64) - (ends - counts), counts)
 
 
 # ---------------------------------------------------------------------- projection
