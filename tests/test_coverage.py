@@ -12,6 +12,7 @@ import pytest
 import shapely
 from shapely.ops import substring
 
+from havenmap import costs
 from havenmap import coverage as hc
 from havenmap.costs import cost_weights
 from havenmap.havens import nearest_havens
@@ -160,18 +161,23 @@ def test_off_network_defender_and_haven(aguascalientes_drive):
 
 
 # ---------------------------------------------------------------------- N-1
-@pytest.mark.parametrize("fixture", ["aguascalientes_drive", "demo_walk"])
-def test_n_minus_1_equals_recomputing_without_each_haven(fixture, request):
+@pytest.mark.parametrize(("fixture", "model"), [("aguascalientes_drive", "time"), ("demo_walk", "time"),
+                                               ("aguascalientes_drive", "length"), ("demo_walk", "danger")])
+def test_n_minus_1_equals_recomputing_without_each_haven(fixture, model, request):
     net = request.getfixturevalue(fixture)
     defenders, havens = _layers(net, n_def=150, n_hav=7, seed=21)
     minutes = (0.5, 1, 2) if fixture == "aguascalientes_drive" else (3, 6, 10)
-    cov = hc.coverage(net, defenders, havens, minutes)
+    kw: dict = {"cost": "length"} if model == "length" else {}
+    if model == "danger":  # routes chosen by danger: the second-best haven may be physically nearer
+        risk = np.random.default_rng(4).gamma(0.5, 4.0, net.n_edges)
+        kw["edge_weights"] = costs.danger_weights(net, risk, alpha=2.0)
+    cov = hc.coverage(net, defenders, havens, minutes, **kw)
     n1 = hc.n_minus_1(cov).set_index("haven_id")
     widest = 60 * max(minutes)
     before = cov.best_time
     assert n1["lose_all_cover"].sum() + n1[[f"lost_{m:g}" for m in minutes]].to_numpy().sum() > 0
     for h in havens["id"]:
-        brute = hc.coverage(net, defenders, havens.loc[havens["id"] != h], minutes)
+        brute = hc.coverage(net, defenders, havens.loc[havens["id"] != h], minutes, **kw)
         after = brute.best_time
         row = n1.loc[h]
         for m in minutes:

@@ -182,6 +182,12 @@ def test_weights_table_overrides_defaults(tmp_path):
     w = threat.weigh_incidents(inc, AS_OF, weights=table)
     np.testing.assert_allclose(w["type_weight"], [0.9, 2.0, 0.3])
     assert bool(w["violent"].iloc[1])  # a new type weighing >= 0.5 counts as violent
+    # a whole-type row (blank sub-event) overrides the built-in sub-event rows of that type
+    whole = tmp_path / "whole.csv"
+    whole.write_text("event_type,sub_event_type,weight\nRiots,,2.0\n")
+    riots = incidents_at([100, 300], event_type=["Riots", "Riots"],
+                         sub_event_type=["Mob violence", "Violent demonstration"])
+    np.testing.assert_allclose(threat.weigh_incidents(riots, AS_OF, weights=whole)["type_weight"], [2.0, 2.0])
     bad = tmp_path / "bad.csv"
     bad.write_text("event_type,weight\nRiots,0.5\nBattles,heavy\n")
     with pytest.raises(InputError, match=r"bad.csv: row 2, column 'weight': weight 'heavy' is not a number >= 0"):
@@ -452,3 +458,10 @@ def test_cli_alerts_refuses_a_json_out(tmp_path):
     proc = run("alerts", *NET_ARGS, "--incidents", str(DEMO / "incidents.csv"), "--defenders",
                str(DEMO / "defenders.csv"), "--out", str(tmp_path / "alerts.json"))
     assert proc.returncode == 2 and "name the CSV file" in proc.stderr
+
+
+def test_too_few_incidents_give_no_hotspots_but_a_warning():
+    net = straight_road()
+    with pytest.warns(UserWarning, match="too few for a hotspot test"):
+        res = threat.compute_threat(net, incidents_at([1050, 420]), AS_OF, clusters=False)
+    assert res.gi is None and len(res.hotspots) == 0 and (res.risk > 0).any()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,18 +31,16 @@ def atomic_path(path: str | os.PathLike[str], private: bool = False) -> Iterator
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
-    os.close(fd)
-    os.unlink(tmp)  # writers such as pyogrio refuse to overwrite; they create the file themselves
-    tmp_path = Path(tmp)
+    # a private (0700) folder beside the target: the half-written file is never readable by
+    # others, whatever mode the writer (pyogrio, pandas, ...) creates it with
+    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
+    tmp_path = work / final.name
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o600 if private else 0o644)
         os.replace(tmp_path, final)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def write_text(path: str | os.PathLike[str], text: str, private: bool = False) -> Path:
@@ -57,12 +56,33 @@ def write_json(path: str | os.PathLike[str], data: Any, private: bool = False) -
 
 
 def write_csv(path: str | os.PathLike[str], frame: pd.DataFrame, private: bool = False) -> Path:
-    """Write a DataFrame (geometry column dropped) as CSV atomically."""
+    """Write a DataFrame (geometry column dropped) as CSV atomically.
+
+    Text cells that a spreadsheet would run as a formula (starting with ``= + - @``, tab or
+    carriage return, and not a number) are prefixed with ``'`` (OWASP's CSV-injection advice):
+    ids, names and reasons come from users' files.
+    """
     if isinstance(frame, gpd.GeoDataFrame):
         frame = pd.DataFrame(frame.drop(columns=frame.geometry.name))
+    frame = _defuse_formulas(frame)
     with atomic_path(path, private=private) as tmp:
         frame.to_csv(tmp, index=False)
     return Path(path)
+
+
+def _defuse_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame
+    for column in frame.columns:
+        values = frame[column]
+        if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+            continue
+        text = values.astype("string")
+        risky = text.str.match(r"^[=+\-@\t\r]", na=False) & pd.to_numeric(text, errors="coerce").isna()
+        if risky.any():
+            if out is frame:
+                out = frame.copy()
+            out[column] = values.where(~risky.to_numpy(), "'" + text)
+    return out
 
 
 def write_geojson(

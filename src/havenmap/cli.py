@@ -410,6 +410,8 @@ def coverage_command(
     if cost not in ("time", "length"):
         raise HavenmapError(f"--cost {cost!r}: use 'time' or 'length'")
     bands = cov_mod.parse_minutes(minutes)
+    if not np.isfinite(buffer_m) or buffer_m <= 0:
+        raise HavenmapError(f"--buffer-m {buffer_m}: must be a positive number of metres (default 50)")
     with _step(f"Loading the {network_type} network {network.name}"):
         net = load_network(network, network_type)
     with _step("Reading the point layers"):

@@ -118,6 +118,12 @@ def read_barriers(source: PathLike | gpd.GeoDataFrame, *, label: str | None = No
         more = src.more(int(missing.sum()) - 1)
         raise InputError(f"{src.loc(row, frame.geometry.name)}: the geometry is empty{more}; "
                          "give every barrier a point, line or polygon")
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    nan = ~np.isfinite(coords).all(axis=1)
+    if nan.any():
+        row = int(frame.index[owner[np.flatnonzero(nan)[0]]])
+        raise InputError(f"{src.loc(row, frame.geometry.name)}: a coordinate is not a number (NaN or infinite); "
+                         "fix or remove the feature")
     types = shapely.get_type_id(geoms)
     names = np.array([shapely.GeometryType(t).name for t in types])
     kind_names = {"POINT": "point", "MULTIPOINT": "point", "LINESTRING": "line", "MULTILINESTRING": "line",
@@ -466,6 +472,8 @@ def danger_weights(net: RoadNetwork, risk: Any, *, alpha: float = 1.0, max_risk:
         Per-edge risk, or anything :func:`edge_risk` reads.
     alpha
         Weight of danger (>= 0): with ``alpha = 1`` an edge of risk 1 costs twice its time.
+        Risk from :mod:`havenmap.threat` is in weighted incidents per km of road, so pick
+        ``alpha`` and ``max_risk`` from its distribution (e.g. ``alpha = 1 / median risk``).
     max_risk
         Edges with a higher risk are forbidden (None: no cap).
     cost, base
@@ -484,7 +492,13 @@ def danger_weights(net: RoadNetwork, risk: Any, *, alpha: float = 1.0, max_risk:
     _check_values(np.asarray(r, dtype=np.float64), lambda i: f"risk array: edge {i}")
     w = (net.edge_cost(cost) if base is None else np.asarray(base, dtype=np.float64)) * (1.0 + alpha * r)
     if max_risk is not None:
-        w[r > max_risk] = np.inf
+        forbidden = r > max_risk
+        w[forbidden] = np.inf
+        if forbidden.mean() > 0.2:
+            warnings.warn(
+                f"--max-risk {max_risk:g} forbids {forbidden.mean():.0%} of the roads (risk ranges "
+                f"{r.min():.3g}..{r.max():.3g}, median {np.median(r):.3g}); many defenders may be cut off",
+                UserWarning, stacklevel=2)
     return w
 
 

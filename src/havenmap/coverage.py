@@ -258,9 +258,9 @@ class Coverage:
         bands = {_label(m): {"covered": int(c), "share": round(float(s), 6)}
                  for m, c, s in self.bands()[["minutes", "covered", "share"]].itertuples(index=False)}
         t = self.best_time[np.isfinite(self.best_time)]
-        served = {row.haven_id: {"served": int(row.served),
-                                 "within": {_label(m): int(getattr(row, f"served_{_label(m)}")) for m in self.minutes}}
-                  for row in self.havens.itertuples(index=False)}
+        served = {row["haven_id"]: {"served": int(row["served"]),
+                                    "within": {_label(m): int(row[f"served_{_label(m)}"]) for m in self.minutes}}
+                  for row in self.havens.to_dict("records")}
         return {
             "bands": bands,
             "defenders": self.n_defenders,
@@ -320,7 +320,7 @@ def _build_coverage(bands: tuple[float, ...], d: _Points, h: _Points, best: np.n
         band_min[reachable & (t1 <= 60.0 * m)] = m
     reason = np.full(len(best), "", dtype=object)
     reason[~reachable & d.on] = ("no road route to any haven "
-                                 "(cut off by one-way streets, closures or a disconnected network)")
+                                 "(cut off by one-way streets, closures, the risk cap or a disconnected network)")
     off = np.flatnonzero(~d.on)
     reason[off] = [f"off network: {s:,.0f} m from the nearest road" for s in d.snap_m[off]]
     frame = pd.DataFrame({
@@ -370,7 +370,9 @@ def n_minus_1(cov: Coverage) -> pd.DataFrame:
     for m in cov.minutes:
         limit = 60.0 * m
         lost = np.bincount(best[mine & (t1 <= limit) & (t2 > limit)], minlength=n_h)
-        covered = int((t1 <= limit).sum()) - lost
+        # under a danger or length cost the second-best haven can be physically nearer: a gain
+        gained = np.bincount(best[mine & (t1 > limit) & (t2 <= limit)], minlength=n_h)
+        covered = int((t1 <= limit).sum()) - lost + gained
         out[f"covered_{_label(m)}"] = covered
         out[f"share_{_label(m)}"] = covered / n_d if cov.n_defenders else 0.0
         out[f"lost_{_label(m)}"] = lost
@@ -533,7 +535,7 @@ def service_areas(net: RoadNetwork, havens: gpd.GeoDataFrame, minutes: str | Seq
     """
     bands = np.asarray(parse_minutes(minutes))
     if not np.isfinite(buffer_m) or buffer_m <= 0:
-        raise ValueError("buffer_m must be a positive number of metres")
+        raise InputError(f"--buffer-m {buffer_m}: must be a positive number of metres (default 50)")
     bands_s = 60.0 * bands
     h, reaches = _haven_reaches(net, havens, float(bands_s.max()), cost, edge_weights, max_snap_m)
     geoms = {r.source: _reach.haven_polygons(net, r, bands_s, buffer_m) for r in reaches}

@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -158,6 +159,9 @@ _DAY = pd.Timedelta(days=1)
 _MAX_GRID_CELLS = 4_000_000
 
 
+#: Below this many incidents in use, no Gi* hotspot test is run (see :func:`compute_threat`).
+MIN_HOTSPOT_INCIDENTS = 10
+
 # --------------------------------------------------------------------------- type table
 
 
@@ -180,7 +184,8 @@ def read_weights(path: PathLike | pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        The merged table (user rows replace default rows with the same types).
+        The merged table: user rows replace default rows with the same types, and a user row
+        with a blank ``sub_event_type`` replaces every default row of that event type.
 
     Raises
     ------
@@ -230,7 +235,11 @@ def read_weights(path: PathLike | pd.DataFrame) -> pd.DataFrame:
                                  "true or false; write true/false or leave it blank")
             value = parsed.where(given != "", value).astype(bool)
         table[flag] = value.to_numpy()
-    merged = pd.concat([DEFAULT_TYPE_WEIGHTS, table], ignore_index=True)
+    # a user row for a whole event type (blank sub-event) overrides every built-in row of that type,
+    # sub-event rows included: otherwise ACLED rows, which always name a sub-event, would never see it
+    whole = set(ev[table["sub_event_type"] == ""])
+    kept_defaults = DEFAULT_TYPE_WEIGHTS[~_norm(DEFAULT_TYPE_WEIGHTS["event_type"]).isin(whole).to_numpy()]
+    merged = pd.concat([kept_defaults, table], ignore_index=True)
     keys = _norm(merged["event_type"]) + "\x00" + _norm(merged["sub_event_type"])
     return merged[~keys.duplicated(keep="last").to_numpy()].reset_index(drop=True)
 
@@ -294,10 +303,14 @@ def _parse_as_of(as_of: Any, dates: pd.Series) -> pd.Timestamp | None:
         if dates.notna().any():
             return pd.Timestamp(dates.max()).normalize()
         return None
-    try:
-        value = pd.Timestamp(as_of)
-    except (ValueError, TypeError):
-        value = pd.NaT
+    value = pd.NaT
+    # only ISO dates: '2026' or '05/06/2026' would be read silently as a different day
+    iso = r"\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?"
+    if not isinstance(as_of, str) or re.fullmatch(iso, as_of.strip()):
+        try:
+            value = pd.Timestamp(as_of.strip() if isinstance(as_of, str) else as_of)
+        except (ValueError, TypeError):
+            value = pd.NaT
     if pd.isna(value):
         raise InputError(f"--as-of {str(as_of)!r} is not a date; write it as YYYY-MM-DD (for example 2026-11-20)")
     if value.tzinfo is not None:
@@ -812,6 +825,7 @@ def compute_threat(
     clusters: bool = True,
     cluster_permutations: int = 999,
     seed: int = 0,
+    min_hotspot_incidents: int = MIN_HOTSPOT_INCIDENTS,
 ) -> ThreatResult:
     """Weighted incidents → per-edge risk, node risk, density grid, Gi* hotspots, clusters.
 
@@ -843,6 +857,9 @@ def compute_threat(
         Planar grid cell side, metres.
     grid, hotspots, clusters
         Compute the density grid, the Gi* hotspots, the space-time clusters.
+    min_hotspot_incidents
+        Fewer incidents in use than this: no hotspot test (Gi* on a handful of events on
+        mostly empty roads flags whole neighbourhoods as significant).
     hotspot_band_m
         Gi* neighbourhood: road pieces within this network distance (midpoint to midpoint);
         default ``bandwidth_m / 2``.
@@ -884,6 +901,10 @@ def compute_threat(
         result.grid = _planar_grid(xy, snapped["weight"].to_numpy()[used],
                                    bandwidth_m * snapped["bandwidth_factor"].to_numpy()[used], bounds, cell_m)
         result.grid.crs = net.crs
+    if hotspots and used.sum() < min_hotspot_incidents:
+        warnings.warn(f"only {int(used.sum())} incident(s) in use: too few for a hotspot test (need at least "
+                      f"{min_hotspot_incidents}); no hotspots reported", UserWarning, stacklevel=2)
+        hotspots = False
     if hotspots:
         band = bandwidth_m / 2.0 if hotspot_band_m is None else float(hotspot_band_m)
         result.params["hotspot_band_m"] = band
