@@ -637,3 +637,15 @@ def test_road_risk_classes_and_two_way_roads_drawn_once():
     decoded = [mh.decode_polyline(g["enc"], g["counts"]) for g in data["groups"]]
     lons = [round(line[0][1], 3) for group in decoded for line in group]
     assert lons == [round(24.94 + i / 1000, 3) for i in range(1, 10)]  # low risk classes first
+
+
+def test_heat_weighs_threat_severity_when_incidents_are_weighted():
+    from havenmap import _maphtml
+
+    plain = pd.DataFrame({"fatalities": [0, 3, None]})
+    np.testing.assert_array_equal(_maphtml.incident_weights(plain), [1, 4, 1])
+    weighted = plain.assign(type_weight=[1.0, 0.1, 0.6], fatality_factor=[1.0, 2.0, 1.0],
+                            precision_weight=[1.0, 1.0, 0.25])
+    # type × fatalities × precision, in tenths, at least 1 (a protest no longer weighs like an attack)
+    np.testing.assert_array_equal(_maphtml.incident_weights(weighted), [10, 2, 2])
+    np.testing.assert_array_equal(_maphtml.incident_deaths(weighted), [0, 3, 0])

@@ -533,12 +533,30 @@ def incident_dates(incidents: pd.DataFrame) -> pd.Series:
     return dates.dt.tz_convert(None)
 
 
-def incident_weights(incidents: pd.DataFrame) -> np.ndarray:
-    """Heat weight per incident: ``fatalities + 1`` (missing fatalities count as 0)."""
+#: Columns :func:`havenmap.threat.weigh_incidents` adds; with them the heat shows severity.
+SEVERITY_COLUMNS = ("type_weight", "fatality_factor", "precision_weight")
+
+
+def incident_deaths(incidents: pd.DataFrame) -> np.ndarray:
+    """Fatalities per incident as integers (missing count as 0)."""
     if "fatalities" not in incidents.columns:
-        return np.ones(len(incidents), dtype=np.int64)
+        return np.zeros(len(incidents), dtype=np.int64)
     deaths = pd.to_numeric(incidents["fatalities"], errors="coerce").fillna(0).clip(lower=0)
-    return np.rint(deaths.to_numpy(dtype=float)).astype(np.int64) + 1
+    return np.rint(deaths.to_numpy(dtype=float)).astype(np.int64)
+
+
+def incident_weights(incidents: pd.DataFrame) -> np.ndarray:
+    """Heat weight per incident (integer units).
+
+    Weighted incidents (with :data:`SEVERITY_COLUMNS`, from the threat module) weigh their
+    severity — type × fatalities × location precision, in tenths, at least 1 — without the age
+    decay, since the week slider shows time itself. Otherwise ``fatalities + 1``.
+    """
+    if all(c in incidents.columns for c in SEVERITY_COLUMNS):
+        severity = np.prod([pd.to_numeric(incidents[c], errors="coerce").fillna(0).to_numpy(dtype=float)
+                            for c in SEVERITY_COLUMNS], axis=0)
+        return np.maximum(np.rint(10.0 * severity), 1).astype(np.int64)
+    return incident_deaths(incidents) + 1
 
 
 def as_timestamp(as_of: Any) -> pd.Timestamp | None:
@@ -610,7 +628,7 @@ def heat_frames(
         if as_of is not None else week_start[dated].max()
     n_weeks = int((last - first).days // 7) + 1
     widx = ((week_start[dated] - first).dt.days // 7).to_numpy().astype(np.int64)
-    deaths = weight[dated] - 1
+    deaths = incident_deaths(incidents)[dated]
     out["n"] = np.bincount(widx, minlength=n_weeks).astype(int).tolist()
     out["deaths"] = np.bincount(widx, weights=deaths, minlength=n_weeks).astype(int).tolist()
     starts = [first + pd.Timedelta(weeks=k) for k in range(n_weeks)]
@@ -656,7 +674,7 @@ def recent_incidents(
     types = sorted(set(kinds))
     index = {t: i for i, t in enumerate(types)}
     lat, lon = point_rows(recent.geometry)
-    deaths = incident_weights(recent) - 1
+    deaths = incident_deaths(recent)
     ids = column(recent, "incident_id")
     rows = [
         [la, lo, index[k], d.date().isoformat(), int(f), plain(n), plain(i, 60)]

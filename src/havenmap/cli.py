@@ -699,8 +699,9 @@ def threat_command(
 
     Writes OUT/edge_risk.geojson (a LineString per directed edge: u, v, key, edge, risk >= 0, in
     weighted incidents per km of road), OUT/hotspots.geojson (significant hot roads: gi_z, p_value,
-    q_value, significance), OUT/clusters.geojson (emerging space-time clusters, when any),
-    OUT/threat_map.html and, with --defenders, OUT/alerts.csv / alerts.json.
+    q_value, significance), OUT/node_risk.csv (osmid, lon, lat, risk), OUT/density_grid.geojson
+    (planar density per km², cell centres), OUT/clusters.geojson (emerging space-time clusters,
+    when any), OUT/threat_map.html and, with --defenders, OUT/alerts.csv / alerts.json.
     """
     from . import threat
 

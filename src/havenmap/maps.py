@@ -643,7 +643,9 @@ def _add_heat(m: folium.Map, incidents: gpd.GeoDataFrame, as_of: pd.Timestamp | 
     }
     group = _group(m, "Incident heatmap (by week)")
     group.add_child(_Call("heat", data, deps=("heat",)))
-    text = f"incident density (weight: fatalities + 1), low → high; {heat['bin_m']:g} m bins"
+    weighting = ("type × fatalities × precision" if all(c in incidents.columns for c in mh.SEVERITY_COLUMNS)
+                 else "fatalities + 1")
+    text = f"incident density (weight: {weighting}), low → high; {heat['bin_m']:g} m bins"
     if n_weeks:
         text += f"; slider: {n_weeks} week{'s' if n_weeks != 1 else ''}"
     return [(mh.heat_swatch(), text)]

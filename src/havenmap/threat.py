@@ -1172,8 +1172,10 @@ def run_threat_outputs(
 
 def write_threat_outputs(result: ThreatResult, out_dir: PathLike, alerts: pd.DataFrame | None = None, *,
                          title: str = "Threat picture", threat_map: bool = True) -> dict[str, str]:
-    """Write ``edge_risk.geojson``, ``hotspots.geojson``, ``clusters.geojson`` (if any),
-    ``threat_map.html`` (unless ``threat_map=False``) and, with ``alerts``, ``alerts.csv``/``.json``.
+    """Write ``edge_risk.geojson``, ``hotspots.geojson``, ``node_risk.csv`` (``osmid, lon, lat,
+    risk``), ``density_grid.geojson`` (cell centres, ``density`` in weighted incidents per km²),
+    ``clusters.geojson`` (if any), ``threat_map.html`` (unless ``threat_map=False``) and, with
+    ``alerts``, ``alerts.csv``/``.json``.
 
     Returns the written paths by name.
     """
@@ -1181,6 +1183,12 @@ def write_threat_outputs(result: ThreatResult, out_dir: PathLike, alerts: pd.Dat
     files: dict[str, str] = {}
     files["edge_risk"] = str(_io.write_geojson(out / "edge_risk.geojson", result.edge_risk))
     files["hotspots"] = str(_io.write_geojson(out / "hotspots.geojson", result.hotspots))
+    net = result.net
+    nodes = pd.DataFrame({"osmid": net.node_id, "lon": net.node_lonlat[:, 0].round(7),
+                          "lat": net.node_lonlat[:, 1].round(7), "risk": result.node_risk})
+    files["node_risk"] = str(_io.write_csv(out / "node_risk.csv", nodes))
+    if result.grid is not None:
+        files["density_grid"] = str(_io.write_geojson(out / "density_grid.geojson", result.grid.to_gdf()))
     if result.clusters is not None and len(result.clusters):
         files["clusters"] = str(_io.write_geojson(out / "clusters.geojson", result.clusters))
     if threat_map:
