@@ -204,3 +204,18 @@ def test_demo_map_renders_offline_in_chromium(demo_out):
     assert counts["canvases"] >= 1 and counts["interactive"] > 14  # havens + routes + cells
     assert "Safe havens" in counts["layers"] and any("Defenders" in name for name in counts["layers"])
     assert shot.stat().st_size > 10_000
+
+
+def test_bad_output_paths_fail_first_and_leave_nothing(tmp_path):
+    (tmp_path / "a_folder").mkdir()
+    out = tmp_path / "routes.geojson"
+    proc = run("nearest", "--network", str(NETWORK), "--network-type", "walk", "--defenders",
+               str(DEMO / "defenders.csv"), "--havens", str(DEMO / "havens.geojson"), "--out", str(out),
+               "--map", str(tmp_path / "a_folder"))
+    assert proc.returncode == 2 and "is a folder" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists() and "Loading" not in proc.stderr  # failed before any work
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "patrol").write_text("in the way")
+    proc = run("demo", "--out", str(tmp_path / "d"))
+    assert proc.returncode == 2 and "is a file, not a folder" in proc.stderr
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["patrol"]

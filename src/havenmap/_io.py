@@ -16,6 +16,33 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from .errors import InputError
+
+
+def check_output(path: str | os.PathLike[str], *, folder: bool = False, option: str = "--out") -> Path:
+    """Fail early, with one line, when ``path`` cannot become an output file (or folder).
+
+    Called before any work starts, so a bad output path never leaves other outputs behind.
+    Creates the missing folders (the only side effect).
+    """
+    target = Path(path)
+    what = "folder" if folder else "file"
+    if folder and target.exists() and not target.is_dir():
+        raise InputError(f"{option} {target}: is a file, not a folder; give a folder for the outputs")
+    if not folder and target.is_dir():
+        raise InputError(f"{option} {target}: is a folder; give a file name such as {target / 'out'}")
+    parent = target if folder else target.parent
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise InputError(f"{option} {target}: {existing} is a file, so the {what} cannot be created there")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{option} {target}: {existing} is not writable; choose another place")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{option} {target}: cannot create the folder {parent} ({exc.strerror})") from None
+    return target
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], private: bool = False) -> Iterator[Path]:
@@ -29,8 +56,7 @@ def atomic_path(path: str | os.PathLike[str], private: bool = False) -> Iterator
         Create the file readable by the owner only (mode 0600): for files that hold
         exact defender locations.
     """
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    final = check_output(path, option="output")
     # a private (0700) folder beside the target: the half-written file is never readable by
     # others, whatever mode the writer (pyogrio, pandas, ...) creates it with
     work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))

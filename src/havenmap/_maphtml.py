@@ -820,7 +820,7 @@ HM_CSS = """
 .hm-lsec{margin:6px 0 2px;font-weight:bold;color:#333;border-top:1px solid #ddd;padding-top:3px}
 .hm-lrow{display:flex;align-items:center;gap:6px;margin:1px 0}
 .hm-sw{flex:none;width:28px;line-height:0;text-align:center}
-.hm-box{max-width:320px;white-space:normal;overflow-wrap:anywhere}
+.hm-box{width:max-content;max-width:320px;white-space:normal;overflow-wrap:break-word}
 .hm-box .hm-head{font-weight:bold}
 .hm-inc{background:#ff7f00;border:1.5px solid #7a3b00;border-radius:50%;box-sizing:border-box}
 .hm-inc-fatal{background:#b10026;border-color:#3d000d}

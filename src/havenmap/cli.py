@@ -91,6 +91,7 @@ def demo(
 
     Writes OUT/nearest_havens.geojson, OUT/map.html and OUT/report.json.
     """
+    _io.check_output(out, folder=True)
     scen = scenario.load_scenario(scenario.demo_dir() / "scenario.toml")
     summary = scenario.run_scenario(scen, out, step=_step, exact_defenders=exact_defenders)
     _print_summary(summary, out)
@@ -138,6 +139,9 @@ def nearest(
     distance_m, reachable, reason, snap_distance_m; geometry = the road route (EPSG:4326).
     A defender who can reach no haven is listed with reachable = false and no route.
     """
+    _io.check_output(out)
+    if map_path is not None:
+        _io.check_output(map_path, option="--map")
     if cost not in ("time", "length"):
         raise HavenmapError(f"--cost {cost!r}: use 'time' or 'length'")
     with _step(f"Loading the {network_type} network {network.name}"):
@@ -182,6 +186,7 @@ def download(
 
     Field teams should download before deployment and carry the GraphML (or a .osm.pbf extract).
     """
+    _io.check_output(out)
     from .network import from_bbox, from_place
 
     if (place is None) == (bbox is None):
@@ -267,6 +272,7 @@ def patrol_command(
     OUT/target_frequency.csv, OUT/patrol_summary.json and OUT/patrol_map.html. One network
     (drive or walk) per run.
     """
+    _io.check_output(out, folder=True)
     from . import patrol as pt
     from .costs import edge_risk
 
@@ -405,6 +411,7 @@ def coverage_command(
     --closures, closures_impact.csv (defenders cut off or slowed, with the haven they would
     have reached without the closures). Files are readable by the owner only.
     """
+    _io.check_output(out, folder=True)
     from . import coverage as cov_mod
 
     if cost not in ("time", "length"):
@@ -541,6 +548,7 @@ def map_command(
     One self-contained HTML file that works offline (nothing is fetched unless --tiles). Every
     layer is optional except the road network, which is the base map.
     """
+    _io.check_output(out)
     from . import maps
 
     with _step(f"Loading the {network_type} network {network.name}"):
@@ -703,6 +711,7 @@ def threat_command(
     (planar density per km², cell centres), OUT/clusters.geojson (emerging space-time clusters,
     when any), OUT/threat_map.html and, with --defenders, OUT/alerts.csv / alerts.json.
     """
+    _io.check_output(out, folder=True)
     from . import threat
 
     with _step("Reading incidents"):
@@ -768,6 +777,7 @@ def alerts_command(
     defender_id, score, level, reason, recent_count, baseline_count, p_value, severe_count, nearest_m...
     Defenders without an alert are not listed; no output holds a defender's location.
     """
+    _io.check_output(out)
     from . import threat
 
     if out.suffix.lower() == ".json":

@@ -189,6 +189,8 @@ def run_scenario(
     from . import threat as threat_mod
 
     out = Path(out_dir)
+    for sub in ("threat", "coverage", "patrol"):  # fail before any work, not half-way through
+        _io.check_output(out / sub, folder=True)
     with step(f"Loading the {scenario.network_type} network {scenario.network.name}"):
         net = load_network(scenario.network, scenario.network_type)
     with step("Reading havens, defenders and incidents"):
@@ -232,7 +234,9 @@ def run_scenario(
     plan = None
     if scenario.bases is not None and scenario.targets is not None:
         cfg = {"units": 2, "shift_minutes": 60.0, "days": 3, "seed": 0, **scenario.patrol}
-        with step(f"Patrol plans: {cfg['units']} units, {cfg['shift_minutes']:g}-minute shifts, {cfg['days']} days"):
+        with step(
+            f"Patrol plans: {cfg['units']} unit(s), {cfg['shift_minutes']:g}-minute shifts, {cfg['days']} day(s)"
+        ):
             plan = patrol_mod.plan_patrols(
                 net, patrol_mod.read_targets(scenario.targets), layers.read_bases(scenario.bases), **cfg
             )
