@@ -19,11 +19,12 @@ import shapely
 from .errors import InputError
 
 
-def check_output(path: str | os.PathLike[str], *, folder: bool = False, option: str = "--out") -> Path:
+def check_output(path: str | os.PathLike[str], *, folder: bool = False, option: str = "--out",
+                 create: bool = True) -> Path:
     """Fail early, with one line, when ``path`` cannot become an output file (or folder).
 
     Called before any work starts, so a bad output path never leaves other outputs behind.
-    Creates the missing folders (the only side effect).
+    Creates the missing folders (the only side effect) unless ``create=False``.
     """
     target = Path(path)
     what = "folder" if folder else "file"
@@ -38,7 +39,8 @@ def check_output(path: str | os.PathLike[str], *, folder: bool = False, option: 
     if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
         raise InputError(f"{option} {target}: {existing} is not writable; choose another place")
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        if create:
+            parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"{option} {target}: cannot create the folder {parent} ({exc.strerror})") from None
     return target

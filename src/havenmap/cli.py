@@ -91,7 +91,7 @@ def demo(
 
     Writes OUT/nearest_havens.geojson, OUT/map.html and OUT/report.json.
     """
-    _io.check_output(out, folder=True)
+    _io.check_output(out, folder=True, create=False)
     scen = scenario.load_scenario(scenario.demo_dir() / "scenario.toml")
     summary = scenario.run_scenario(scen, out, step=_step, exact_defenders=exact_defenders)
     _print_summary(summary, out)

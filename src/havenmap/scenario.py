@@ -190,7 +190,7 @@ def run_scenario(
 
     out = Path(out_dir)
     for sub in ("threat", "coverage", "patrol"):  # fail before any work, not half-way through
-        _io.check_output(out / sub, folder=True)
+        _io.check_output(out / sub, folder=True, create=False)
     with step(f"Loading the {scenario.network_type} network {scenario.network.name}"):
         net = load_network(scenario.network, scenario.network_type)
     with step("Reading havens, defenders and incidents"):
