@@ -284,15 +284,20 @@ def test_encode_lines_round_trip():
 
 def test_trim_start_hand_worked():
     line = LineString([(0, 0), (100, 0), (100, 200)])  # 300 m long
-    cut = mh.trim_start(line, 150)
-    assert cut.coords[0] == (100.0, 50.0)
-    assert cut.length == pytest.approx(150.0)
-    assert mh.trim_start(line, 300) is None
+    cut = mh.trim_start(line, 150)  # straight-line 150 m from (0, 0): y = sqrt(150² - 100²) = 111.8
+    assert cut.coords[0][0] == pytest.approx(100.0) and cut.coords[0][1] == pytest.approx(111.8, abs=0.3)
+    assert cut.length == pytest.approx(88.2, abs=0.3)
+    assert min(np.hypot(*np.asarray(cut.coords).T)) >= 150.0
+    assert mh.trim_start(line, 300) is None  # the whole route lies within 224 m of its start
     assert mh.trim_start(line, 0) is line
     multi = MultiLineString([[(0, 0), (100, 0)], [(500, 0), (500, 100)]])  # disjoint parts, 200 m
     cut = mh.trim_start(multi, 120)
-    assert cut.coords[0] == (500.0, 20.0)
-    assert cut.length == pytest.approx(80.0)
+    assert cut.coords[0] == (500.0, 0.0)
+    assert cut.length == pytest.approx(100.0)
+    # a road that doubles back near the start is cut there too, not only its first stretch
+    hairpin = LineString([(0, 0), (200, 0), (200, 10), (0, 10)])
+    cut = mh.trim_start(hairpin, 150)
+    assert min(np.hypot(*np.asarray([c for g in getattr(cut, "geoms", [cut]) for c in g.coords]).T)) >= 150.0
 
 
 def test_grid_counts_hand_worked():
@@ -649,3 +654,9 @@ def test_heat_weighs_threat_severity_when_incidents_are_weighted():
     # type × fatalities × precision, in tenths, at least 1 (a protest no longer weighs like an attack)
     np.testing.assert_array_equal(_maphtml.incident_weights(weighted), [10, 2, 2])
     np.testing.assert_array_equal(_maphtml.incident_deaths(weighted), [0, 3, 0])
+
+
+def test_haven_icons_by_kind_match_whole_words():
+    kinds = {"embassy": 0, "UN office": 0, "community_centre": 3, "Fundación": 3, "unknown": 3,
+             "Iglesia San José": 2, "place_of_worship": 2, "doctors": 1}
+    assert {k: mh.haven_kind(k) for k in kinds} == kinds

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -20,8 +21,7 @@ import numpy as np
 import pandas as pd
 import pyproj
 import shapely
-from shapely.geometry import LineString, MultiLineString, mapping
-from shapely.ops import substring
+from shapely.geometry import LineString, MultiLineString, Point, mapping
 
 from havenmap.errors import InputError
 
@@ -90,9 +90,12 @@ _GLYPHS = {
     'stroke-linejoin="round"/>',
 }
 HAVEN_KINDS = (
-    (("embassy", "consulate", "diplomatic", "un", "international"), "#1e4fa3", "flag", "embassy / diplomatic"),
-    (("clinic", "hospital", "doctor", "health", "medical"), "#1a9641", "cross", "clinic / hospital"),
-    (("worship", "church", "mosque", "temple", "religious", "synagogue"), "#6a3d9a", "dome", "place of worship"),
+    (("embassy", "embajada", "ambassade", "consulate", "consulado", "diplomatic", "un", "united nations",
+      "international"), "#1e4fa3", "flag", "embassy / diplomatic"),
+    (("clinic", "clínica", "clinica", "hospital", "doctor", "doctors", "health", "medical", "pharmacy"),
+     "#1a9641", "cross", "clinic / hospital"),
+    (("worship", "place of worship", "church", "iglesia", "église", "mosque", "mezquita", "temple", "religious",
+      "synagogue", "chapel", "cathedral"), "#6a3d9a", "dome", "place of worship"),
     ((), "#00796b", "house", "other haven / shelter"),
 )
 
@@ -351,26 +354,23 @@ def _unique_lines(parts: np.ndarray) -> np.ndarray:
 
 
 def trim_start(line: Any, trim_m: float) -> Any:
-    """Cut the first ``trim_m`` metres off a (multi)line in a metric CRS; ``None`` if nothing is left."""
+    """Remove every part of a (multi)line within ``trim_m`` metres (straight line) of its start.
+
+    Measured as the crow flies, not along the road, so no drawn point lies closer than
+    ``trim_m`` to the defender whatever the road does (metric CRS); ``None`` if nothing is left.
+    """
     if trim_m <= 0:
         return line
     if isinstance(line, MultiLineString):
         line = shapely.line_merge(line)
-    parts = list(line.geoms) if isinstance(line, MultiLineString) else [line]
-    kept: list[LineString] = []
-    remaining = trim_m
-    for part in parts:
-        if remaining <= 0:
-            kept.append(part)
-        elif part.length > remaining:
-            kept.append(substring(part, remaining, part.length))
-            remaining = 0.0
-        else:
-            remaining -= part.length
-    kept = [p for p in kept if isinstance(p, LineString) and p.length > 0]
-    if not kept:
+    first = line.geoms[0] if isinstance(line, MultiLineString) else line
+    quad = 16  # circumscribe the polygonal disk so its edges never fall inside the true circle
+    disk = Point(first.coords[0]).buffer(trim_m / math.cos(math.pi / (4 * quad)), quad_segs=quad)
+    rest = line.difference(disk)
+    parts = [p for p in getattr(rest, "geoms", [rest]) if isinstance(p, LineString) and p.length > 0]
+    if not parts:
         return None
-    return kept[0] if len(kept) == 1 else MultiLineString(kept)
+    return parts[0] if len(parts) == 1 else MultiLineString(parts)
 
 
 def geojson_geometry(geom: Any, digits: int = POINT_DIGITS) -> dict[str, Any]:
@@ -690,9 +690,11 @@ def recent_incidents(
 
 def haven_kind(kind: Any) -> int:
     """Index into :data:`HAVEN_KINDS` for a haven's ``kind`` text."""
-    word = plain(kind).lower()
+    # whole words only: "un" (United Nations) must not match "community_centre" or "Fundación"
+    tokens = set(re.split(r"[\W_]+", plain(kind).lower()))
+    text = " ".join(re.split(r"[\W_]+", plain(kind).lower()))
     for i, (words, *_rest) in enumerate(HAVEN_KINDS[:-1]):
-        if any(w in word for w in words):
+        if any((w in tokens) if " " not in w else (w in text) for w in words):
             return i
     return len(HAVEN_KINDS) - 1
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.text import Text
@@ -148,8 +149,8 @@ def nearest(
         net = load_network(network, network_type)
     with _step("Reading the point layers"):
         columns = {"id_column": id_column, "lat_column": lat_column, "lon_column": lon_column, "crs": crs}
-        d = layers.read_defenders(defenders, **columns)
-        h = layers.read_havens(havens, **columns)
+        d = layers.read_defenders(defenders, **_point_options(defenders, columns))
+        h = layers.read_havens(havens, **_point_options(havens, columns))
         inc = layers.read_incidents(incidents) if incidents else None
     weights, risk_arr = _cost_model(net, cost, closures, risk, alpha, max_risk)  # closures / danger (coverage)
     with _step(f"Routing {len(d)} defenders to their {k} nearest of {len(h)} havens"):
@@ -423,8 +424,8 @@ def coverage_command(
         net = load_network(network, network_type)
     with _step("Reading the point layers"):
         columns = {"id_column": id_column, "lat_column": lat_column, "lon_column": lon_column, "crs": crs}
-        d = layers.read_defenders(defenders, **columns)
-        h = layers.read_havens(havens, **columns)
+        d = layers.read_defenders(defenders, **_point_options(defenders, columns))
+        h = layers.read_havens(havens, **_point_options(havens, columns))
     weights, _ = _cost_model(net, cost, closures, risk, alpha, max_risk)
     with _step(f"Coverage of {len(d)} defenders by {len(h)} havens"):
         cov = cov_mod.coverage(net, d, h, bands, cost=cost, edge_weights=weights, max_snap_m=max_snap_m)
@@ -548,6 +549,10 @@ def map_command(
     One self-contained HTML file that works offline (nothing is fetched unless --tiles). Every
     layer is optional except the road network, which is the base map.
     """
+    if as_of is not None:
+        from .threat import _parse_as_of
+
+        _parse_as_of(as_of, pd.Series([], dtype="datetime64[ns]"))
     _io.check_output(out)
     from . import maps
 
@@ -811,6 +816,13 @@ def alerts_command(
         + f"; written to {csv_path} and {json_path}",
         highlight=False,
     )
+
+
+def _point_options(path: Path, columns: dict) -> dict:
+    """--lat/--lon/--crs describe CSV coordinates; vector files carry their own geometry and CRS."""
+    if path.name.lower().endswith((".csv", ".tsv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz", ".txt")):
+        return columns
+    return {"id_column": columns["id_column"]}
 
 
 def _print_summary(summary: dict, out: Path) -> None:
