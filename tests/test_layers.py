@@ -519,3 +519,11 @@ def test_large_file_reports_first_bad_row(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(read_defenders(path)) == n
+
+
+def test_semicolon_separated_csv_with_bom_and_padded_headers(tmp_path):
+    path = tmp_path / "semi.csv"
+    path.write_bytes("\ufeff id ; Latitude ; LONG \nd1;60.17;24.94\nd2;60.168;24.945\n".encode())
+    points = read_defenders(path)
+    assert list(points["id"]) == ["d1", "d2"]
+    assert points.geometry.iloc[1].x == pytest.approx(24.945) and points.geometry.iloc[1].y == pytest.approx(60.168)

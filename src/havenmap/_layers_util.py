@@ -177,9 +177,25 @@ def load(path: str | os.PathLike[str], text_columns: Iterable[str] = ()) -> tupl
     return frame, src
 
 
+def _sniff_separator(p: Path) -> str:
+    """',' unless the header line clearly uses ';' (European spreadsheets) or tabs."""
+    import gzip
+
+    try:
+        opener = gzip.open if p.name.lower().endswith(".gz") else open
+        with opener(p, "rt", encoding="utf-8-sig", errors="replace") as handle:
+            header = handle.readline()
+    except OSError:
+        return ","
+    counts = {sep: header.count(sep) for sep in (",", ";", "\t")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] > counts[","] else ","
+
+
 def _read(p: Path, fmt: str, text_columns: set[str]) -> pd.DataFrame:
     if fmt in ("csv", "tsv"):
-        opts = {"sep": "\t" if fmt == "tsv" else ",", "encoding": "utf-8-sig", "skip_blank_lines": False}
+        sep = "\t" if fmt == "tsv" else _sniff_separator(p)
+        opts = {"sep": sep, "encoding": "utf-8-sig", "skip_blank_lines": False}
         header = pd.read_csv(p, nrows=0, **opts).columns
         dtype = {c: str for c in header if str(c).strip().lower() in text_columns}
         return pd.read_csv(p, dtype=dtype, low_memory=False, **opts)
