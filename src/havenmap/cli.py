@@ -547,7 +547,9 @@ def map_command(
     """Draw the commander's map: threat, havens and their reach, defenders' status, alerts and patrols.
 
     One self-contained HTML file that works offline (nothing is fetched unless --tiles). Every
-    layer is optional except the road network, which is the base map.
+    layer is optional except the road network, which is the base map. With --havens and
+    --defenders, defenders' status, routes to the nearest haven and 5/10/15-minute service areas
+    are computed here unless --coverage / --service-areas are given.
     """
     if as_of is not None:
         from .threat import _parse_as_of
@@ -572,6 +574,17 @@ def map_command(
         }
         if patrols is not None:
             kw["patrol_routes"], kw["patrol_stops"] = _read_patrols(patrols, targets)
+    if kw["havens"] is not None and kw["defenders"] is not None:
+        # the network is here: compute what the commander needs rather than draw "status unknown"
+        from . import coverage as cov_mod
+
+        with _step("Routing defenders to their nearest haven"):
+            if kw["coverage"] is None:
+                kw["coverage"] = cov_mod.coverage(net, kw["defenders"], kw["havens"], (slow_minutes,)).defenders
+            if kw["service_areas"] is None:
+                kw["service_areas"] = cov_mod.service_areas(net, kw["havens"], (5, 10, 15))
+            routes = nearest_havens(net, kw["defenders"], kw["havens"], k=1)
+            kw["routes"] = routes.loc[routes["reachable"]]
     with _step("Drawing the map"):
         m = maps.commander_map(
             roads=net,
