@@ -73,9 +73,11 @@ _LEVEL_RANK = {
     "low": 1, "watch": 1, "yellow": 1, "minor": 1,
 }
 _INACTIVE_LEVELS = {"", "none", "ok", "normal", "green", "inactive", "no", "false", "0", "nan", "resolved"}
+# patrol units: first the colours no other layer uses (routes to havens are blue, hotspots red,
+# service areas green)
 UNIT_COLOURS = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-    "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
+    "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
+    "#bcbd22", "#7f7f7f", "#d62728", "#2ca02c", "#1f77b4",
 )
 BASE_COLOUR = "#263238"
 

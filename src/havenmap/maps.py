@@ -337,6 +337,8 @@ def commander_map(
     cells = None
     dfd = frames["defenders"]
     if dfd is not None:
+        if not exact_defenders:
+            cell_size_m = _legible_cell_size(dfd, float(cell_size_m))
         rows, cells = _add_defenders(m, dfd, exact_defenders, cell_size_m, slow_minutes)
         safety += rows
         bounds.append(dfd.total_bounds if exact_defenders else cells.total_bounds)
@@ -776,6 +778,20 @@ def _add_service_areas(m: folium.Map, areas: gpd.GeoDataFrame) -> list[tuple[str
     group.add_child(_Call("areas", {"layer": "service_areas", "pane": "hmAreas", "cls": "hm-service-area",
                                     "items": items}))
     return list(reversed(rows))
+
+
+#: At most this many defender cells: beyond, cells double in size so the badges stay readable.
+MAX_DEFENDER_CELLS = 1500
+
+
+def _legible_cell_size(defenders: gpd.GeoDataFrame, cell_m: float) -> float:
+    """``cell_m``, doubled until the defenders fill at most :data:`MAX_DEFENDER_CELLS` cells."""
+    if len(defenders) <= MAX_DEFENDER_CELLS:
+        return cell_m
+    xy = shapely.get_coordinates(defenders.to_crs(defenders.estimate_utm_crs()).geometry.to_numpy())
+    while len(np.unique(np.floor(xy / cell_m), axis=0)) > MAX_DEFENDER_CELLS:
+        cell_m *= 2.0
+    return cell_m
 
 
 def _add_defenders(m: folium.Map, defenders: gpd.GeoDataFrame, exact: bool, cell_size_m: float,
