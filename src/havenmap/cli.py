@@ -43,6 +43,13 @@ NetworkOpt = Annotated[
 NetworkTypeOpt = Annotated[
     str, typer.Option("--network-type", help="For OSM files: 'drive' (one-ways honoured) or 'walk'.")
 ]
+DefendersOpt = Annotated[
+    Path,
+    typer.Option(
+        "--defenders", "-d", help="Defenders: CSV (id, latitude, longitude), GeoJSON, GPKG or GeoParquet points."
+    ),
+]
+HavensOpt = Annotated[Path, typer.Option("--havens", help="Safe havens: same point formats, with an id column.")]
 IdOpt = Annotated[str | None, typer.Option("--id", help="Id column of the point files (default: 'id', any case).")]
 LatOpt = Annotated[
     str | None, typer.Option("--lat", help="Latitude column of CSV point files (default: latitude/lat).")
@@ -101,13 +108,8 @@ def demo(
 @app.command()
 def nearest(
     network: NetworkOpt,
-    defenders: Annotated[
-        Path,
-        typer.Option(
-            "--defenders", "-d", help="Defenders: CSV (id, latitude, longitude), GeoJSON, GPKG or GeoParquet points."
-        ),
-    ],
-    havens: Annotated[Path, typer.Option("--havens", help="Safe havens: same point formats, with an id column.")],
+    defenders: DefendersOpt,
+    havens: HavensOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output GeoJSON: one route per defender and rank.")],
     k: Annotated[int, typer.Option("--k", min=1, help="How many nearest havens per defender.")] = 1,
     cost: Annotated[
@@ -379,13 +381,8 @@ def _cost_model(
 @app.command("coverage")
 def coverage_command(
     network: NetworkOpt,
-    defenders: Annotated[
-        Path,
-        typer.Option(
-            "--defenders", "-d", help="Defenders: CSV (id, latitude, longitude), GeoJSON, GPKG or GeoParquet points."
-        ),
-    ],
-    havens: Annotated[Path, typer.Option("--havens", help="Safe havens: same point formats, with an id column.")],
+    defenders: DefendersOpt,
+    havens: HavensOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
     minutes: Annotated[str, typer.Option("--minutes", "-m", help="Time bands in minutes, e.g. 5,10,15.")] = "5,10,15",
     closures: ClosuresOpt = None,
