@@ -533,6 +533,19 @@ def test_greedy_baseline_is_feasible(demo_walk):
     assert _vrp.greedy(_with_shift(inst, 10)).routes == [[]]
 
 
+def test_rewriting_outputs_leaves_no_stale_gpx(demo_walk, tmp_path):
+    targets, bases = _demo()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        three = plan_patrols(demo_walk, targets, bases, units=3, shift_minutes=45, solver="greedy", days=2)
+        one = plan_patrols(demo_walk, targets, bases, units=1, shift_minutes=45, solver="greedy", days=1)
+    patrol.write_patrol_outputs(three, tmp_path, write_map=False)
+    assert len(list((tmp_path / "gpx").glob("*.gpx"))) == len(three.routes)
+    written = patrol.write_patrol_outputs(one, tmp_path, write_map=False)
+    assert sorted(p.name for p in (tmp_path / "gpx").glob("*.gpx")) == sorted(p.name for p in written["gpx"])
+    assert len(written["gpx"]) == len(one.routes)
+
+
 def _with_shift(inst, shift):
     return _vrp.Instance(**{**inst.__dict__, "vehicle_shift": np.array([shift])})
 

@@ -97,7 +97,8 @@ def demo(
 ) -> None:
     """Run the embedded Helsinki demo scenario (real OSM streets, synthetic people and incidents).
 
-    Writes OUT/nearest_havens.geojson, OUT/map.html and OUT/report.json.
+    Writes OUT/map.html (the commander's map), OUT/nearest_havens.geojson, OUT/report.json, and
+    the folders OUT/coverage/, OUT/threat/ and OUT/patrol/ (see the README for every file).
     """
     _io.check_output(out, folder=True, create=False)
     scen = scenario.load_scenario(scenario.demo_dir() / "scenario.toml")
@@ -142,9 +143,9 @@ def nearest(
     distance_m, reachable, reason, snap_distance_m; geometry = the road route (EPSG:4326).
     A defender who can reach no haven is listed with reachable = false and no route.
     """
-    _io.check_output(out)
+    _io.check_output(out, create=False)
     if map_path is not None:
-        _io.check_output(map_path, option="--map")
+        _io.check_output(map_path, option="--map", create=False)
     if cost not in ("time", "length"):
         raise HavenmapError(f"--cost {cost!r}: use 'time' or 'length'")
     with _step(f"Loading the {network_type} network {network.name}"):
@@ -189,7 +190,7 @@ def download(
 
     Field teams should download before deployment and carry the GraphML (or a .osm.pbf extract).
     """
-    _io.check_output(out)
+    _io.check_output(out, create=False)
     from .network import from_bbox, from_place
 
     if (place is None) == (bbox is None):
@@ -275,7 +276,7 @@ def patrol_command(
     OUT/target_frequency.csv, OUT/patrol_summary.json and OUT/patrol_map.html. One network
     (drive or walk) per run.
     """
-    _io.check_output(out, folder=True)
+    _io.check_output(out, folder=True, create=False)
     from . import patrol as pt
     from .costs import edge_risk
 
@@ -409,7 +410,7 @@ def coverage_command(
     --closures, closures_impact.csv (defenders cut off or slowed, with the haven they would
     have reached without the closures). Files are readable by the owner only.
     """
-    _io.check_output(out, folder=True)
+    _io.check_output(out, folder=True, create=False)
     from . import coverage as cov_mod
 
     if cost not in ("time", "length"):
@@ -552,7 +553,7 @@ def map_command(
         from .threat import _parse_as_of
 
         _parse_as_of(as_of, pd.Series([], dtype="datetime64[ns]"))
-    _io.check_output(out)
+    _io.check_output(out, create=False)
     from . import maps
 
     with _step(f"Loading the {network_type} network {network.name}"):
@@ -726,7 +727,7 @@ def threat_command(
     (planar density per km², cell centres), OUT/clusters.geojson (emerging space-time clusters,
     when any), OUT/threat_map.html and, with --defenders, OUT/alerts.csv / alerts.json.
     """
-    _io.check_output(out, folder=True)
+    _io.check_output(out, folder=True, create=False)
     from . import threat
 
     with _step("Reading incidents"):
@@ -792,7 +793,7 @@ def alerts_command(
     defender_id, score, level, reason, recent_count, baseline_count, p_value, severe_count, nearest_m...
     Defenders without an alert are not listed; no output holds a defender's location.
     """
-    _io.check_output(out)
+    _io.check_output(out, create=False)
     from . import threat
 
     if out.suffix.lower() == ".json":

@@ -270,8 +270,12 @@ def targets_from_hotspots(net: RoadNetwork, hotspots: gpd.GeoDataFrame, *, prior
 
 def _hotspot_edges(net: RoadNetwork, frame: pd.DataFrame) -> np.ndarray:
     if {"u", "v", "key"} <= set(frame.columns):
-        u = net.node_index(frame["u"].to_numpy(dtype=np.int64))
-        v = net.node_index(frame["v"].to_numpy(dtype=np.int64))
+        try:
+            u = net.node_index(frame["u"].to_numpy(dtype=np.int64))
+            v = net.node_index(frame["v"].to_numpy(dtype=np.int64))
+        except KeyError as exc:
+            raise InputError(f"hotspots: {exc.args[0]}; use the network (and --network-type) the hotspots "
+                             "were computed on") from None
         key = frame["key"].to_numpy(dtype=np.int64)
         lookup = pd.Series(np.arange(net.n_edges),
                            index=pd.MultiIndex.from_arrays([net.edge_u, net.edge_v, net.edge_key]))
@@ -1074,7 +1078,9 @@ def write_patrol_outputs(plan: PatrolPlan, out_dir: str | os.PathLike[str], *,
         File kind → path (``gpx`` → list of paths).
     """
     out = Path(out_dir)
-    private = plan.exact
+    # defender targets, even displaced to a junction, point near people: keep every file owner-only
+    private = bool(plan.exact or (plan.stops["kind"].astype(str) == "defender").any()
+                   if "kind" in plan.stops else plan.exact)
     written: dict[str, Any] = {}
     written["routes"] = _io.write_geojson(out / "patrol_routes.geojson", plan.routes, private=private)
     written["schedule"] = _io.write_csv(out / "patrol_schedule.csv", _rounded(plan.schedule), private=private)
@@ -1110,7 +1116,11 @@ def _safe_name(text: str) -> str:
 
 
 def _write_gpx(plan: PatrolPlan, folder: Path, private: bool) -> list[Path]:
-    paths = []
+    if folder.is_dir():  # a re-run must not leave yesterday's routes beside today's
+        for old in folder.glob("*.gpx"):
+            old.unlink()
+    paths: list[Path] = []
+    used: set[str] = set()
     bases = plan.bases.set_index(plan.bases["id"].astype(str))
     for row in plan.routes.itertuples():
         visits = plan.stops.loc[(plan.stops["unit"] == row.unit) & (plan.stops["day"] == row.day)].sort_values("stop")
@@ -1123,7 +1133,12 @@ def _write_gpx(plan: PatrolPlan, folder: Path, private: bool) -> list[Path]:
         desc = (f"{row.n_targets} targets, back at base after {row.duration_min:.1f} min, "
                 f"{row.distance_m / 1000:.2f} km")
         text = _gpx.gpx_document(name, np.asarray(row.geometry.coords), wpts, description=desc)
-        path = folder / f"{_safe_name(str(row.unit))}_day-{row.day}.gpx"
-        paths.append(_io.write_text(path, text, private=private))
+        stem = f"{_safe_name(str(row.unit))}_day-{row.day}"
+        n = 2
+        while stem in used:  # units 'a b' and 'a_b' must not overwrite each other
+            stem = f"{_safe_name(str(row.unit))}-{n}_day-{row.day}"
+            n += 1
+        used.add(stem)
+        paths.append(_io.write_text(folder / f"{stem}.gpx", text, private=private))
     return paths
 

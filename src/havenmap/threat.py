@@ -200,6 +200,8 @@ def read_weights(path: PathLike | pd.DataFrame) -> pd.DataFrame:
             raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
         except FileNotFoundError:
             raise InputError(f"{label}: weights file not found") from None
+        except IsADirectoryError:
+            raise InputError(f"{label}: is a folder; give the weights CSV file") from None
         except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
             raise InputError(f"{label}: not a readable CSV table ({str(exc).splitlines()[0]})") from None
     raw.columns = [str(c).strip().lower() for c in raw.columns]
