@@ -133,46 +133,19 @@ def test_bad_defender_files_get_one_line_and_exit_2(tmp_path, case):
     assert not out.parent.exists() or not any(out.parent.iterdir())  # no partial output either
 
 
+def _nearest(network, out, *extra: str) -> subprocess.CompletedProcess:
+    """`havenmap nearest` on the demo defenders and havens, with extra options."""
+    return run("nearest", "--network", str(network), "--defenders", str(DEMO / "defenders.csv"),
+               "--havens", str(DEMO / "havens.geojson"), *extra, "--out", str(out))
+
+
 def test_bad_network_and_options_exit_2(tmp_path):
-    proc = run(
-        "nearest",
-        "--network",
-        str(tmp_path / "missing.osm.pbf"),
-        "--defenders",
-        str(DEMO / "defenders.csv"),
-        "--havens",
-        str(DEMO / "havens.geojson"),
-        "--out",
-        str(tmp_path / "o.geojson"),
-    )
+    out = tmp_path / "o.geojson"
+    proc = _nearest(tmp_path / "missing.osm.pbf", out)
     assert proc.returncode == 2 and "missing.osm.pbf" in proc.stderr and "Traceback" not in proc.stderr
-    proc = run(
-        "nearest",
-        "--network",
-        str(NETWORK),
-        "--defenders",
-        str(DEMO / "defenders.csv"),
-        "--havens",
-        str(DEMO / "havens.geojson"),
-        "--cost",
-        "money",
-        "--out",
-        str(tmp_path / "o.geojson"),
-    )
+    proc = _nearest(NETWORK, out, "--cost", "money")
     assert proc.returncode == 2 and "money" in proc.stderr and "Traceback" not in proc.stderr
-    proc = run(
-        "nearest",
-        "--network",
-        str(NETWORK),
-        "--defenders",
-        str(DEMO / "defenders.csv"),
-        "--havens",
-        str(DEMO / "havens.geojson"),
-        "--k",
-        "0",
-        "--out",
-        str(tmp_path / "o.geojson"),
-    )
+    proc = _nearest(NETWORK, out, "--k", "0")
     assert proc.returncode == 2 and "--k" in proc.stderr and "Traceback" not in proc.stderr
 
 

@@ -46,6 +46,7 @@ import shapely
 from . import _layers_util as _u
 from .errors import InputError
 from .network import RoadNetwork
+from .snap import edge_tree
 
 __all__ = [
     "DEFAULT_POINT_TOLERANCE_M",
@@ -156,17 +157,6 @@ def read_barriers(source: PathLike | gpd.GeoDataFrame, *, label: str | None = No
     return out
 
 
-def _edge_tree(net: RoadNetwork) -> tuple[shapely.STRtree, np.ndarray, np.ndarray]:
-    """STRtree over one geometry per physical road piece (cached): (tree, edge index, lines)."""
-    cached = net._cache.get("costs_tree")
-    if cached is None:
-        edges = net.undirected_edges
-        lines = net.edge_geometries(edges)
-        cached = (shapely.STRtree(lines), edges, lines)
-        net._cache["costs_tree"] = cached
-    return cached
-
-
 def closure_mask(net: RoadNetwork, barriers: gpd.GeoDataFrame | PathLike, *,
                  point_tolerance_m: float = DEFAULT_POINT_TOLERANCE_M) -> np.ndarray:
     """Which edges the barriers close (both directions of a two-way road), as a boolean array.
@@ -196,7 +186,7 @@ def closure_mask(net: RoadNetwork, barriers: gpd.GeoDataFrame | PathLike, *,
     local = barriers.to_crs(net.crs)
     geoms = local.geometry.to_numpy()
     _check_area(net, barriers, geoms, label)
-    tree, edges, lines = _edge_tree(net)
+    tree, edges, lines = edge_tree(net)
     kinds = local["kind"].to_numpy()
     hits = np.zeros(len(local), dtype=np.int64)
     closed_rep = []

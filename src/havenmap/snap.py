@@ -75,7 +75,7 @@ def snap_points(
             out[col] = value
         return out
     geoms = points.geometry.to_crs(net.crs).to_numpy() if points.crs is not None else points.geometry.to_numpy()
-    tree, candidates, lines = _edge_index(net, _component_floor(net, min_component_nodes))
+    tree, candidates, lines = edge_tree(net, _component_floor(net, min_component_nodes))
     idx, dist = tree.query_nearest(geoms, return_distance=True, all_matches=False)
     position = np.zeros(len(points), dtype=np.int64)
     distance = np.full(len(points), np.inf)
@@ -106,8 +106,12 @@ def _component_floor(net: RoadNetwork, min_component_nodes: int | None) -> int:
     return int(np.clip(0.01 * net.n_nodes, 5, 1000))
 
 
-def _edge_index(net: RoadNetwork, floor: int) -> tuple[shapely.STRtree, np.ndarray, np.ndarray]:
-    """STRtree over one geometry per physical road piece outside tiny fragments (cached)."""
+def edge_tree(net: RoadNetwork, floor: int = 0) -> tuple[shapely.STRtree, np.ndarray, np.ndarray]:
+    """STRtree over one geometry per physical road piece, cached on the network.
+
+    Returns (tree, edge index of each geometry, the LineStrings). Pieces in weakly connected
+    fragments with fewer than ``floor`` nodes are left out (``floor <= 1``: every road).
+    """
     cached = net._cache.get(("snap_tree", floor))
     if cached is None:
         candidates = net.undirected_edges
