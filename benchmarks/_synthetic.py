@@ -28,8 +28,15 @@ CRS = pyproj.CRS.from_epsg(32614)
 ORIGIN = (780_000.0, 2_420_000.0)
 
 
-def street_grid(n_nodes: int, *, seed: int = 0, spacing_m: float = 110.0, missing: float = 0.08,
-                oneway: float = 0.10, bend: float = 0.3) -> RoadNetwork:
+def street_grid(
+    n_nodes: int,
+    *,
+    seed: int = 0,
+    spacing_m: float = 110.0,
+    missing: float = 0.08,
+    oneway: float = 0.10,
+    bend: float = 0.3,
+) -> RoadNetwork:
     """A jittered street grid of about ``n_nodes`` nodes as a :class:`RoadNetwork`.
 
     Parameters
@@ -61,10 +68,12 @@ def street_grid(n_nodes: int, *, seed: int = 0, spacing_m: float = 110.0, missin
     u = np.concatenate([h_u, v_u])
     v = np.concatenate([h_v, v_v])
     line = np.concatenate([r[h_u], c[v_u]])  # the row / column the link runs along
-    speed = np.where(line % 40 == 0, 80.0, np.where(line % 8 == 0, 50.0,
-                     rng.choice([30.0, 30.0, 30.0, 40.0], size=len(u))))
-    highway = np.where(speed == 80.0, "trunk", np.where(speed == 50.0, "secondary",
-                       np.where(speed == 40.0, "tertiary", "residential")))
+    speed = np.where(
+        line % 40 == 0, 80.0, np.where(line % 8 == 0, 50.0, rng.choice([30.0, 30.0, 30.0, 40.0], size=len(u)))
+    )
+    highway = np.where(
+        speed == 80.0, "trunk", np.where(speed == 50.0, "secondary", np.where(speed == 40.0, "tertiary", "residential"))
+    )
     keep = (speed >= 50.0) | (rng.random(len(u)) >= missing)
     u, v, speed, highway = u[keep], v[keep], speed[keep], highway[keep]
     flip = rng.random(len(u)) < 0.5
@@ -107,19 +116,31 @@ def street_grid(n_nodes: int, *, seed: int = 0, spacing_m: float = 110.0, missin
     e_speed = speed[street]
     e_length = length[street]
     lon, lat = pyproj.Transformer.from_crs(CRS, "EPSG:4326", always_xy=True).transform(xy[:, 0], xy[:, 1])
-    attrs = pd.DataFrame({
-        "osmid": street.astype(np.int64) + 1,
-        "highway": pd.array(highway[street], dtype="string"),
-        "name": pd.array([None] * len(street), dtype="string"),
-        "oneway": one[street],
-        "maxspeed": pd.array(e_speed.astype(int).astype(str), dtype="string"),
-    })
+    attrs = pd.DataFrame(
+        {
+            "osmid": street.astype(np.int64) + 1,
+            "highway": pd.array(highway[street], dtype="string"),
+            "name": pd.array([None] * len(street), dtype="string"),
+            "oneway": one[street],
+            "maxspeed": pd.array(e_speed.astype(int).astype(str), dtype="string"),
+        }
+    )
     return RoadNetwork(
-        crs=CRS, network_type="drive", node_id=np.arange(1, n + 1, dtype=np.int64), node_xy=xy,
-        node_lonlat=np.column_stack([lon, lat]), edge_u=e_u.astype(np.int64), edge_v=e_v.astype(np.int64),
-        edge_key=np.zeros(len(street), dtype=np.int64), edge_length=e_length,
-        edge_time=e_length / (e_speed / 3.6), edge_speed=e_speed, edge_twin=twin,
-        geom_offsets=g_offsets, geom_xy=geom[flat], edge_attrs=attrs,
+        crs=CRS,
+        network_type="drive",
+        node_id=np.arange(1, n + 1, dtype=np.int64),
+        node_xy=xy,
+        node_lonlat=np.column_stack([lon, lat]),
+        edge_u=e_u.astype(np.int64),
+        edge_v=e_v.astype(np.int64),
+        edge_key=np.zeros(len(street), dtype=np.int64),
+        edge_length=e_length,
+        edge_time=e_length / (e_speed / 3.6),
+        edge_speed=e_speed,
+        edge_twin=twin,
+        geom_offsets=g_offsets,
+        geom_xy=geom[flat],
+        edge_attrs=attrs,
         source=f"synthetic street grid {rows}x{cols} (seed {seed})",
     )
 
@@ -132,5 +153,4 @@ def random_points(net: RoadNetwork, n: int, prefix: str, *, seed: int, offset_m:
     a = net.geom_xy[net.geom_offsets[edges]]
     b = net.geom_xy[net.geom_offsets[edges + 1] - 1]
     pts = a + (b - a) * frac[:, None] + rng.uniform(-offset_m, offset_m, size=(n, 2))
-    return gpd.GeoDataFrame({"id": [f"{prefix}{i}" for i in range(n)]},
-                            geometry=shapely.points(pts), crs=net.crs)
+    return gpd.GeoDataFrame({"id": [f"{prefix}{i}" for i in range(n)]}, geometry=shapely.points(pts), crs=net.crs)

@@ -42,8 +42,13 @@ from havenmap.maps import commander_map, save_map
 
 UTM = pyproj.CRS.from_epsg(32635)  # Helsinki's UTM zone
 ORIGIN = (376_000.0, 6_665_000.0)
-TYPES = [("Violence against civilians", "Attack"), ("Protests", "Peaceful protest"), ("Riots", "Mob violence"),
-         ("Battles", "Armed clash"), ("Explosions/Remote violence", "Grenade")]
+TYPES = [
+    ("Violence against civilians", "Attack"),
+    ("Protests", "Peaceful protest"),
+    ("Riots", "Mob violence"),
+    ("Battles", "Armed clash"),
+    ("Explosions/Remote violence", "Grenade"),
+]
 
 
 def street_grid(edges: int, spacing_m: float = 90.0, seed: int = 0) -> gpd.GeoDataFrame:
@@ -83,23 +88,32 @@ def incidents(n: int, roads: gpd.GeoDataFrame, seed: int = 1) -> gpd.GeoDataFram
     as_of = pd.Timestamp("2026-11-20")
     age = rng.integers(0, 730, n)
     kinds = rng.integers(0, len(TYPES), n)
-    frame = gpd.GeoDataFrame({
-        "incident_id": [f"SYN{i:06d}" for i in range(n)],
-        "date": as_of - pd.to_timedelta(age, unit="D"),
-        "event_type": [TYPES[t][0] for t in kinds],
-        "sub_event_type": [TYPES[t][1] for t in kinds],
-        "fatalities": rng.choice([0, 0, 0, 0, 1, 2, 5], n),
-        "notes": [f"Synthetic incident {i}: a short note of a typical length for an ACLED row." for i in range(n)],
-    }, geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs=UTM)
+    frame = gpd.GeoDataFrame(
+        {
+            "incident_id": [f"SYN{i:06d}" for i in range(n)],
+            "date": as_of - pd.to_timedelta(age, unit="D"),
+            "event_type": [TYPES[t][0] for t in kinds],
+            "sub_event_type": [TYPES[t][1] for t in kinds],
+            "fatalities": rng.choice([0, 0, 0, 0, 1, 2, 5], n),
+            "notes": [f"Synthetic incident {i}: a short note of a typical length for an ACLED row." for i in range(n)],
+        },
+        geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]),
+        crs=UTM,
+    )
     return frame.to_crs("EPSG:4326")
 
 
 def naive_size(roads: gpd.GeoDataFrame, inc: gpd.GeoDataFrame) -> int:
     """Bytes of the data a naive map would embed: raw heat points + one GeoJSON feature per edge."""
     heat = json.dumps(np.round(np.column_stack([inc.geometry.y, inc.geometry.x, np.ones(len(inc))]), 6).tolist())
-    feats = [{"type": "Feature", "properties": {"highway": h},
-              "geometry": {"type": "LineString", "coordinates": np.round(np.asarray(g.coords), 6).tolist()}}
-             for h, g in zip(roads["highway"], roads.geometry, strict=True)]
+    feats = [
+        {
+            "type": "Feature",
+            "properties": {"highway": h},
+            "geometry": {"type": "LineString", "coordinates": np.round(np.asarray(g.coords), 6).tolist()},
+        }
+        for h, g in zip(roads["highway"], roads.geometry, strict=True)
+    ]
     return len(heat) + len(json.dumps({"type": "FeatureCollection", "features": feats}))
 
 
@@ -151,8 +165,10 @@ def main() -> None:
             rows.append((n, e, size_mb, naive_mb, build_s, *np.median(times, axis=0)))
             print(f"done {n:>7,} incidents x {e:>6,} edges", file=sys.stderr, flush=True)
     print()
-    print("| incidents | road edges | HTML (MB) | naive data (MB) | build + save (s) | drawn (ms) "
-          "| zoom to 16, all roads (ms) | pan step (ms) |")
+    print(
+        "| incidents | road edges | HTML (MB) | naive data (MB) | build + save (s) | drawn (ms) "
+        "| zoom to 16, all roads (ms) | pan step (ms) |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, e, size, naive, build, ms, zoom, pan in rows:
         print(f"| {n:,} | {e:,} | {size:.2f} | {naive:.1f} | {build:.1f} | {ms:.0f} | {zoom:.0f} | {pan:.0f} |")

@@ -36,22 +36,30 @@ def random_targets(net, n: int, seed: int, service_range: tuple[float, float], s
     rng = np.random.default_rng(seed)
     edges = rng.integers(0, net.n_edges, n)
     frac = rng.uniform(0.05, 0.95, n)
-    pts = [shapely.LineString(net.edge_coords(e)).interpolate(f, normalized=True)
-           for e, f in zip(edges, frac, strict=True)]
+    pts = [
+        shapely.LineString(net.edge_coords(e)).interpolate(f, normalized=True) for e, f in zip(edges, frac, strict=True)
+    ]
     windowed = rng.random(n) < 0.2
     start = np.where(windowed, rng.uniform(0, 0.6 * shift_min, n).round(1), np.nan)
     return gpd.GeoDataFrame(
-        {"id": [f"T{i:04d}" for i in range(n)], "priority": rng.integers(1, 11, n).astype(float),
-         "service_minutes": rng.uniform(*service_range, n).round(2),
-         "window_start_min": start, "window_end_min": start + 0.3 * shift_min},
-        geometry=pts, crs=net.crs).to_crs(4326)
+        {
+            "id": [f"T{i:04d}" for i in range(n)],
+            "priority": rng.integers(1, 11, n).astype(float),
+            "service_minutes": rng.uniform(*service_range, n).round(2),
+            "window_start_min": start,
+            "window_end_min": start + 0.3 * shift_min,
+        },
+        geometry=pts,
+        crs=net.crs,
+    ).to_crs(4326)
 
 
 def random_bases(net, k: int, seed: int):
     rng = np.random.default_rng(seed + 999)
     nodes = rng.choice(net.n_nodes, k, replace=False)
-    return gpd.GeoDataFrame({"id": [f"B{i}" for i in range(k)]},
-                            geometry=shapely.points(net.node_xy[nodes]), crs=net.crs).to_crs(4326)
+    return gpd.GeoDataFrame(
+        {"id": [f"B{i}" for i in range(k)]}, geometry=shapely.points(net.node_xy[nodes]), crs=net.crs
+    ).to_crs(4326)
 
 
 def solve_ortools(inst: _vrp.Instance, time_limit_s: float) -> _vrp.SolveResult:
@@ -119,16 +127,25 @@ def run_case(name, net, n_targets, n_units, n_bases, shift_min, service_range, t
     prize = _vrp.lexicographic_prizes(priority, prep.bound, resolution=patrol._PRIZE_STEPS)
     inst = patrol._with(prep.inst, prize=prize)
     rows = []
-    solvers = [("greedy", lambda: _vrp.greedy(inst)),
-               ("pyvrp", lambda: _vrp.solve_pyvrp(inst, time_limit_s=time_limit, seed=seed, max_iterations=None))]
+    solvers = [
+        ("greedy", lambda: _vrp.greedy(inst)),
+        ("pyvrp", lambda: _vrp.solve_pyvrp(inst, time_limit_s=time_limit, seed=seed, max_iterations=None)),
+    ]
     if has_ortools:
         solvers.append(("ortools", lambda: solve_ortools(inst, time_limit)))
     for solver, fn in solvers:
         res = fn()
         prize, visited, ok = evaluate(prep, res, priority)
         rows.append((solver, prize, visited, res.runtime_s, ok))
-    return {"name": name, "targets": len(prep.targets), "units": n_units, "shift": shift_min,
-            "matrix_s": matrix_s, "rows": rows, "possible": float(priority.sum())}
+    return {
+        "name": name,
+        "targets": len(prep.targets),
+        "units": n_units,
+        "shift": shift_min,
+        "matrix_s": matrix_s,
+        "rows": rows,
+        "possible": float(priority.sum()),
+    }
 
 
 def main() -> int:
@@ -149,22 +166,30 @@ def main() -> int:
     agu = SHARED / "aguascalientes.osm.bz2"
     if agu.exists():
         drive = load_network(agu, "drive")
-        cases += [("aguascalientes drive", drive, 100, 3, 2, 20.0, (1.0, 3.0)),
-                  ("aguascalientes drive", drive, 300, 5, 3, 30.0, (1.0, 3.0)),
-                  ("aguascalientes drive", drive, 1000, 10, 4, 30.0, (1.0, 3.0))]
+        cases += [
+            ("aguascalientes drive", drive, 100, 3, 2, 20.0, (1.0, 3.0)),
+            ("aguascalientes drive", drive, 300, 5, 3, 30.0, (1.0, 3.0)),
+            ("aguascalientes drive", drive, 1000, 10, 4, 30.0, (1.0, 3.0)),
+        ]
     else:
         print(f"{agu} not found: skipping the drive network", file=sys.stderr)
     walk = load_network(demo_dir() / "helsinki.osm.pbf", "walk")
-    cases += [("helsinki walk", walk, 100, 3, 2, 90.0, (2.0, 8.0)),
-              ("helsinki walk", walk, 300, 5, 3, 120.0, (2.0, 8.0)),
-              ("helsinki walk", walk, 1000, 10, 4, 180.0, (2.0, 8.0))]
+    cases += [
+        ("helsinki walk", walk, 100, 3, 2, 90.0, (2.0, 8.0)),
+        ("helsinki walk", walk, 300, 5, 3, 120.0, (2.0, 8.0)),
+        ("helsinki walk", walk, 1000, 10, 4, 180.0, (2.0, 8.0)),
+    ]
     if args.quick:
         cases = sorted(cases, key=lambda c: c[2])[:2]
 
-    print(f"time limit {args.time_limit:g} s per solver and instance; prize = sum of priorities visited "
-          "(feasibility re-checked in exact times)\n")
-    header = ("| network | targets | units | shift min | matrix s | greedy prize (n) | PyVRP prize (n) | "
-              "OR-Tools prize (n) | PyVRP / greedy | PyVRP / OR-Tools | time s greedy / PyVRP / OR-Tools |")
+    print(
+        f"time limit {args.time_limit:g} s per solver and instance; prize = sum of priorities visited "
+        "(feasibility re-checked in exact times)\n"
+    )
+    header = (
+        "| network | targets | units | shift min | matrix s | greedy prize (n) | PyVRP prize (n) | "
+        "OR-Tools prize (n) | PyVRP / greedy | PyVRP / OR-Tools | time s greedy / PyVRP / OR-Tools |"
+    )
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for name, net, n, units, bases, shift, service in cases:
@@ -176,8 +201,11 @@ def main() -> int:
         cell = lambda r: f"{r[1]:.0f} ({r[2]})" if r else "n/a"  # noqa: E731
         ratio = lambda a, b: f"{a[1] / b[1]:.3f}" if a and b and b[1] > 0 else "n/a"  # noqa: E731
         times = f"{g[3]:.2f} / {p[3]:.1f} / {o[3]:.1f}" if o else f"{g[3]:.2f} / {p[3]:.1f} / n/a"
-        print(f"| {name} | {out['targets']} | {units} | {shift:g} | {out['matrix_s']:.2f} | {cell(g)} | {cell(p)} | "
-              f"{cell(o)} | {ratio(p, g)} | {ratio(p, o)} | {times} |", flush=True)
+        print(
+            f"| {name} | {out['targets']} | {units} | {shift:g} | {out['matrix_s']:.2f} | {cell(g)} | {cell(p)} | "
+            f"{cell(o)} | {ratio(p, g)} | {ratio(p, o)} | {times} |",
+            flush=True,
+        )
     return 0
 
 

@@ -121,22 +121,25 @@ def worker_havenmap(n: int, repeat: int) -> dict:
 
     def hm_reach():
         snapped = snap_points(net, havens)
-        src = _reach.attach(_reach.base_graph(net), snapped["edge"].to_numpy(),
-                            snapped["edge_fraction"].to_numpy())
+        src = _reach.attach(_reach.base_graph(net), snapped["edge"].to_numpy(), snapped["edge_fraction"].to_numpy())
         return sum(len(r.edge) for r in _reach.bounded_reach(src, limit))
 
     def floor_reach():
         total = 0
         for i in range(0, len(nodes), 8):
-            dist = csgraph.dijkstra(rev, indices=nodes[i:i + 8], limit=limit)
+            dist = csgraph.dijkstra(rev, indices=nodes[i : i + 8], limit=limit)
             total += int(np.isfinite(dist).sum())
         return total
 
     out["areas_hm"], out["pieces"] = _timed(hm_reach, repeat)
     out["areas_floor"], out["area_nodes"] = _timed(floor_reach, repeat)
     out["polygons_hm"], areas = _timed(lambda: hc.service_areas(net, havens, MINUTES), 1)
-    out["polygon_vertices"] = int(sum(len(g.exterior.coords) if g.geom_type == "Polygon" else
-                                      sum(len(p.exterior.coords) for p in g.geoms) for g in areas.geometry))
+    out["polygon_vertices"] = int(
+        sum(
+            len(g.exterior.coords) if g.geom_type == "Polygon" else sum(len(p.exterior.coords) for p in g.geoms)
+            for g in areas.geometry
+        )
+    )
 
     out["coverage_hm"], cov = _timed(lambda: hc.coverage(net, defenders, havens, MINUTES), repeat)
     out["n1_hm"], _ = _timed(lambda: hc.n_minus_1(hc.coverage(net, defenders, havens, MINUTES)), repeat)
@@ -166,23 +169,27 @@ def worker_networkx(n: int, repeat: int) -> dict:
     start = time.process_time()
     graph = nx.MultiDiGraph()
     graph.add_nodes_from(range(net.n_nodes))
-    graph.add_edges_from((int(v), int(u), {"travel_time": float(t)})
-                         for u, v, t in zip(net.edge_u, net.edge_v, net.edge_time, strict=True))
+    graph.add_edges_from(
+        (int(v), int(u), {"travel_time": float(t)})
+        for u, v, t in zip(net.edge_u, net.edge_v, net.edge_time, strict=True)
+    )
     out = {"graph_s": time.process_time() - start}
     out["nearest_nx"], _ = _timed(
-        lambda: nx.multi_source_dijkstra_path_length(graph, nodes, weight="travel_time"), repeat)
+        lambda: nx.multi_source_dijkstra_path_length(graph, nodes, weight="travel_time"), repeat
+    )
     limit = 60.0 * max(MINUTES)
     out["areas_nx"], reached = _timed(
-        lambda: [nx.single_source_dijkstra_path_length(graph, h, cutoff=limit, weight="travel_time")
-                 for h in nodes], 1)
+        lambda: [nx.single_source_dijkstra_path_length(graph, h, cutoff=limit, weight="travel_time") for h in nodes], 1
+    )
     # the osmnx isochrone recipe for polygons: buffer the reached edges and union them (one haven, widest band)
     dist = reached[0]
     inside = np.zeros(net.n_nodes, dtype=bool)
     inside[list(dist)] = True
     edges = np.flatnonzero(inside[net.edge_u] & inside[net.edge_v])
     start = time.process_time()
-    shapely.union_all(shapely.buffer(net.edge_geometries(net.undirected_edges[np.isin(net.undirected_edges,
-                                                                                      edges)]), 50.0))
+    shapely.union_all(
+        shapely.buffer(net.edge_geometries(net.undirected_edges[np.isin(net.undirected_edges, edges)]), 50.0)
+    )
     out["poly_nx_one"] = time.process_time() - start
     out["poly_nx_est"] = out["poly_nx_one"] * len(nodes) * len(MINUTES)
     out["peak_mb"] = _peak_mb()
@@ -210,10 +217,19 @@ def worker_scale(n: int, n_havens: int, n_defenders: int) -> dict:
         _io.write_csv(Path(tmp) / "n_minus_1.csv", n1, private=True)
         size = sum(f.stat().st_size for f in Path(tmp).iterdir())
     total = time.perf_counter() - start
-    return {"n": net.n_nodes, "build_s": build, "coverage_s": t_cov, "n1_s": t_n1, "areas_s": t_areas,
-            "total_s": total, "total_cpu_s": time.process_time() - cpu0, "peak_mb": _peak_mb(),
-            "peak_after_build_mb": after_build,
-            "output_mb": size / 1e6, "covered": {f"{m:g}": int(cov.covered(m).sum()) for m in MINUTES}}
+    return {
+        "n": net.n_nodes,
+        "build_s": build,
+        "coverage_s": t_cov,
+        "n1_s": t_n1,
+        "areas_s": t_areas,
+        "total_s": total,
+        "total_cpu_s": time.process_time() - cpu0,
+        "peak_mb": _peak_mb(),
+        "peak_after_build_mb": after_build,
+        "output_mb": size / 1e6,
+        "covered": {f"{m:g}": int(cov.covered(m).sum()) for m in MINUTES},
+    }
 
 
 # ---------------------------------------------------------------------- driver
@@ -257,14 +273,20 @@ def main() -> None:
         return
 
     sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB RAM, "
-          f"Python {platform.python_version()}, numpy {np.__version__}, scipy {__import__('scipy').__version__}, "
-          f"networkx {__import__('networkx').__version__}")
-    print(f"load average at start: {', '.join(f'{x:.1f}' for x in os.getloadavg())} (shared machine: times are "
-          "CPU seconds of the benchmark process, medians)")
-    print(f"{N_HAVENS} havens, {N_DEFENDERS:,} defenders, bands {', '.join(f'{m:g}' for m in MINUTES)} min; "
-          "networkx (osmnx-style MultiDiGraph, travel_time) and scipy run on prebuilt graphs (not timed)\n")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB RAM, "
+        f"Python {platform.python_version()}, numpy {np.__version__}, scipy {__import__('scipy').__version__}, "
+        f"networkx {__import__('networkx').__version__}"
+    )
+    print(
+        f"load average at start: {', '.join(f'{x:.1f}' for x in os.getloadavg())} (shared machine: times are "
+        "CPU seconds of the benchmark process, medians)"
+    )
+    print(
+        f"{N_HAVENS} havens, {N_DEFENDERS:,} defenders, bands {', '.join(f'{m:g}' for m in MINUTES)} min; "
+        "networkx (osmnx-style MultiDiGraph, travel_time) and scipy run on prebuilt graphs (not timed)\n"
+    )
     rows, prev_nx, prev_hm = [], None, None
     for n in sizes:
         hm = _run(["--worker", "havenmap", str(n), "--repeat", str(args.repeat if n < 500_000 else 2)])
@@ -273,8 +295,11 @@ def main() -> None:
             # a whole-graph search grows as n log n; a bounded one as the road it reaches
             grow = (hm["n"] * np.log(hm["n"])) / (prev_nx["n"] * np.log(prev_nx["n"]))
             grow_reach = hm["pieces"] / prev_hm["pieces"]
-            nx_est = {"nearest_nx": prev_nx["nearest_nx"] * grow, "areas_nx": prev_nx["areas_nx"] * grow_reach,
-                      "poly_nx_est": prev_nx["poly_nx_est"] * grow_reach}
+            nx_est = {
+                "nearest_nx": prev_nx["nearest_nx"] * grow,
+                "areas_nx": prev_nx["areas_nx"] * grow_reach,
+                "poly_nx_est": prev_nx["poly_nx_est"] * grow_reach,
+            }
         if nx_est is None or (nx_est["nearest_nx"] + nx_est["areas_nx"]) * 3 < args.nx_budget:
             nxr = _run(["--worker", "networkx", str(n), "--repeat", "1"])
             nxr["n"], nxr["skipped"] = hm["n"], False
@@ -284,14 +309,18 @@ def main() -> None:
         rows.append((hm, nxr))
         _print_size(hm, nxr)
     scale_n = args.scale or max(sizes)
-    print(f"\nscale run: {args.scale_havens} havens + {args.scale_defenders:,} defenders, coverage + N-1 + "
-          f"service areas + output files, {scale_n:,}-node grid, fresh process")
+    print(
+        f"\nscale run: {args.scale_havens} havens + {args.scale_defenders:,} defenders, coverage + N-1 + "
+        f"service areas + output files, {scale_n:,}-node grid, fresh process"
+    )
     sc = _run(["--worker", "scale", str(scale_n), str(args.scale_havens), str(args.scale_defenders)])
     print(f"  load average now: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"  network built from arrays in {_fmt(sc['build_s'])} (peak {sc['peak_after_build_mb']:,.0f} MB so far)")
-    print(f"  CPU: coverage {_fmt(sc['coverage_s'])} (incl. building the snapping index) · N-1 {_fmt(sc['n1_s'])} · "
-          f"service areas {_fmt(sc['areas_s'])} · all incl. writing {_fmt(sc['total_cpu_s'])}; "
-          f"wall clock {_fmt(sc['total_s'])}")
+    print(
+        f"  CPU: coverage {_fmt(sc['coverage_s'])} (incl. building the snapping index) · N-1 {_fmt(sc['n1_s'])} · "
+        f"service areas {_fmt(sc['areas_s'])} · all incl. writing {_fmt(sc['total_cpu_s'])}; "
+        f"wall clock {_fmt(sc['total_s'])}"
+    )
     print(f"  peak RSS {sc['peak_mb']:,.0f} MB · outputs {sc['output_mb']:.1f} MB · covered per band {sc['covered']}")
 
 
@@ -300,27 +329,42 @@ def _print_size(hm: dict, nxr: dict) -> None:
         value = nxr.get(key)
         return f"skipped (est. {_fmt(value)})" if nxr.get("skipped") else _fmt(value)
 
-    print(f"== {hm['n']:,} nodes, {hm['edges']:,} edges (built in {_fmt(hm['build_s'])}; one-time index "
-          f"{_fmt(hm['setup_s'])}; havenmap peak RSS {hm['peak_mb']:,.0f} MB"
-          + ("" if nxr.get("skipped") else f", networkx process {nxr['peak_mb']:,.0f} MB") + ")")
+    print(
+        f"== {hm['n']:,} nodes, {hm['edges']:,} edges (built in {_fmt(hm['build_s'])}; one-time index "
+        f"{_fmt(hm['setup_s'])}; havenmap peak RSS {hm['peak_mb']:,.0f} MB"
+        + ("" if nxr.get("skipped") else f", networkx process {nxr['peak_mb']:,.0f} MB")
+        + ")"
+    )
     print(f"  {'task':34s} {'havenmap':>10s} {'networkx':>24s} {'scipy floor':>12s} {'vs nx':>7s} {'vs floor':>9s}")
-    print(f"  {'nearest haven of every node':34s} {_fmt(hm['nearest_hm']):>10s} {nx_cell('nearest_nx'):>24s} "
-          f"{_fmt(hm['nearest_floor']):>12s} {_ratio(nxr.get('nearest_nx'), hm['nearest_hm']):>7s} "
-          f"{_ratio(hm['nearest_hm'], hm['nearest_floor']):>9s}")
-    print(f"  {'service areas: reached pieces':34s} {_fmt(hm['areas_hm']):>10s} {nx_cell('areas_nx'):>24s} "
-          f"{_fmt(hm['areas_floor']):>12s} {_ratio(nxr.get('areas_nx'), hm['areas_hm']):>7s} "
-          f"{_ratio(hm['areas_hm'], hm['areas_floor']):>9s}")
-    print(f"  {'service areas: polygons (all)':34s} {_fmt(hm['polygons_hm']):>10s} "
-          f"{('est. ' + _fmt(nxr.get('poly_nx_est'))):>24s} {'':>12s} "
-          f"{_ratio(nxr.get('poly_nx_est'), hm['polygons_hm']):>7s}")
-    print(f"    ({hm['pieces']:,} reached pieces, {hm['polygon_vertices']:,} outline vertices; networkx column: "
-          "osmnx isochrone recipe, buffer+union of reached edges, one haven's widest band × 150)")
+    print(
+        f"  {'nearest haven of every node':34s} {_fmt(hm['nearest_hm']):>10s} {nx_cell('nearest_nx'):>24s} "
+        f"{_fmt(hm['nearest_floor']):>12s} {_ratio(nxr.get('nearest_nx'), hm['nearest_hm']):>7s} "
+        f"{_ratio(hm['nearest_hm'], hm['nearest_floor']):>9s}"
+    )
+    print(
+        f"  {'service areas: reached pieces':34s} {_fmt(hm['areas_hm']):>10s} {nx_cell('areas_nx'):>24s} "
+        f"{_fmt(hm['areas_floor']):>12s} {_ratio(nxr.get('areas_nx'), hm['areas_hm']):>7s} "
+        f"{_ratio(hm['areas_hm'], hm['areas_floor']):>9s}"
+    )
+    print(
+        f"  {'service areas: polygons (all)':34s} {_fmt(hm['polygons_hm']):>10s} "
+        f"{('est. ' + _fmt(nxr.get('poly_nx_est'))):>24s} {'':>12s} "
+        f"{_ratio(nxr.get('poly_nx_est'), hm['polygons_hm']):>7s}"
+    )
+    print(
+        f"    ({hm['pieces']:,} reached pieces, {hm['polygon_vertices']:,} outline vertices; networkx column: "
+        "osmnx isochrone recipe, buffer+union of reached edges, one haven's widest band × 150)"
+    )
     nx_n1 = None if nxr.get("nearest_nx") is None else nxr["nearest_nx"] * N_HAVENS
-    print(f"  {'N-1 over 50 havens':34s} {_fmt(hm['n1_hm']):>10s} {('est. ' + _fmt(nx_n1)):>24s} "
-          f"{'':>12s} {_ratio(nx_n1, hm['n1_hm']):>7s}")
-    print(f"    one coverage run {_fmt(hm['coverage_hm'])} → N-1 / coverage = "
-          f"{_ratio(hm['n1_hm'], hm['coverage_hm'])}; brute force (50 coverage runs) est. "
-          f"{_fmt(hm['n1_brute_est'])} = {_ratio(hm['n1_brute_est'], hm['n1_hm'])} slower")
+    print(
+        f"  {'N-1 over 50 havens':34s} {_fmt(hm['n1_hm']):>10s} {('est. ' + _fmt(nx_n1)):>24s} "
+        f"{'':>12s} {_ratio(nx_n1, hm['n1_hm']):>7s}"
+    )
+    print(
+        f"    one coverage run {_fmt(hm['coverage_hm'])} → N-1 / coverage = "
+        f"{_ratio(hm['n1_hm'], hm['coverage_hm'])}; brute force (50 coverage runs) est. "
+        f"{_fmt(hm['n1_brute_est'])} = {_ratio(hm['n1_brute_est'], hm['n1_hm'])} slower"
+    )
 
 
 if __name__ == "__main__":

@@ -29,13 +29,20 @@ from synthetic_pbf import write_grid_pbf  # noqa: E402
 
 def _points(n: int, prefix: str, bounds: tuple[float, float, float, float], rng) -> pd.DataFrame:
     west, south, east, north = bounds
-    return pd.DataFrame({"id": [f"{prefix}{i:05d}" for i in range(n)],
-                         "latitude": rng.uniform(south, north, n), "longitude": rng.uniform(west, east, n)})
+    return pd.DataFrame(
+        {
+            "id": [f"{prefix}{i:05d}" for i in range(n)],
+            "latitude": rng.uniform(south, north, n),
+            "longitude": rng.uniform(west, east, n),
+        }
+    )
 
 
 def _read_ways_only(path: Path) -> float:
-    code = ("import time,sys; from havenmap import _osm; t=time.perf_counter(); "
-            f"_osm.read_ways({str(path)!r}, 'drive'); print(time.perf_counter()-t)")
+    code = (
+        "import time,sys; from havenmap import _osm; t=time.perf_counter(); "
+        f"_osm.read_ways({str(path)!r}, 'drive'); print(time.perf_counter()-t)"
+    )
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
@@ -54,8 +61,10 @@ def main() -> None:
     if not pbf.exists():
         t = time.perf_counter()
         counts = write_grid_pbf(pbf, args.side, args.shape)
-        print(f"wrote {pbf.name}: {counts['nodes']:,} road nodes, {counts['ways']:,} ways "
-              f"({pbf.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.0f} s")
+        print(
+            f"wrote {pbf.name}: {counts['nodes']:,} road nodes, {counts['ways']:,} ways "
+            f"({pbf.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.0f} s"
+        )
     spacing = 0.0009
     bounds = (30.0, 0.5, 30.0 + spacing * (args.side - 1), 0.5 + spacing * (args.side - 1))
     rng = np.random.default_rng(0)
@@ -63,9 +72,22 @@ def main() -> None:
     _points(args.defenders, "D", bounds, rng).to_csv(work / "defenders.csv", index=False)
 
     floor = _read_ways_only(pbf)
-    cmd = [sys.executable, "-m", "havenmap.cli", "coverage", "--network", str(pbf), "--havens",
-           str(work / "havens.csv"), "--defenders", str(work / "defenders.csv"), "--minutes", "5,10,15",
-           "--out", str(work / "out")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "havenmap.cli",
+        "coverage",
+        "--network",
+        str(pbf),
+        "--havens",
+        str(work / "havens.csv"),
+        "--defenders",
+        str(work / "defenders.csv"),
+        "--minutes",
+        "5,10,15",
+        "--out",
+        str(work / "out"),
+    ]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t
@@ -77,11 +99,13 @@ def main() -> None:
         if line.startswith("✓"):
             print("  " + line[2:])
     print(proc.stdout.strip())
-    print(f"\n| what | value |\n|---|---|\n| road nodes in the file | ≈{args.side**2 * (1 + 2 * args.shape):,} |"
-          f"\n| read road ways only (pyosmium floor) | {floor:.1f} s |"
-          f"\n| `havenmap coverage` end to end, {args.havens} havens × {args.defenders:,} defenders | {wall:.1f} s |"
-          f"\n| end to end / floor | {wall / floor:.1f}× |"
-          f"\n| peak memory (child RSS) | {peak_gb:.2f} GB |")
+    print(
+        f"\n| what | value |\n|---|---|\n| road nodes in the file | ≈{args.side**2 * (1 + 2 * args.shape):,} |"
+        f"\n| read road ways only (pyosmium floor) | {floor:.1f} s |"
+        f"\n| `havenmap coverage` end to end, {args.havens} havens × {args.defenders:,} defenders | {wall:.1f} s |"
+        f"\n| end to end / floor | {wall / floor:.1f}× |"
+        f"\n| peak memory (child RSS) | {peak_gb:.2f} GB |"
+    )
     print(f"\n(files in {work})")
 
 

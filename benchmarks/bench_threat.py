@@ -50,13 +50,27 @@ def grid_network(side: int, spacing_m: float = 100.0, seed: int = 0) -> RoadNetw
     geom_xy[0::2], geom_xy[1::2] = xy[u], xy[v]
     speed = np.full(len(u), 30.0)
     return RoadNetwork(
-        crs=crs, network_type="drive", node_id=node.astype(np.int64) + 1, node_xy=xy, node_lonlat=lonlat,
-        edge_u=u.astype(np.int64), edge_v=v.astype(np.int64), edge_key=np.zeros(len(u), np.int64),
-        edge_length=length, edge_time=length / (speed / 3.6), edge_speed=speed, edge_twin=twin,
-        geom_offsets=np.arange(0, 2 * len(u) + 1, 2, dtype=np.int64), geom_xy=geom_xy,
-        edge_attrs=pd.DataFrame({"osmid": np.zeros(len(u), np.int64),
-                                 "highway": pd.array([None] * len(u), dtype="string"),
-                                 "name": pd.array([None] * len(u), dtype="string")}),
+        crs=crs,
+        network_type="drive",
+        node_id=node.astype(np.int64) + 1,
+        node_xy=xy,
+        node_lonlat=lonlat,
+        edge_u=u.astype(np.int64),
+        edge_v=v.astype(np.int64),
+        edge_key=np.zeros(len(u), np.int64),
+        edge_length=length,
+        edge_time=length / (speed / 3.6),
+        edge_speed=speed,
+        edge_twin=twin,
+        geom_offsets=np.arange(0, 2 * len(u) + 1, 2, dtype=np.int64),
+        geom_xy=geom_xy,
+        edge_attrs=pd.DataFrame(
+            {
+                "osmid": np.zeros(len(u), np.int64),
+                "highway": pd.array([None] * len(u), dtype="string"),
+                "name": pd.array([None] * len(u), dtype="string"),
+            }
+        ),
         source="synthetic-grid",
     )
 
@@ -67,22 +81,27 @@ def synthetic_incidents(net: RoadNetwork, n: int, seed: int = 1) -> gpd.GeoDataF
     lo, hi = net.node_xy.min(axis=0), net.node_xy.max(axis=0)
     n_hot = int(0.6 * n)
     centres = rng.uniform(lo, hi, (40, 2))
-    xy = np.vstack([centres[rng.integers(0, 40, n_hot)] + rng.normal(0, 300, (n_hot, 2)),
-                    rng.uniform(lo, hi, (n - n_hot, 2))])
+    xy = np.vstack(
+        [centres[rng.integers(0, 40, n_hot)] + rng.normal(0, 300, (n_hot, 2)), rng.uniform(lo, hi, (n - n_hot, 2))]
+    )
     xy = np.clip(xy, lo, hi)
     types = DEFAULT_TYPE_WEIGHTS[DEFAULT_TYPE_WEIGHTS["sub_event_type"] != ""]
     pick = types.iloc[rng.integers(0, len(types), n)]
     as_of = pd.Timestamp("2026-11-20")
-    frame = gpd.GeoDataFrame({
-        "incident_id": pd.array([f"S{i:06d}" for i in range(n)], dtype="string"),
-        "date": as_of - pd.to_timedelta(rng.integers(0, 365, n), unit="D"),
-        "event_type": pd.array(pick["event_type"].to_numpy(), dtype="string"),
-        "sub_event_type": pd.array(pick["sub_event_type"].to_numpy(), dtype="string"),
-        "fatalities": rng.poisson(0.3, n).astype(np.int64),
-        "geo_precision": rng.choice([1, 2, 3], n, p=[0.85, 0.10, 0.05]).astype(np.int64),
-        "notes": pd.array([""] * n, dtype="string"),
-        "source": pd.array(["synthetic"] * n, dtype="string"),
-    }, geometry=shapely.points(xy), crs=net.crs).to_crs("EPSG:4326")
+    frame = gpd.GeoDataFrame(
+        {
+            "incident_id": pd.array([f"S{i:06d}" for i in range(n)], dtype="string"),
+            "date": as_of - pd.to_timedelta(rng.integers(0, 365, n), unit="D"),
+            "event_type": pd.array(pick["event_type"].to_numpy(), dtype="string"),
+            "sub_event_type": pd.array(pick["sub_event_type"].to_numpy(), dtype="string"),
+            "fatalities": rng.poisson(0.3, n).astype(np.int64),
+            "geo_precision": rng.choice([1, 2, 3], n, p=[0.85, 0.10, 0.05]).astype(np.int64),
+            "notes": pd.array([""] * n, dtype="string"),
+            "source": pd.array(["synthetic"] * n, dtype="string"),
+        },
+        geometry=shapely.points(xy),
+        crs=net.crs,
+    ).to_crs("EPSG:4326")
     return frame
 
 
@@ -99,15 +118,19 @@ def main() -> None:
     t0 = time.perf_counter()
     net = grid_network(args.side)
     inc = synthetic_incidents(net, args.incidents)
-    print(f"network: {net.n_nodes:,} nodes, {net.n_edges:,} directed edges; {len(inc):,} incidents "
-          f"(built in {time.perf_counter() - t0:.1f} s)")
+    print(
+        f"network: {net.n_nodes:,} nodes, {net.n_edges:,} directed edges; {len(inc):,} incidents "
+        f"(built in {time.perf_counter() - t0:.1f} s)"
+    )
 
     t0 = time.perf_counter()
     result = compute_threat(net, inc, bandwidth_m=h, grid=False, hotspots=False, clusters=False)
     t_risk = time.perf_counter() - t0
     used = int((result.incidents["status"] == "used").sum())
-    print(f"EDGE RISK (compute_threat: weighting + snapping + network KDE, bandwidth {h:.0f} m): "
-          f"{t_risk:.2f} s for {used:,} incidents; risk > 0 on {(result.risk > 0).mean():.0%} of edges")
+    print(
+        f"EDGE RISK (compute_threat: weighting + snapping + network KDE, bandwidth {h:.0f} m): "
+        f"{t_risk:.2f} s for {used:,} incidents; risk > 0 on {(result.risk > 0).mean():.0%} of edges"
+    )
 
     # where the time goes (private steps, same work as above)
     t0 = time.perf_counter()
@@ -117,30 +140,41 @@ def main() -> None:
     t2 = time.perf_counter()
     threat._edge_risk_from_incidents(net, snapped, h, "quartic", 1.0)
     t3 = time.perf_counter()
-    print(f"  breakdown (second run, warm caches): weighting {t1 - t0:.2f} s, snapping {t2 - t1:.2f} s, "
-          f"network KDE {t3 - t2:.2f} s")
+    print(
+        f"  breakdown (second run, warm caches): weighting {t1 - t0:.2f} s, snapping {t2 - t1:.2f} s, "
+        f"network KDE {t3 - t2:.2f} s"
+    )
 
     used_mask = snapped["weight"].to_numpy() > 0
     xy = shapely.get_coordinates(snapped.geometry[used_mask].to_crs(net.crs).to_numpy())
     t0 = time.perf_counter()
-    grid = threat._planar_grid(xy, snapped["weight"].to_numpy()[used_mask],
-                               h * snapped["bandwidth_factor"].to_numpy()[used_mask],
-                               np.vstack([net.node_xy.min(axis=0), net.node_xy.max(axis=0)]), 100.0)
+    grid = threat._planar_grid(
+        xy,
+        snapped["weight"].to_numpy()[used_mask],
+        h * snapped["bandwidth_factor"].to_numpy()[used_mask],
+        np.vstack([net.node_xy.min(axis=0), net.node_xy.max(axis=0)]),
+        100.0,
+    )
     t_grid = time.perf_counter() - t0
     t0 = time.perf_counter()
     phys, w = threat._band_weights(net, h / 2)
     t_band = time.perf_counter() - t0
-    value = np.bincount(threat._canonical(net)[snapped["edge"].to_numpy()[snapped["weight"] > 0]],
-                        weights=snapped["weight"].to_numpy()[snapped["weight"] > 0], minlength=net.n_edges)[phys]
+    value = np.bincount(
+        threat._canonical(net)[snapped["edge"].to_numpy()[snapped["weight"] > 0]],
+        weights=snapped["weight"].to_numpy()[snapped["weight"] > 0],
+        minlength=net.n_edges,
+    )[phys]
     t0 = time.perf_counter()
     threat.getis_ord_star(value, w)
     t_gi = time.perf_counter() - t0
     t0 = time.perf_counter()
     clusters = threat.space_time_clusters(net, snapped, permutations=args.cluster_permutations)
     t_scan = time.perf_counter() - t0
-    print(f"optional parts: density grid {t_grid:.2f} s ({grid.values.size:,} cells of 100 m); "
-          f"Gi* band weights {t_band:.2f} s ({w.nnz:,} pairs within {h / 2:.0f} m) + Gi* {t_gi:.2f} s; "
-          f"space-time scan {t_scan:.2f} s ({args.cluster_permutations} replicates, {len(clusters)} clusters)")
+    print(
+        f"optional parts: density grid {t_grid:.2f} s ({grid.values.size:,} cells of 100 m); "
+        f"Gi* band weights {t_band:.2f} s ({w.nnz:,} pairs within {h / 2:.0f} m) + Gi* {t_gi:.2f} s; "
+        f"space-time scan {t_scan:.2f} s ({args.cluster_permutations} replicates, {len(clusters)} clusters)"
+    )
 
     # baseline: plain bounded Dijkstra per source on the whole network (what the tiling avoids)
     matrix = net.csr(cost="length")
@@ -150,8 +184,10 @@ def main() -> None:
         csgraph.dijkstra(matrix, directed=False, indices=chunk, limit=h)
     t_naive = time.perf_counter() - t0
     est = t_naive / 1000 * used
-    print(f"baseline: whole-network bounded csgraph.dijkstra from 1,000 nodes: {t_naive:.2f} s → ~{est:.0f} s "
-          f"for {used:,} incidents before any kernel arithmetic ({est / t_risk:.1f}× the whole edge-risk step)")
+    print(
+        f"baseline: whole-network bounded csgraph.dijkstra from 1,000 nodes: {t_naive:.2f} s → ~{est:.0f} s "
+        f"for {used:,} incidents before any kernel arithmetic ({est / t_risk:.1f}× the whole edge-risk step)"
+    )
 
 
 if __name__ == "__main__":

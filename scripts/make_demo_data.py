@@ -561,9 +561,7 @@ def make_bases(osm: OsmData, sampler: Sampler) -> list[dict]:
     return rows
 
 
-def make_targets(
-    osm: OsmData, sampler: Sampler, rng: np.random.Generator, incidents: list[dict]
-) -> list[dict]:
+def make_targets(osm: OsmData, sampler: Sampler, rng: np.random.Generator, incidents: list[dict]) -> list[dict]:
     """Patrol targets on road intersections; priority from recent incident density nearby."""
     cand = np.flatnonzero(osm.in_main & (osm.degree >= 3))
     seeds = [_intersection_near(osm, sampler, s.lon, s.lat) for s in HOTSPOTS]
@@ -862,9 +860,7 @@ def _summary(out: Path) -> str:
         for name in ("incidents", "defenders", "bases", "targets")
     }
     havens = json.loads((out / "havens.geojson").read_text(encoding="utf-8"))["features"]
-    layers["havens"] = [
-        dict(zip(("longitude", "latitude"), f["geometry"]["coordinates"], strict=True)) for f in havens
-    ]
+    layers["havens"] = [dict(zip(("longitude", "latitude"), f["geometry"]["coordinates"], strict=True)) for f in havens]
     for name, rows in layers.items():
         lon = np.array([float(r["longitude"]) for r in rows])
         lat = np.array([float(r["latitude"]) for r in rows])

@@ -135,8 +135,18 @@ def test_bad_defender_files_get_one_line_and_exit_2(tmp_path, case):
 
 def _nearest(network, out, *extra: str) -> subprocess.CompletedProcess:
     """`havenmap nearest` on the demo defenders and havens, with extra options."""
-    return run("nearest", "--network", str(network), "--defenders", str(DEMO / "defenders.csv"),
-               "--havens", str(DEMO / "havens.geojson"), *extra, "--out", str(out))
+    return run(
+        "nearest",
+        "--network",
+        str(network),
+        "--defenders",
+        str(DEMO / "defenders.csv"),
+        "--havens",
+        str(DEMO / "havens.geojson"),
+        *extra,
+        "--out",
+        str(out),
+    )
 
 
 def test_bad_network_and_options_exit_2(tmp_path):
@@ -182,9 +192,21 @@ def test_demo_map_renders_offline_in_chromium(demo_out):
 def test_bad_output_paths_fail_first_and_leave_nothing(tmp_path):
     (tmp_path / "a_folder").mkdir()
     out = tmp_path / "routes.geojson"
-    proc = run("nearest", "--network", str(NETWORK), "--network-type", "walk", "--defenders",
-               str(DEMO / "defenders.csv"), "--havens", str(DEMO / "havens.geojson"), "--out", str(out),
-               "--map", str(tmp_path / "a_folder"))
+    proc = run(
+        "nearest",
+        "--network",
+        str(NETWORK),
+        "--network-type",
+        "walk",
+        "--defenders",
+        str(DEMO / "defenders.csv"),
+        "--havens",
+        str(DEMO / "havens.geojson"),
+        "--out",
+        str(out),
+        "--map",
+        str(tmp_path / "a_folder"),
+    )
     assert proc.returncode == 2 and "is a folder" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists() and "Loading" not in proc.stderr  # failed before any work
     (tmp_path / "d").mkdir()

@@ -47,7 +47,7 @@ NASTY = {
     "note": "<img src=x onerror=window.__pwned=2>${window.__pwned=3} `tick` </script><script>window.__pwned=4</script>",
     "reason": "<svg onload=window.__pwned=5>surge & <i>arrests</i>",
     "unit": "<b>Alpha</b>&amp;",
-    "base": "Base \"<iframe src=x>\"",
+    "base": 'Base "<iframe src=x>"',
     "title": "Ops <script>window.__pwned=6</script> & co",
     "kind": "<img src=y onerror=window.__pwned=7>",
 }
@@ -69,8 +69,9 @@ def _path_line(net, pred: np.ndarray, src: int, dst: int) -> list[int]:
     return nodes[::-1] if nodes[-1] == src else []
 
 
-def synthetic_patrols(net, targets: gpd.GeoDataFrame, bases: gpd.GeoDataFrame, days: int, units: list[str],
-                      seed: int = 3) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+def synthetic_patrols(
+    net, targets: gpd.GeoDataFrame, bases: gpd.GeoDataFrame, days: int, units: list[str], seed: int = 3
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """Routes base → 3-4 targets → base along shortest paths (node to node), per unit and day."""
     rng = np.random.default_rng(seed)
     tree = shapely.STRtree(shapely.points(net.node_lonlat))
@@ -90,14 +91,30 @@ def synthetic_patrols(net, targets: gpd.GeoDataFrame, bases: gpd.GeoDataFrame, d
                 nodes += leg if not nodes else leg[1:]
             if len(nodes) < 2:
                 continue
-            routes.append({"unit": unit, "day": day, "base_id": str(bases["id"].iloc[k % len(bases)]),
-                           "prize": float(len(pick)), "duration_min": 60.0 + 10 * k,
-                           "geometry": LineString(net.node_lonlat[nodes])})
+            routes.append(
+                {
+                    "unit": unit,
+                    "day": day,
+                    "base_id": str(bases["id"].iloc[k % len(bases)]),
+                    "prize": float(len(pick)),
+                    "duration_min": 60.0 + 10 * k,
+                    "geometry": LineString(net.node_lonlat[nodes]),
+                }
+            )
             for s, p in enumerate(pick, start=1):
-                stops.append({"unit": unit, "day": day, "stop": s, "target_id": str(targets["id"].iloc[p]),
-                              "geometry": targets.geometry.iloc[p]})
-    return (gpd.GeoDataFrame(routes, geometry="geometry", crs="EPSG:4326"),
-            gpd.GeoDataFrame(stops, geometry="geometry", crs="EPSG:4326"))
+                stops.append(
+                    {
+                        "unit": unit,
+                        "day": day,
+                        "stop": s,
+                        "target_id": str(targets["id"].iloc[p]),
+                        "geometry": targets.geometry.iloc[p],
+                    }
+                )
+    return (
+        gpd.GeoDataFrame(routes, geometry="geometry", crs="EPSG:4326"),
+        gpd.GeoDataFrame(stops, geometry="geometry", crs="EPSG:4326"),
+    )
 
 
 def synthetic_service_areas(net, havens: gpd.GeoDataFrame, minutes=(5, 10, 15)) -> gpd.GeoDataFrame:
@@ -124,8 +141,9 @@ def synthetic_threat(net, incidents: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame
     order = np.argsort(-risk)[:30]
     order = order[risk[order] > 0]
     sig = np.array(["hot 99%"] * 10 + ["hot 95%"] * 10 + ["hot 90%"] * 10)[: len(order)]
-    hotspots = edge_risk.iloc[order].assign(gi_z=np.linspace(4, 1.7, len(order)),
-                                           p_value=np.linspace(0.0001, 0.09, len(order)), significance=sig)
+    hotspots = edge_risk.iloc[order].assign(
+        gi_z=np.linspace(4, 1.7, len(order)), p_value=np.linspace(0.0001, 0.09, len(order)), significance=sig
+    )
     return edge_risk, hotspots.reset_index(drop=True)
 
 
@@ -136,18 +154,25 @@ def synthetic_alerts(defenders: gpd.GeoDataFrame, incidents: gpd.GeoDataFrame, n
     counts = np.array([int((incidents.to_crs(utm).distance(p) < 300).sum()) for p in d.geometry])
     top = np.argsort(-counts)[:n]
     levels = ["critical", "high", "elevated", "high", "elevated", "none"]
-    return pd.DataFrame({
-        "defender_id": defenders["id"].astype(str).iloc[top].to_numpy(),
-        "score": counts[top].astype(float),
-        "level": levels[: len(top)],
-        "reason": [f"{c} incidents within 300 m" for c in counts[top]],
-    })
+    return pd.DataFrame(
+        {
+            "defender_id": defenders["id"].astype(str).iloc[top].to_numpy(),
+            "score": counts[top].astype(float),
+            "level": levels[: len(top)],
+            "reason": [f"{c} incidents within 300 m" for c in counts[top]],
+        }
+    )
 
 
 def coverage_table(nearest: gpd.GeoDataFrame) -> pd.DataFrame:
     first = nearest.loc[nearest["rank"] == 1]
-    return pd.DataFrame({"defender_id": first["defender_id"].astype(str),
-                         "travel_time_s": first["travel_time_s"], "reachable": first["reachable"]})
+    return pd.DataFrame(
+        {
+            "defender_id": first["defender_id"].astype(str),
+            "travel_time_s": first["travel_time_s"],
+            "reachable": first["reachable"],
+        }
+    )
 
 
 def demo_layers() -> dict:
@@ -180,8 +205,16 @@ def demo_layers() -> dict:
         try:
             from havenmap import patrol
 
-            plan = patrol.plan_patrols(net, patrol.read_targets(d / "targets.csv"), bases, units=2,
-                                       shift_minutes=120, days=2, time_limit_s=1.0, max_iterations=300)
+            plan = patrol.plan_patrols(
+                net,
+                patrol.read_targets(d / "targets.csv"),
+                bases,
+                units=2,
+                shift_minutes=120,
+                days=2,
+                time_limit_s=1.0,
+                max_iterations=300,
+            )
             routes, stops = plan.routes, plan.stops
             sources["patrol"] = "havenmap.patrol"
         except (ImportError, AttributeError):
@@ -196,16 +229,39 @@ def demo_layers() -> dict:
         except (ImportError, AttributeError):
             service_areas, cover = synthetic_service_areas(net, havens), coverage_table(nearest)
             sources["coverage"] = "synthetic"
-    alerts = pd.concat([alerts, pd.DataFrame({"defender_id": [str(defenders["id"].iloc[0])], "score": [9.0],
-                                              "level": ["high"], "reason": [NASTY["reason"]]})],
-                       ignore_index=True)
+    alerts = pd.concat(
+        [
+            alerts,
+            pd.DataFrame(
+                {
+                    "defender_id": [str(defenders["id"].iloc[0])],
+                    "score": [9.0],
+                    "level": ["high"],
+                    "reason": [NASTY["reason"]],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
     return {
-        "net": net, "sources": sources,
+        "net": net,
+        "sources": sources,
         "kwargs": dict(
-            roads=net, incidents=incidents, edge_risk=edge_risk, hotspots=hotspots, havens=havens,
-            service_areas=service_areas, defenders=defenders,
-            coverage=cover, routes=nearest, patrol_routes=routes, patrol_stops=stops,
-            bases=bases, alerts=alerts, title="Helsinki demo (synthetic)", as_of=AS_OF,
+            roads=net,
+            incidents=incidents,
+            edge_risk=edge_risk,
+            hotspots=hotspots,
+            havens=havens,
+            service_areas=service_areas,
+            defenders=defenders,
+            coverage=cover,
+            routes=nearest,
+            patrol_routes=routes,
+            patrol_stops=stops,
+            bases=bases,
+            alerts=alerts,
+            title="Helsinki demo (synthetic)",
+            as_of=AS_OF,
         ),
     }
 
@@ -218,37 +274,61 @@ def aguascalientes_layers(net) -> dict:
     lonlat = net.node_lonlat[nodes] + jitter
     days = rng.integers(0, 140, size=900)
     dates = pd.Timestamp(AS_OF) - pd.to_timedelta(days, unit="D")
-    incidents = gpd.GeoDataFrame({
-        "incident_id": [f"AGS{i:04d}" for i in range(900)],
-        "date": dates,
-        "event_type": rng.choice(["Violence against civilians", "Protests", "Riots"], size=900),
-        "sub_event_type": "",
-        "fatalities": rng.choice([0, 0, 0, 1, 3], size=900),
-        "notes": [f"note {i}" for i in range(900)],
-    }, geometry=gpd.points_from_xy(lonlat[:, 0], lonlat[:, 1]), crs="EPSG:4326")
+    incidents = gpd.GeoDataFrame(
+        {
+            "incident_id": [f"AGS{i:04d}" for i in range(900)],
+            "date": dates,
+            "event_type": rng.choice(["Violence against civilians", "Protests", "Riots"], size=900),
+            "sub_event_type": "",
+            "fatalities": rng.choice([0, 0, 0, 1, 3], size=900),
+            "notes": [f"note {i}" for i in range(900)],
+        },
+        geometry=gpd.points_from_xy(lonlat[:, 0], lonlat[:, 1]),
+        crs="EPSG:4326",
+    )
     incidents.loc[int(np.argmin(days)), "notes"] = NASTY["note"]
     hv = _node_frame(net, rng.choice(net.n_nodes, size=6, replace=False))
-    havens = hv.assign(id=[f"H{i}" for i in range(6)], name=[NASTY["haven"], "Clínica Central", "Embajada",
-                                                             "Parroquia", "Refugio", "Consulado"],
-                       kind=[NASTY["kind"], "clinic", "embassy", "place_of_worship", "shelter", "consulate"])
+    havens = hv.assign(
+        id=[f"H{i}" for i in range(6)],
+        name=[NASTY["haven"], "Clínica Central", "Embajada", "Parroquia", "Refugio", "Consulado"],
+        kind=[NASTY["kind"], "clinic", "embassy", "place_of_worship", "shelter", "consulate"],
+    )
     dd = _node_frame(net, rng.choice(net.n_nodes, size=80))
-    dd = dd.set_geometry(gpd.points_from_xy(dd.geometry.x + rng.normal(0, 3e-4, 80),
-                                            dd.geometry.y + rng.normal(0, 3e-4, 80)), crs="EPSG:4326")
+    dd = dd.set_geometry(
+        gpd.points_from_xy(dd.geometry.x + rng.normal(0, 3e-4, 80), dd.geometry.y + rng.normal(0, 3e-4, 80)),
+        crs="EPSG:4326",
+    )
     seconds = rng.uniform(60, 1500, 80)
     reachable = rng.random(80) > 0.1
-    defenders = dd.assign(id=[f"A{i:03d}" for i in range(80)], name=[f"Defender {i}" for i in range(80)],
-                          travel_time_s=np.where(reachable, seconds, np.nan), reachable=reachable)
+    defenders = dd.assign(
+        id=[f"A{i:03d}" for i in range(80)],
+        name=[f"Defender {i}" for i in range(80)],
+        travel_time_s=np.where(reachable, seconds, np.nan),
+        reachable=reachable,
+    )
     bases = _node_frame(net, [0, net.n_nodes // 2]).assign(id=["B1", "B2"], name=[NASTY["base"], "Base Sur"])
     targets = _node_frame(net, rng.choice(net.n_nodes, size=12, replace=False)).assign(
-        id=[f"T{i:02d}" for i in range(12)])
+        id=[f"T{i:02d}" for i in range(12)]
+    )
     routes, stops = synthetic_patrols(net, targets, bases, days=3, units=[NASTY["unit"], "Bravo"])
     edge_risk, hotspots = synthetic_threat(net, incidents)
     alerts = synthetic_alerts(defenders, incidents)
     alerts.loc[0, "reason"] = NASTY["reason"]
-    return dict(roads=net, incidents=incidents, edge_risk=edge_risk, hotspots=hotspots, havens=havens,
-                service_areas=synthetic_service_areas(net, havens), defenders=defenders,
-                patrol_routes=routes, patrol_stops=stops, bases=bases, alerts=alerts,
-                title=NASTY["title"], as_of=AS_OF)
+    return dict(
+        roads=net,
+        incidents=incidents,
+        edge_risk=edge_risk,
+        hotspots=hotspots,
+        havens=havens,
+        service_areas=synthetic_service_areas(net, havens),
+        defenders=defenders,
+        patrol_routes=routes,
+        patrol_stops=stops,
+        bases=bases,
+        alerts=alerts,
+        title=NASTY["title"],
+        as_of=AS_OF,
+    )
 
 
 # ====================================================================== fixtures
@@ -327,8 +407,11 @@ def expected_status(defenders: gpd.GeoDataFrame, coverage: pd.DataFrame | None, 
         frame["reachable"] = frame["id"].astype(str).map(table["reachable"]).fillna(False).astype(bool)
     t = pd.to_numeric(frame["travel_time_s"], errors="coerce")
     ok = frame["reachable"].astype(bool) & t.notna()
-    return {"covered": int((ok & (t <= slow_s)).sum()), "slow": int((ok & (t > slow_s)).sum()),
-            "unreachable": int((~ok).sum())}
+    return {
+        "covered": int((ok & (t <= slow_s)).sum()),
+        "slow": int((ok & (t > slow_s)).sum()),
+        "unreachable": int((~ok).sum()),
+    }
 
 
 def expected_recent(incidents: gpd.GeoDataFrame, days: int = 30) -> int:
@@ -364,8 +447,9 @@ def test_self_contained_html(built):
 
 def test_defenders_never_exact_in_the_file(built):
     text, defenders = built["text"], built["kwargs"]["defenders"]
-    for lon, lat, name, ident in zip(defenders.geometry.x, defenders.geometry.y, defenders["name"],
-                                     defenders["id"], strict=True):
+    for lon, lat, name, ident in zip(
+        defenders.geometry.x, defenders.geometry.y, defenders["name"], defenders["id"], strict=True
+    ):
         assert f"{round(lat, 5)},{round(lon, 5)}" not in text
         assert json.dumps(str(name)) not in text and f'"{ident}"' not in text
     assert "EXACT DEFENDER LOCATIONS" not in text
@@ -479,8 +563,9 @@ def test_every_layer_draws(view_of):
     lines, stops = day_parts(kw, 1)
     assert _count(view, "path.hm-patrol") == lines == _count(view, "textPath")
     assert _count(view, ".hm-stop") == stops
-    assert sorted(view.evaluate("Array.from(document.querySelectorAll('.hm-stop')).map(e => +e.textContent)")) \
-        == sorted(kw["patrol_stops"].loc[kw["patrol_stops"]["day"] == 1, "stop"].astype(int))
+    assert sorted(
+        view.evaluate("Array.from(document.querySelectorAll('.hm-stop')).map(e => +e.textContent)")
+    ) == sorted(kw["patrol_stops"].loc[kw["patrol_stops"]["day"] == 1, "stop"].astype(int))
 
 
 @browser
@@ -518,7 +603,8 @@ def test_toggles_change_what_is_drawn(view_of):
     n_last = int((dates >= monday).sum())
     all_ink = _ink(view, "canvas.leaflet-heatmap-layer")
     page.locator(".hm-time input[type=range]").evaluate(
-        "(el) => { el.value = el.max - 1; el.dispatchEvent(new Event('input')); }")
+        "(el) => { el.value = el.max - 1; el.dispatchEvent(new Event('input')); }"
+    )
     page.wait_for_timeout(100)
     text = page.locator(".hm-time .hm-label").inner_text()
     iso = pd.Timestamp(AS_OF).isocalendar()
@@ -544,10 +630,26 @@ def test_chrome_legend_title_scale_fullscreen_measure(view_of):
     assert _count(view, ".leaflet-control-scale") == 1
     assert _count(view, ".leaflet-control-zoom-fullscreen") == 1
     legend = page.locator("#hm-legend").inner_text()
-    for text in ("Base map", "Threat", "Safety", "Patrols", "main road", "incident density", "recent incident",
-                 "cluster", "hot spot road, 99% confidence", "hot spot road, 95% confidence",
-                 "hot spot road, 90% confidence", "road risk", "service area: a haven within 5 min",
-                 "within 10 min", "within 15 min", "unreachable", "alert", "patrol base"):
+    for text in (
+        "Base map",
+        "Threat",
+        "Safety",
+        "Patrols",
+        "main road",
+        "incident density",
+        "recent incident",
+        "cluster",
+        "hot spot road, 99% confidence",
+        "hot spot road, 95% confidence",
+        "hot spot road, 90% confidence",
+        "road risk",
+        "service area: a haven within 5 min",
+        "within 10 min",
+        "within 15 min",
+        "unreachable",
+        "alert",
+        "patrol base",
+    ):
         assert text in legend, text
     for unit in kw["patrol_routes"]["unit"].unique():
         assert f"unit {unit}: route" in legend
@@ -617,8 +719,14 @@ def test_user_text_stays_text(ags, ags_view):
     assert view.evaluate("document.title") == NASTY["title"]
     assert f"unit {NASTY['unit']}: route" in page.locator("#hm-legend").inner_text()
     assert view.evaluate("typeof window.__pwned") == "undefined"
-    assert _count(view, ".leaflet-popup-pane script, .leaflet-tooltip-pane script, #hm-legend script, "
-                        "#hm-title script, img, iframe, .leaflet-popup-pane svg") == 0
+    assert (
+        _count(
+            view,
+            ".leaflet-popup-pane script, .leaflet-tooltip-pane script, #hm-legend script, "
+            "#hm-title script, img, iframe, .leaflet-popup-pane svg",
+        )
+        == 0
+    )
     assert view.blocked_requests == []  # no <img src=x> or <iframe src=x> was ever created
     assert view.console_errors == [] and view.page_errors == []
 
@@ -658,12 +766,41 @@ def test_cli_map_command(tmp_path):
     alerts = tmp_path / "alerts.csv"
     pd.DataFrame({"defender_id": ["D001"], "score": [3.0], "level": ["high"], "reason": ["surge"]}).to_csv(alerts)
     out = tmp_path / "map.html"
-    proc = subprocess.run([sys.executable, "-m", "havenmap.cli", "map", "-n", str(d / "helsinki.osm.pbf"),
-                           "--network-type", "walk", "--incidents", str(d / "incidents.csv"), "--havens",
-                           str(d / "havens.geojson"), "-d", str(d / "defenders.csv"), "--alerts", str(alerts),
-                           "--patrols", str(patrols), "--targets", str(d / "targets.csv"), "--bases",
-                           str(d / "bases.csv"), "--title", "CLI <map>", "--as-of", AS_OF, "--out", str(out)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "havenmap.cli",
+            "map",
+            "-n",
+            str(d / "helsinki.osm.pbf"),
+            "--network-type",
+            "walk",
+            "--incidents",
+            str(d / "incidents.csv"),
+            "--havens",
+            str(d / "havens.geojson"),
+            "-d",
+            str(d / "defenders.csv"),
+            "--alerts",
+            str(alerts),
+            "--patrols",
+            str(patrols),
+            "--targets",
+            str(d / "targets.csv"),
+            "--bases",
+            str(d / "bases.csv"),
+            "--title",
+            "CLI <map>",
+            "--as-of",
+            AS_OF,
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     from .test_maps import assert_self_contained
 
@@ -673,9 +810,25 @@ def test_cli_map_command(tmp_path):
         assert label in text
     assert "CLI &lt;map&gt;" in text
     assert text.count('"hm-icon hm-stop-icon"') == 4  # numbered stops: one icon style per unit and day
-    bad = subprocess.run([sys.executable, "-m", "havenmap.cli", "map", "-n", str(d / "helsinki.osm.pbf"),
-                          "--patrols", str(patrols), "--targets", str(d / "bases.csv"), "--out", str(out)],
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "havenmap.cli",
+            "map",
+            "-n",
+            str(d / "helsinki.osm.pbf"),
+            "--patrols",
+            str(patrols),
+            "--targets",
+            str(d / "bases.csv"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "--targets" in bad.stderr and "Traceback" not in bad.stderr
 
 

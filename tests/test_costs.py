@@ -51,8 +51,9 @@ def _oracle_mask(net, barriers, tol=costs.DEFAULT_POINT_TOLERANCE_M):
             d = shapely.distance(geom, lines)
             closed |= (d <= tol) & (d <= d.min() + 1.0)
         elif geom.geom_type == "LineString":
-            closed |= np.array([ln.relate_pattern(geom, "T********") or ln.relate_pattern(geom, "*T*******")
-                                for ln in lines])
+            closed |= np.array(
+                [ln.relate_pattern(geom, "T********") or ln.relate_pattern(geom, "*T*******") for ln in lines]
+            )
         else:
             closed |= shapely.intersects(lines, geom)
     return closed
@@ -152,8 +153,9 @@ def test_danger_weights_formula_and_cap(aguascalientes_drive):
     np.testing.assert_allclose(w[ok], net.edge_time[ok] * (1 + 0.5 * risk[ok]))
     assert np.isinf(w[~ok]).all()
     np.testing.assert_allclose(costs.danger_weights(net, risk, alpha=0.0), net.edge_time)
-    np.testing.assert_allclose(costs.danger_weights(net, risk, cost="length", alpha=2.0),
-                               net.edge_length * (1 + 2 * risk))
+    np.testing.assert_allclose(
+        costs.danger_weights(net, risk, cost="length", alpha=2.0), net.edge_length * (1 + 2 * risk)
+    )
     for bad in ({"alpha": -1.0}, {"alpha": np.nan}, {"max_risk": -0.5}):
         with pytest.raises(InputError, match=r"--alpha|--max-risk"):
             costs.danger_weights(net, risk, **bad)
@@ -235,15 +237,18 @@ def _frame(net):
     return edges
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({(6, "risk"): np.nan}, r"row 7, column 'risk': risk is blank or NaN"),
-    ({(6, "risk"): -0.1}, r"row 7, column 'risk': risk is negative"),
-    ({(2, "risk"): "high"}, r"row 3, column 'risk': risk is not a finite number"),
-    ({(2, "risk"): np.inf}, r"row 3, column 'risk': risk is not a finite number"),
-    ({(4, "u"): 12345}, r"row 5, column 'u': no edge u=12345"),
-    ({(4, "key"): 7}, r"row 5, column 'u': no edge .*key=7"),
-    ({(4, "v"): "x"}, r"row 5, column 'v': is not a whole number"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({(6, "risk"): np.nan}, r"row 7, column 'risk': risk is blank or NaN"),
+        ({(6, "risk"): -0.1}, r"row 7, column 'risk': risk is negative"),
+        ({(2, "risk"): "high"}, r"row 3, column 'risk': risk is not a finite number"),
+        ({(2, "risk"): np.inf}, r"row 3, column 'risk': risk is not a finite number"),
+        ({(4, "u"): 12345}, r"row 5, column 'u': no edge u=12345"),
+        ({(4, "key"): 7}, r"row 5, column 'u': no edge .*key=7"),
+        ({(4, "v"): "x"}, r"row 5, column 'v': is not a whole number"),
+    ],
+)
 def test_bad_risk_tables_name_file_row_and_column(aguascalientes_drive, tmp_path, change, message):
     net = aguascalientes_drive
     path = tmp_path / "risk.csv"
@@ -281,8 +286,11 @@ def test_more_bad_risk_inputs(aguascalientes_drive, tmp_path):
     wrong = net.edges_gdf()[["u", "v", "key", "geometry"]].assign(risk=0.1).set_crs(3857, allow_override=True)
     path = tmp_path / "wrong_crs.geojson"
     wrong.to_file(path)
-    with pytest.raises(InputError, match=rf"{path}: feature 1, column 'geometry': the geometry lies .* check the "
-                                         r"file's CRS"):
+    with pytest.raises(
+        InputError,
+        match=rf"{path}: feature 1, column 'geometry': the geometry lies .* check the "
+        r"file's CRS",
+    ):
         costs.edge_risk(net, path)
 
 
@@ -302,14 +310,20 @@ def test_bad_barrier_files_name_file_and_feature(aguascalientes_drive, tmp_path)
     frame = good.copy()
     frame.loc[1, "geometry"] = shapely.GeometryCollection([shapely.Point(0, 0), shapely.LineString([(0, 0), (1, 1)])])
     frame.to_file(path)
-    with pytest.raises(InputError, match=rf"^{path}: feature 2, column 'geometry': a geometrycollection is not a "
-                                         "barrier"):
+    with pytest.raises(
+        InputError,
+        match=rf"^{path}: feature 2, column 'geometry': a geometrycollection is not a "
+        "barrier",
+    ):
         costs.read_barriers(path)
     # projected coordinates declared as EPSG:4326 (the GeoJSON default): nothing lies near the network
     path = tmp_path / "wrong_crs.geojson"
     gpd.GeoDataFrame({"id": ["x"]}, geometry=[shapely.Point(21.87, -102.27)], crs=4326).to_file(path)
-    with pytest.raises(InputError, match=rf"^{path}: none of the 1 barriers lies within the road network's area"
-                                         ".*swapped"):
+    with pytest.raises(
+        InputError,
+        match=rf"^{path}: none of the 1 barriers lies within the road network's area"
+        ".*swapped",
+    ):
         costs.closure_mask(net, path)
     # a frame without CRS holding metres
     nocrs = gpd.GeoDataFrame({"id": ["x"]}, geometry=[shapely.Point(781000.0, 2420500.0)])
@@ -342,7 +356,8 @@ def test_route_exposure_helper(aguascalientes_drive):
     net = aguascalientes_drive
     risk = np.linspace(0, 1, net.n_edges)
     assert costs.route_exposure(net, risk, [3, 4], [1.0, 0.5]) == pytest.approx(
-        risk[3] * net.edge_length[3] + 0.5 * risk[4] * net.edge_length[4])
+        risk[3] * net.edge_length[3] + 0.5 * risk[4] * net.edge_length[4]
+    )
 
 
 def test_nearest_command_with_closures_and_risk(aguascalientes_drive, tmp_path):
@@ -360,18 +375,42 @@ def test_nearest_command_with_closures_and_risk(aguascalientes_drive, tmp_path):
     risk = net.edges_gdf()[["u", "v", "key"]].assign(risk=np.linspace(0, 2, net.n_edges))
     risk.to_csv(tmp_path / "risk.csv", index=False)
     _barriers(net, seed=7).to_file(tmp_path / "closures.geojson")
-    base = ["nearest", "-n", str(shared_file("aguascalientes.osm.bz2")), "-d", str(tmp_path / "d.geojson"),
-            "--havens", str(tmp_path / "h.geojson")]
+    base = [
+        "nearest",
+        "-n",
+        str(shared_file("aguascalientes.osm.bz2")),
+        "-d",
+        str(tmp_path / "d.geojson"),
+        "--havens",
+        str(tmp_path / "h.geojson"),
+    ]
     out = tmp_path / "routes.geojson"
-    result = CliRunner().invoke(app, [*base, "--risk", str(tmp_path / "risk.csv"), "--alpha", "2",
-                                      "--max-risk", "1.5", "--closures", str(tmp_path / "closures.geojson"),
-                                      "-o", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            *base,
+            "--risk",
+            str(tmp_path / "risk.csv"),
+            "--alpha",
+            "2",
+            "--max-risk",
+            "1.5",
+            "--closures",
+            str(tmp_path / "closures.geojson"),
+            "-o",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     routes = gpd.read_file(out).set_index("defender_id")
     weights = costs.cost_weights(net, risk=risk, alpha=2.0, max_risk=1.5, closures=tmp_path / "closures.geojson")
-    expected = nearest_havens(net, defenders, havens, edge_weights=weights,
-                              risk=costs.edge_risk(net, risk)).set_index("defender_id")
-    np.testing.assert_allclose(routes.loc[expected.index, "exposure"].to_numpy(dtype=float),
-                               expected["exposure"].to_numpy(dtype=float), rtol=1e-9)
+    expected = nearest_havens(net, defenders, havens, edge_weights=weights, risk=costs.edge_risk(net, risk)).set_index(
+        "defender_id"
+    )
+    np.testing.assert_allclose(
+        routes.loc[expected.index, "exposure"].to_numpy(dtype=float),
+        expected["exposure"].to_numpy(dtype=float),
+        rtol=1e-9,
+    )
     result = CliRunner().invoke(app, [*base, "--alpha", "2", "-o", str(out)])
     assert result.exit_code != 0

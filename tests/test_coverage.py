@@ -149,8 +149,9 @@ def test_off_network_defender_and_haven(aguascalientes_drive):
     net = aguascalientes_drive
     defenders, havens = _layers(net, n_def=10, n_hav=3, seed=2)
     far = gpd.GeoSeries([shapely.Point(-102.0, 22.5)], crs=4326)
-    defenders = gpd.GeoDataFrame({"id": [*defenders["id"], "far"]},
-                                 geometry=[*defenders.geometry, far.iloc[0]], crs=4326)
+    defenders = gpd.GeoDataFrame(
+        {"id": [*defenders["id"], "far"]}, geometry=[*defenders.geometry, far.iloc[0]], crs=4326
+    )
     havens = gpd.GeoDataFrame({"id": [*havens["id"], "far_h"]}, geometry=[*havens.geometry, far.iloc[0]], crs=4326)
     with pytest.warns(UserWarning, match="far"):
         cov = hc.coverage(net, defenders, havens, (5,))
@@ -161,8 +162,15 @@ def test_off_network_defender_and_haven(aguascalientes_drive):
 
 
 # ---------------------------------------------------------------------- N-1
-@pytest.mark.parametrize(("fixture", "model"), [("aguascalientes_drive", "time"), ("demo_walk", "time"),
-                                               ("aguascalientes_drive", "length"), ("demo_walk", "danger")])
+@pytest.mark.parametrize(
+    ("fixture", "model"),
+    [
+        ("aguascalientes_drive", "time"),
+        ("demo_walk", "time"),
+        ("aguascalientes_drive", "length"),
+        ("demo_walk", "danger"),
+    ],
+)
 def test_n_minus_1_equals_recomputing_without_each_haven(fixture, model, request):
     net = request.getfixturevalue(fixture)
     defenders, havens = _layers(net, n_def=150, n_hav=7, seed=21)
@@ -248,8 +256,10 @@ def _reached_intervals(net, weights, node_t, e_h, f_h, limit):
     w_back = np.where(twin >= 0, weights[np.maximum(twin, 0)], np.inf)
     dv, du = node_t[net.edge_v[e]], node_t[net.edge_u[e]]
     with np.errstate(invalid="ignore", divide="ignore"):
-        rows = [(e, np.clip(1 - (limit - dv) / w, 0, 1), np.ones(len(e)), dv <= limit),  # forward to v
-                (e, np.zeros(len(e)), np.clip((limit - du) / w_back, 0, 1), du <= limit)]  # back to u
+        rows = [
+            (e, np.clip(1 - (limit - dv) / w, 0, 1), np.ones(len(e)), dv <= limit),  # forward to v
+            (e, np.zeros(len(e)), np.clip((limit - du) / w_back, 0, 1), du <= limit),
+        ]  # back to u
     out = [(ee[ok], lo[ok], hi[ok]) for ee, lo, hi, ok in rows]
     same = np.flatnonzero(e == e_h)
     for i in same:  # the haven's own road, travelled straight to it
@@ -270,8 +280,11 @@ def _point_times(net, havens, weights, n_per_edge=7):
         t = (1 - fracs) * weights[edges] + node_t[net.edge_v[edges]]
         back = np.where(twin >= 0, fracs * weights[np.maximum(twin, 0)] + node_t[net.edge_u[edges]], np.inf)
         t = np.minimum(t, back)
-        direct = np.where(fracs <= f_h, (f_h - fracs) * weights[edges],
-                          np.where(twin >= 0, (fracs - f_h) * weights[np.maximum(twin, 0)], np.inf))
+        direct = np.where(
+            fracs <= f_h,
+            (f_h - fracs) * weights[edges],
+            np.where(twin >= 0, (fracs - f_h) * weights[np.maximum(twin, 0)], np.inf),
+        )
         out[h] = np.nan_to_num(np.where(edges == e_h, np.minimum(t, direct), t), nan=np.inf)
     return edges, fracs, out
 
@@ -343,8 +356,9 @@ def test_service_area_polygons_follow_the_reached_pieces(fixture, request):
             assert far.sum() > 5
             assert not shapely.contains_xy(poly, pts[far, 0], pts[far, 1]).any()
         # bands are nested (up to the outline simplification, half a grid cell)
-        small, big = (areas.loc[(areas["haven_id"] == h) & (areas["minutes"] == m), "geometry"].iloc[0]
-                      for m in minutes)
+        small, big = (
+            areas.loc[(areas["haven_id"] == h) & (areas["minutes"] == m), "geometry"].iloc[0] for m in minutes
+        )
         assert small.difference(big.buffer(cell / 2 + 1e-6)).area < 1e-6 * small.area
         assert small.area < big.area
 
@@ -402,10 +416,24 @@ def test_coverage_command_writes_every_output(tmp_path, aguascalientes_drive):
     line = shapely.LineString(net.node_xy[[0, net.n_nodes // 2]])
     gpd.GeoDataFrame({"id": ["cut"]}, geometry=[line], crs=net.crs).to_file(tmp_path / "closures.geojson")
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["coverage", "-n", str(shared_file("aguascalientes.osm.bz2")),
-                                      "-d", str(tmp_path / "d.geojson"), "--havens", str(tmp_path / "h.geojson"),
-                                      "--minutes", "1,2", "--closures", str(tmp_path / "closures.geojson"),
-                                      "-o", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "coverage",
+            "-n",
+            str(shared_file("aguascalientes.osm.bz2")),
+            "-d",
+            str(tmp_path / "d.geojson"),
+            "--havens",
+            str(tmp_path / "h.geojson"),
+            "--minutes",
+            "1,2",
+            "--closures",
+            str(tmp_path / "closures.geojson"),
+            "-o",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     for name in ("service_areas.geojson", "coverage.csv", "coverage.json", "n_minus_1.csv", "closures_impact.csv"):
         assert (out / name).exists() and (out / name).stat().st_mode & 0o077 == 0
@@ -417,7 +445,13 @@ def test_coverage_command_writes_every_output(tmp_path, aguascalientes_drive):
     assert summary["bands"]["1"]["covered"] == cov.bands()["covered"].iat[0]
     assert summary["bands"]["2"]["share"] == pytest.approx(cov.bands()["share"].iat[1], abs=1e-6)
     csv = (out / "coverage.csv").read_text().splitlines()[0].split(",")
-    assert csv[:6] == ["defender_id", "haven_id", "travel_time_s", "second_haven_id", "second_travel_time_s",
-                       "reachable"]
+    assert csv[:6] == [
+        "defender_id",
+        "haven_id",
+        "travel_time_s",
+        "second_haven_id",
+        "second_travel_time_s",
+        "reachable",
+    ]
     areas = gpd.read_file(out / "service_areas.geojson")
     assert len(areas) == 8 and set(areas["minutes"]) == {1.0, 2.0}

@@ -28,16 +28,21 @@ def test_private_files_are_owner_only(tmp_path):
 
 
 def test_csv_cells_that_would_run_as_formulas_are_defused(tmp_path):
-    frame = pd.DataFrame({"defender_id": ["=HYPERLINK(\"http://x\")", "+1+2", "@SUM(A1)", "D1", "-3.5"],
-                          "score": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    frame = pd.DataFrame(
+        {
+            "defender_id": ['=HYPERLINK("http://x")', "+1+2", "@SUM(A1)", "D1", "-3.5"],
+            "score": [1.0, 2.0, 3.0, 4.0, 5.0],
+        }
+    )
     back = pd.read_csv(_io.write_csv(tmp_path / "a.csv", frame), dtype=str)
-    assert list(back["defender_id"]) == ["'=HYPERLINK(\"http://x\")", "'+1+2", "'@SUM(A1)", "D1", "-3.5"]
+    assert list(back["defender_id"]) == ['\'=HYPERLINK("http://x")', "'+1+2", "'@SUM(A1)", "D1", "-3.5"]
     assert frame["defender_id"].iat[0].startswith("=")  # the caller's frame is untouched
 
 
 def test_geojson_is_wgs84_and_rounded(tmp_path):
-    frame = gpd.GeoDataFrame({"id": ["a"]}, geometry=[shapely.Point(500000.123456789, 6670000.987654321)],
-                             crs="EPSG:32635")
+    frame = gpd.GeoDataFrame(
+        {"id": ["a"]}, geometry=[shapely.Point(500000.123456789, 6670000.987654321)], crs="EPSG:32635"
+    )
     text = _io.write_geojson(tmp_path / "p.geojson", frame).read_text()
     back = gpd.read_file(tmp_path / "p.geojson")
     assert back.crs.to_epsg() == 4326

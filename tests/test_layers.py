@@ -92,9 +92,7 @@ def test_ucdp_mapping(tmp_path):
     ]
     assert list(gdf["fatalities"]) == [4, 0, 7, 1]  # from "best"
     assert list(gdf["geo_precision"]) == [1, 2, 3, 3]  # where_prec 1, 2, 4, 7
-    assert list(gdf["date"]) == [
-        pd.Timestamp(d) for d in ("2017-01-01", "2017-01-02", "2017-01-05", "2017-01-06")
-    ]
+    assert list(gdf["date"]) == [pd.Timestamp(d) for d in ("2017-01-01", "2017-01-02", "2017-01-05", "2017-01-06")]
     assert list(gdf["sub_event_type"]) == ["", "", "", ""]
     assert list(gdf["notes"]) == ["Clash", "", "Massacre", ""]
     assert set(gdf["source"]) == {"ucdp"}
@@ -190,9 +188,7 @@ def test_as_incidents_accepts_dataframe_unchanged():
 
 
 def test_generic_csv_with_odd_case_columns(tmp_path):
-    path = write(
-        tmp_path, "defenders.csv", "ID,Lat,LNG,Name,group,note\n007,21.5,-102.5,Ana,A,x\n8,21.6,-102.6,,B,\n"
-    )
+    path = write(tmp_path, "defenders.csv", "ID,Lat,LNG,Name,group,note\n007,21.5,-102.5,Ana,A,x\n8,21.6,-102.6,,B,\n")
     gdf = read_defenders(path)
     assert list(gdf["id"]) == ["007", "8"]  # read as text: leading zeros kept
     assert pd.api.types.is_string_dtype(gdf["id"])
@@ -310,9 +306,7 @@ def test_as_points_with_frames():
     pd.testing.assert_frame_equal(df, before)
     gdf = gpd.GeoDataFrame({"id": ["a"]}, geometry=[Point(0, 0)], crs=3857)
     assert xy(as_points(gdf)) == [(0.0, 0.0)]
-    message = error_of(
-        as_points, pd.DataFrame({"id": ["a", "a"], "lat": [1, 1], "lon": [1, 1]}), label="my frame"
-    )
+    message = error_of(as_points, pd.DataFrame({"id": ["a", "a"], "lat": [1, 1], "lon": [1, 1]}), label="my frame")
     assert message.startswith("my frame: ") and "'a'" in message
 
 
@@ -433,9 +427,7 @@ def test_duplicate_ids(tmp_path):
 
 
 def test_blank_id(tmp_path):
-    message = error_of(
-        read_points, write(tmp_path, "ids.csv", "id,lat,lon,name\na,1,1,x\n  ,1,1,y\n,2,2,z\n")
-    )
+    message = error_of(read_points, write(tmp_path, "ids.csv", "id,lat,lon,name\na,1,1,x\n  ,1,1,y\n,2,2,z\n"))
     assert "ids.csv: row 2, column 'id'" in message and "blank" in message and "(and 1 more row)" in message
 
 

@@ -44,8 +44,7 @@ DEFENDER_IDS = ["dfd-7781", "dfd-9902", "dfd-3345"]
 
 def _roads() -> gpd.GeoDataFrame:
     north_south = [
-        LineString([(LON0 - 0.01 + i * 0.004, LAT0 - 0.006), (LON0 - 0.01 + i * 0.004, LAT0 + 0.006)])
-        for i in range(6)
+        LineString([(LON0 - 0.01 + i * 0.004, LAT0 - 0.006), (LON0 - 0.01 + i * 0.004, LAT0 + 0.006)]) for i in range(6)
     ]
     east_west = [
         LineString([(LON0 - 0.012, LAT0 - 0.005 + j * 0.0025), (LON0 + 0.012, LAT0 - 0.005 + j * 0.0025)])
@@ -271,8 +270,7 @@ def test_polyline_encoding_matches_googles_documented_example():
 
 def test_encode_lines_round_trip():
     rng = np.random.default_rng(5)
-    lines = [LineString(np.column_stack([24.9 + rng.random(k) * 0.1, 60.1 + rng.random(k) * 0.1]))
-             for k in (2, 5, 3)]
+    lines = [LineString(np.column_stack([24.9 + rng.random(k) * 0.1, 60.1 + rng.random(k) * 0.1])) for k in (2, 5, 3)]
     multi = MultiLineString([[(24.0, 60.0), (24.001, 60.001)], [(24.01, 60.0), (24.011, 60.002)]])
     enc = mh.encode_lines([*lines, multi, Point(0, 0)])  # the point is skipped
     assert enc["counts"] == [2, 5, 3, 2, 2]
@@ -319,11 +317,17 @@ def test_grid_counts_hand_worked():
 
 
 def test_defender_status_hand_worked():
-    frame = pd.DataFrame({"travel_time_s": [60.0, 600.0, 601.0, np.nan, 100.0],
-                          "reachable": [True, True, True, True, False]})
+    frame = pd.DataFrame(
+        {"travel_time_s": [60.0, 600.0, 601.0, np.nan, 100.0], "reachable": [True, True, True, True, False]}
+    )
     assert list(mh.defender_status(frame, 10)) == ["covered", "covered", "slow", "unreachable", "unreachable"]
     assert list(mh.defender_status(frame.drop(columns="reachable"), 5)) == [
-        "covered", "slow", "slow", "unreachable", "covered"]
+        "covered",
+        "slow",
+        "slow",
+        "unreachable",
+        "covered",
+    ]
     words = pd.DataFrame({"status": ["Covered", "slow", "ok", "off network", None]})
     assert list(mh.defender_status(words, 10)) == ["covered", "slow", "reachable", "unreachable", "unreachable"]
     assert list(mh.defender_status(pd.DataFrame({"reachable": [True, "no"]}), 10)) == ["reachable", "unreachable"]
@@ -338,15 +342,18 @@ def test_grid_status_counts_per_cell():
     status = np.array(["covered", "slow", "unreachable", "slow"], dtype=object)
     cells = mh.grid_status(pts, status, 500.0).sort_values(["ix", "iy"])
     assert cells[["count", "covered", "slow", "unreachable", "reachable"]].to_numpy().tolist() == [
-        [3, 1, 2, 0, 0], [1, 0, 0, 1, 0]]
+        [3, 1, 2, 0, 0],
+        [1, 0, 0, 1, 0],
+    ]
 
 
 def test_heat_frames_by_iso_week_hand_worked():
     # 2026-11-20 is a Friday (ISO week 47). Week 45 starts Monday 2 Nov.
     dates = ["2026-11-02", "2026-11-08 23:00", "2026-11-09", "2026-11-20 18:00", "2026-11-21", None]
     lon = [24.94, 24.94005, 24.95, 24.96, 24.97, 24.98]  # the first two ~3 m apart: one 50 m bin
-    inc = gpd.GeoDataFrame({"date": dates, "fatalities": [1, 0, 0, 2, 0, 5]},
-                           geometry=[Point(x, 60.17) for x in lon], crs="EPSG:4326")
+    inc = gpd.GeoDataFrame(
+        {"date": dates, "fatalities": [1, 0, 0, 2, 0, 5]}, geometry=[Point(x, 60.17) for x in lon], crs="EPSG:4326"
+    )
     heat = mh.heat_frames(inc, pd.Timestamp("2026-11-20"), bin_m=50.0)
     assert heat["total"] == 5  # the incident after as_of is left out; the undated one stays
     assert heat["weeks"] == ["2026-W45 (02 Nov)", "2026-W46 (09 Nov)", "2026-W47 (16 Nov)"]
@@ -366,12 +373,21 @@ def test_heat_frames_by_iso_week_hand_worked():
 
 
 def test_recent_incidents_window_and_cap():
-    dates = pd.to_datetime(["2026-10-21 23:59", "2026-10-22 00:00", "2026-11-20 23:00", "2026-11-21",
-                            "2026-11-01"], format="ISO8601")
-    inc = gpd.GeoDataFrame({"date": dates, "event_type": ["A", "B", "C", "D", "E"],
-                            "sub_event_type": ["", "b", "", "", ""], "fatalities": [0, 1, 2, 0, 0],
-                            "notes": ["n0", "<b>n1</b>", "n2", "n3", "n4"], "incident_id": list("vwxyz")},
-                           geometry=[Point(24.9 + i / 100, 60.1) for i in range(5)], crs="EPSG:4326")
+    dates = pd.to_datetime(
+        ["2026-10-21 23:59", "2026-10-22 00:00", "2026-11-20 23:00", "2026-11-21", "2026-11-01"], format="ISO8601"
+    )
+    inc = gpd.GeoDataFrame(
+        {
+            "date": dates,
+            "event_type": ["A", "B", "C", "D", "E"],
+            "sub_event_type": ["", "b", "", "", ""],
+            "fatalities": [0, 1, 2, 0, 0],
+            "notes": ["n0", "<b>n1</b>", "n2", "n3", "n4"],
+            "incident_id": list("vwxyz"),
+        },
+        geometry=[Point(24.9 + i / 100, 60.1) for i in range(5)],
+        crs="EPSG:4326",
+    )
     got = mh.recent_incidents(inc, pd.Timestamp("2026-11-20"), 30, cap=10)
     assert (got["start"], got["end"]) == ("2026-10-22", "2026-11-20") and got["total"] == 3
     assert [r[6] for r in got["rows"]] == ["x", "z", "w"]  # most recent first; 10-21 and 11-21 out
@@ -385,12 +401,20 @@ def test_recent_incidents_window_and_cap():
 
 def test_road_layers_tiers_zoom_and_duplicates(monkeypatch):
     base = [(24.94, 60.17), (24.95, 60.17)]
-    roads = gpd.GeoDataFrame({
-        "highway": ["primary", "primary", "residential", "footway", "['secondary', 'tertiary']", None],
-        "geometry": [LineString(base), LineString(base[::-1]),  # both directions of one road
-                     LineString([(24.94, 60.171), (24.95, 60.171)]), LineString([(24.94, 60.172), (24.95, 60.172)]),
-                     LineString([(24.94, 60.173), (24.95, 60.173)]), LineString([(24.94, 60.174), (24.95, 60.174)])],
-    }, crs="EPSG:4326")
+    roads = gpd.GeoDataFrame(
+        {
+            "highway": ["primary", "primary", "residential", "footway", "['secondary', 'tertiary']", None],
+            "geometry": [
+                LineString(base),
+                LineString(base[::-1]),  # both directions of one road
+                LineString([(24.94, 60.171), (24.95, 60.171)]),
+                LineString([(24.94, 60.172), (24.95, 60.172)]),
+                LineString([(24.94, 60.173), (24.95, 60.173)]),
+                LineString([(24.94, 60.174), (24.95, 60.174)]),
+            ],
+        },
+        crs="EPSG:4326",
+    )
     layers = mh.road_layers(roads)
     assert [t["tier"] for t in layers] == [0, 1, 2]
     assert [t["minZoom"] for t in layers] == [0, 0, 0]  # a small network is drawn whole
@@ -400,15 +424,25 @@ def test_road_layers_tiers_zoom_and_duplicates(monkeypatch):
     no_main = mh.road_layers(roads.iloc[2:4])
     assert [(t["tier"], t["minZoom"]) for t in no_main] == [(1, 0), (2, 15)]  # lowest tier always drawn
     # 5 m simplification: a 1 m kink disappears, a 20 m one stays
-    kinked = gpd.GeoDataFrame({"highway": ["primary"] * 2}, geometry=[
-        LineString([(385000, 6670000), (385100, 6670001), (385200, 6670000)]),
-        LineString([(385000, 6671000), (385100, 6671020), (385200, 6671000)])], crs="EPSG:32635")
+    kinked = gpd.GeoDataFrame(
+        {"highway": ["primary"] * 2},
+        geometry=[
+            LineString([(385000, 6670000), (385100, 6670001), (385200, 6670000)]),
+            LineString([(385000, 6671000), (385100, 6671020), (385200, 6671000)]),
+        ],
+        crs="EPSG:32635",
+    )
     assert mh.road_layers(kinked)[0]["counts"] == [2, 3]
 
 
 def test_active_alerts_levels():
-    alerts = pd.DataFrame({"defender_id": ["a", "b", "c", "d", "e"],
-                           "level": ["critical", "elevated", "none", "", "mystery"], "reason": ["r"] * 5})
+    alerts = pd.DataFrame(
+        {
+            "defender_id": ["a", "b", "c", "d", "e"],
+            "level": ["critical", "elevated", "none", "", "mystery"],
+            "reason": ["r"] * 5,
+        }
+    )
     got = mh.active_alerts(alerts)
     assert got["defender_id"].tolist() == ["a", "b", "e"] and got["rank"].tolist() == [3, 2, 2]
     by_score = mh.active_alerts(pd.DataFrame({"defender_id": ["a", "b"], "score": [0.0, 2.5]}))
@@ -419,9 +453,11 @@ def test_active_alerts_levels():
 
 def test_service_areas_merged_per_band():
     sq = lambda x0, s: Polygon([(x0, 6670000), (x0 + s, 6670000), (x0 + s, 6670000 + s), (x0, 6670000 + s)])  # noqa: E731
-    areas = gpd.GeoDataFrame({"haven_id": ["a", "b", "a", "b"], "minutes": [5, 5, 10, 10]},
-                             geometry=[sq(385000, 300), sq(385200, 300), sq(384800, 800), sq(385700, 300)],
-                             crs="EPSG:32635")
+    areas = gpd.GeoDataFrame(
+        {"haven_id": ["a", "b", "a", "b"], "minutes": [5, 5, 10, 10]},
+        geometry=[sq(385000, 300), sq(385200, 300), sq(384800, 800), sq(385700, 300)],
+        crs="EPSG:32635",
+    )
     data = calls(commander_map(service_areas=areas))["areas"][0]
     assert [it["tip"] for it in data["items"]] == [["within 10 min of a haven"], ["within 5 min of a haven"]]
     ten, five = data["items"]
@@ -497,9 +533,7 @@ def test_browser_helper_blocks_and_records(tmp_path):
 def _expected_cells(cell_m: float) -> int:
     """Independent oracle: distinct 500 m squares of the defenders in UTM zone 35N via pyproj."""
     to_utm = Transformer.from_crs("EPSG:4326", "EPSG:32635", always_xy=True)
-    return len(
-        {(int(x // cell_m), int(y // cell_m)) for x, y in (to_utm.transform(*xy) for xy in DEFENDERS_XY)}
-    )
+    return len({(int(x // cell_m), int(y // cell_m)) for x, y in (to_utm.transform(*xy) for xy in DEFENDERS_XY)})
 
 
 @browser
@@ -517,14 +551,14 @@ def test_layers_draw_and_toggle(default_map):
             "Routes to havens",
             "Safe havens",
         ]
-        base = view.evaluate("Array.from(document.querySelectorAll('.leaflet-control-layers-base label'))"
-                             ".map(l => l.textContent.trim())")
+        base = view.evaluate(
+            "Array.from(document.querySelectorAll('.leaflet-control-layers-base label')).map(l => l.textContent.trim())"
+        )
         assert base == ["Road network (offline base map)"]
         assert _count(view, ".hm-haven") == 2
         assert _count(view, "path.hm-route") == 3
         dashed = view.evaluate(
-            "Array.from(document.querySelectorAll('path.hm-route'))"
-            ".map(p => p.getAttribute('stroke-dasharray'))"
+            "Array.from(document.querySelectorAll('path.hm-route')).map(p => p.getAttribute('stroke-dasharray'))"
         )
         assert sorted(dashed, key=str) == ["6 5", None, None]
         assert _count(view, "path.hm-defender-cell") == _expected_cells(500.0)
@@ -649,14 +683,23 @@ def test_heat_weighs_threat_severity_when_incidents_are_weighted():
 
     plain = pd.DataFrame({"fatalities": [0, 3, None]})
     np.testing.assert_array_equal(_maphtml.incident_weights(plain), [1, 4, 1])
-    weighted = plain.assign(type_weight=[1.0, 0.1, 0.6], fatality_factor=[1.0, 2.0, 1.0],
-                            precision_weight=[1.0, 1.0, 0.25])
+    weighted = plain.assign(
+        type_weight=[1.0, 0.1, 0.6], fatality_factor=[1.0, 2.0, 1.0], precision_weight=[1.0, 1.0, 0.25]
+    )
     # type × fatalities × precision, in tenths, at least 1 (a protest no longer weighs like an attack)
     np.testing.assert_array_equal(_maphtml.incident_weights(weighted), [10, 2, 2])
     np.testing.assert_array_equal(_maphtml.incident_deaths(weighted), [0, 3, 0])
 
 
 def test_haven_icons_by_kind_match_whole_words():
-    kinds = {"embassy": 0, "UN office": 0, "community_centre": 3, "Fundación": 3, "unknown": 3,
-             "Iglesia San José": 2, "place_of_worship": 2, "doctors": 1}
+    kinds = {
+        "embassy": 0,
+        "UN office": 0,
+        "community_centre": 3,
+        "Fundación": 3,
+        "unknown": 3,
+        "Iglesia San José": 2,
+        "place_of_worship": 2,
+        "doctors": 1,
+    }
     assert {k: mh.haven_kind(k) for k in kinds} == kinds

@@ -53,8 +53,9 @@ def check_plan(plan: patrol.PatrolPlan, net=None) -> int:
         assert rows["arrival_min"].iat[0] == 0 and rows["departure_min"].iat[0] == 0
         base = pr.base_index(units.loc[unit, "base_id"])
         here, t = base, 0.0
-        for tid, arr, dep in zip(ids[1:-1], rows["arrival_min"].iloc[1:-1], rows["departure_min"].iloc[1:-1],
-                                 strict=True):
+        for tid, arr, dep in zip(
+            ids[1:-1], rows["arrival_min"].iloc[1:-1], rows["departure_min"].iloc[1:-1], strict=True
+        ):
             j = pr.stop_index(tid)
             t += pr.time_s[here, j]
             assert np.isfinite(t)
@@ -150,8 +151,10 @@ def exact_best_prize(plan: patrol.PatrolPlan, grid: bool) -> float:
     locs = np.arange(nb, nb + n)
     masks = np.arange(1 << n)
     prize = ((masks[:, None] >> np.arange(n)) & 1) @ tg["priority"].to_numpy(dtype=float)
-    feas = [_feasible_subsets(time, pr.base_index(b), locs, service, early, late, s)
-            for b, s in zip(pr.units["base_id"], shifts, strict=True)]
+    feas = [
+        _feasible_subsets(time, pr.base_index(b), locs, service, early, late, s)
+        for b, s in zip(pr.units["base_id"], shifts, strict=True)
+    ]
     if len(feas) == 1:
         return float(prize[feas[0]].max())
     g = np.where(feas[1], prize, -np.inf)  # best feasible subset of M for unit 2 (subset-max transform)
@@ -286,7 +289,7 @@ def test_demo_plan_outputs(demo_walk, tmp_path):
         assert names == [f"base {row.base_id}", *plan.unit_route(row.unit, row.day)]
     if hasattr(__import__("havenmap.maps").maps, "patrol_map"):
         html = (tmp_path / "patrol_map.html").read_text()
-        assert "<script src=\"http" not in html
+        assert '<script src="http' not in html
     assert oct(os.stat(tmp_path / "patrol_routes.geojson").st_mode & 0o777) == "0o644"
 
 
@@ -392,15 +395,17 @@ def test_defender_targets_need_consent_and_stay_displaced(demo_walk, tmp_path):
     consenting = d.loc[d["consent"].isin(["drive-by", "visit"]), "id"]
     assert set(targets["id"]) <= set(consenting) and len(targets) >= len(consenting) - 2  # 2 are offshore
     by_id = targets.set_index("id")
-    assert (by_id.loc[d.loc[d["consent"] == "drive-by", "id"].loc[lambda s: s.isin(by_id.index)],
-                      "service_minutes"] == 0).all()
-    assert (by_id.loc[d.loc[d["consent"] == "visit", "id"].loc[lambda s: s.isin(by_id.index)],
-                      "service_minutes"] == 7).all()
+    assert (
+        by_id.loc[d.loc[d["consent"] == "drive-by", "id"].loc[lambda s: s.isin(by_id.index)], "service_minutes"] == 0
+    ).all()
+    assert (
+        by_id.loc[d.loc[d["consent"] == "visit", "id"].loc[lambda s: s.isin(by_id.index)], "service_minutes"] == 7
+    ).all()
     # every target sits exactly on a road intersection, never on the defender's position
-    xy = np.column_stack(gpd.GeoSeries(targets.geometry, crs=4326).to_crs(demo_walk.crs).pipe(
-        lambda g: (g.x, g.y)))
-    nearest = np.min(np.hypot(xy[:, None, 0] - demo_walk.node_xy[None, :, 0],
-                              xy[:, None, 1] - demo_walk.node_xy[None, :, 1]), axis=1)
+    xy = np.column_stack(gpd.GeoSeries(targets.geometry, crs=4326).to_crs(demo_walk.crs).pipe(lambda g: (g.x, g.y)))
+    nearest = np.min(
+        np.hypot(xy[:, None, 0] - demo_walk.node_xy[None, :, 0], xy[:, None, 1] - demo_walk.node_xy[None, :, 1]), axis=1
+    )
     assert nearest.max() < 0.01
     bases = layers.read_bases(demo_dir() / "bases.csv")
     plan = plan_patrols(demo_walk, targets, bases, units=2, shift_minutes=45, **FAST)
@@ -411,8 +416,9 @@ def test_defender_targets_need_consent_and_stay_displaced(demo_walk, tmp_path):
     written = [np.asarray(g.coords) for g in gpd.read_file(tmp_path / "patrol_routes.geojson").geometry]
     for path in (tmp_path / "gpx").glob("*.gpx"):
         root = ET.parse(path).getroot()
-        written.append(np.array([(float(p.get("lon")), float(p.get("lat"))) for p in root.iter()
-                                 if p.get("lon") is not None]))
+        written.append(
+            np.array([(float(p.get("lon")), float(p.get("lat"))) for p in root.iter() if p.get("lon") is not None])
+        )
     pts = gpd.GeoSeries(shapely.points(np.vstack(written)), crs=4326).to_crs(demo_walk.crs)
     homes = d.loc[d["id"].isin(consenting)].to_crs(demo_walk.crs)
     assert min(pts.distance(h).min() for h in homes.geometry) > 1.0, "an exact defender position was written"
@@ -465,14 +471,18 @@ def test_targets_file_errors_name_row_and_column(tmp_path):
 
 def test_infeasible_requests_get_one_line_messages(demo_walk):
     targets, bases = _demo()
-    far = pd.concat([bases, gpd.GeoDataFrame({"id": ["B9"]}, geometry=[shapely.Point(24.94, 60.12)], crs=4326)],
-                    ignore_index=True)
+    far = pd.concat(
+        [bases, gpd.GeoDataFrame({"id": ["B9"]}, geometry=[shapely.Point(24.94, 60.12)], crs=4326)], ignore_index=True
+    )
     units = pd.DataFrame({"unit": ["u1", "u2"], "base_id": ["B1", "B9"], "shift_minutes": [60, 60]})
     with pytest.raises(OffNetworkError, match=r"base 'B9' is [\d,]+ m from the nearest road") as err:
         plan_patrols(demo_walk, targets, far, units=units, **FAST)
     assert "\n" not in str(err.value)
-    with pytest.raises(InfeasibleError, match=r"shortest round trip .* takes \d+\.\d min but the longest shift is 2 "
-                                              r"min") as err:
+    with pytest.raises(
+        InfeasibleError,
+        match=r"shortest round trip .* takes \d+\.\d min but the longest shift is 2 "
+        r"min",
+    ) as err:
         plan_patrols(demo_walk, targets, bases, units=2, shift_minutes=2, **FAST)
     assert "\n" not in str(err.value)
     with pytest.raises(InfeasibleError, match="at least one unit"):
@@ -493,7 +503,9 @@ def test_units_file(tmp_path, demo_walk):
         plan = plan_patrols(demo_walk, targets, bases, units=units, shift_minutes=50, **FAST)
     check_plan(plan, demo_walk)
     assert dict(zip(plan.problem.units["unit"], plan.problem.units["shift_minutes"], strict=True)) == {
-        "alpha": 30.0, "bravo": 50.0}
+        "alpha": 30.0,
+        "bravo": 50.0,
+    }
     path.write_text("unit,base_id,profile\nalpha,B1,drive\n")
     with pytest.raises(InputError, match=r"row 1, id 'alpha', column 'profile'.*one network per run"):
         plan_patrols(demo_walk, targets, bases, units=patrol.read_units(path), shift_minutes=50)
@@ -503,13 +515,14 @@ def test_units_file(tmp_path, demo_walk):
 
 
 def test_gpx_escapes_user_text():
-    nasty = 'a<b>&"c\' \x01'
-    text = _gpx.gpx_document(nasty, np.array([[24.9, 60.1], [24.91, 60.11]]),
-                             [_gpx.Waypoint(24.9, 60.1, nasty, nasty)], description=nasty)
+    nasty = "a<b>&\"c' \x01"
+    text = _gpx.gpx_document(
+        nasty, np.array([[24.9, 60.1], [24.91, 60.11]]), [_gpx.Waypoint(24.9, 60.1, nasty, nasty)], description=nasty
+    )
     root = ET.fromstring(text.encode())
     ns = {"g": _gpx.GPX_NS}
-    assert root.findtext("g:metadata/g:name", namespaces=ns) == 'a<b>&"c\' '
-    assert root.findtext("g:wpt/g:desc", namespaces=ns) == 'a<b>&"c\' '
+    assert root.findtext("g:metadata/g:name", namespaces=ns) == "a<b>&\"c' "
+    assert root.findtext("g:wpt/g:desc", namespaces=ns) == "a<b>&\"c' "
     assert len(root.findall("g:trk/g:trkseg/g:trkpt", ns)) == 2
 
 
@@ -526,9 +539,17 @@ def test_greedy_baseline_is_feasible(demo_walk):
         warnings.simplefilter("ignore")
         plan = plan_patrols(demo_walk, targets, bases, units=3, shift_minutes=45, solver="greedy", days=2)
     assert check_plan(plan, demo_walk) > 0
-    inst = _vrp.Instance(duration=np.array([[0, 5], [5, 0]]), cost=np.array([[0, 5], [5, 0]]), n_bases=1,
-                         service=np.array([1]), tw_early=np.array([0]), tw_late=np.array([100]),
-                         prize=np.array([3]), vehicle_base=np.array([0]), vehicle_shift=np.array([11]))
+    inst = _vrp.Instance(
+        duration=np.array([[0, 5], [5, 0]]),
+        cost=np.array([[0, 5], [5, 0]]),
+        n_bases=1,
+        service=np.array([1]),
+        tw_early=np.array([0]),
+        tw_late=np.array([100]),
+        prize=np.array([3]),
+        vehicle_base=np.array([0]),
+        vehicle_shift=np.array([11]),
+    )
     assert _vrp.greedy(inst).routes == [[0]]
     assert _vrp.greedy(_with_shift(inst, 10)).routes == [[]]
 
@@ -553,16 +574,53 @@ def _with_shift(inst, shift):
 # =========================================================================== CLI
 def test_cli_patrol_demo_and_errors(tmp_path):
     d = demo_dir()
-    args = [sys.executable, "-m", "havenmap.cli", "patrol", "-n", str(d / "helsinki.osm.pbf"), "--network-type",
-            "walk", "--targets", str(d / "targets.csv"), "--bases", str(d / "bases.csv")]
-    ok = subprocess.run([*args, "--units", "2", "--shift-minutes", "45", "--days", "2", "--iterations", "300",
-                         "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    args = [
+        sys.executable,
+        "-m",
+        "havenmap.cli",
+        "patrol",
+        "-n",
+        str(d / "helsinki.osm.pbf"),
+        "--network-type",
+        "walk",
+        "--targets",
+        str(d / "targets.csv"),
+        "--bases",
+        str(d / "bases.csv"),
+    ]
+    ok = subprocess.run(
+        [
+            *args,
+            "--units",
+            "2",
+            "--shift-minutes",
+            "45",
+            "--days",
+            "2",
+            "--iterations",
+            "300",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ok.returncode == 0, ok.stderr
-    for name in ("patrol_routes.geojson", "patrol_schedule.csv", "target_frequency.csv", "patrol_summary.json",
-                 "gpx/unit-1_day-1.gpx"):
+    for name in (
+        "patrol_routes.geojson",
+        "patrol_schedule.csv",
+        "target_frequency.csv",
+        "patrol_summary.json",
+        "gpx/unit-1_day-1.gpx",
+    ):
         assert (tmp_path / "out" / name).exists(), name
-    bad = subprocess.run([*args, "--units", "2", "--shift-minutes", "1", "--out", str(tmp_path / "bad")],
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [*args, "--units", "2", "--shift-minutes", "1", "--out", str(tmp_path / "bad")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2
     lines = [ln for ln in bad.stderr.splitlines() if ln.startswith("havenmap: error:")]
     assert len(lines) == 1 and "shortest round trip" in lines[0]

@@ -46,21 +46,26 @@ def straight_road(n_nodes: int = 21, spacing: float = 100.0, name: str = "Testga
     return from_graph(graph)
 
 
-def incidents_at(xs, ages=0, event_type="Violence against civilians", sub_event_type="Attack",
-                 fatalities=0, precision=1, y=0.0) -> gpd.GeoDataFrame:
+def incidents_at(
+    xs, ages=0, event_type="Violence against civilians", sub_event_type="Attack", fatalities=0, precision=1, y=0.0
+) -> gpd.GeoDataFrame:
     """Canonical incidents at x metres along the test road, ``ages`` days before AS_OF."""
     xs = np.atleast_1d(np.asarray(xs, dtype=float))
     n = len(xs)
-    frame = gpd.GeoDataFrame({
-        "incident_id": pd.array([f"T{i + 1}" for i in range(n)], dtype="string"),
-        "date": AS_OF - pd.to_timedelta(np.broadcast_to(ages, n), unit="D"),
-        "event_type": pd.array(np.broadcast_to(event_type, n).tolist(), dtype="string"),
-        "sub_event_type": pd.array(np.broadcast_to(sub_event_type, n).tolist(), dtype="string"),
-        "fatalities": np.broadcast_to(fatalities, n).astype(np.int64),
-        "geo_precision": np.broadcast_to(precision, n).astype(np.int64),
-        "notes": pd.array([""] * n, dtype="string"),
-        "source": pd.array(["csv"] * n, dtype="string"),
-    }, geometry=shapely.points(X0 + xs, np.full(n, Y0 + y)), crs=CRS).to_crs("EPSG:4326")
+    frame = gpd.GeoDataFrame(
+        {
+            "incident_id": pd.array([f"T{i + 1}" for i in range(n)], dtype="string"),
+            "date": AS_OF - pd.to_timedelta(np.broadcast_to(ages, n), unit="D"),
+            "event_type": pd.array(np.broadcast_to(event_type, n).tolist(), dtype="string"),
+            "sub_event_type": pd.array(np.broadcast_to(sub_event_type, n).tolist(), dtype="string"),
+            "fatalities": np.broadcast_to(fatalities, n).astype(np.int64),
+            "geo_precision": np.broadcast_to(precision, n).astype(np.int64),
+            "notes": pd.array([""] * n, dtype="string"),
+            "source": pd.array(["csv"] * n, dtype="string"),
+        },
+        geometry=shapely.points(X0 + xs, np.full(n, Y0 + y)),
+        crs=CRS,
+    ).to_crs("EPSG:4326")
     frame.attrs["source"] = "test.csv"
     return frame
 
@@ -93,12 +98,13 @@ def quiet(fn, *args, **kw):
 
 def test_one_incident_on_a_straight_road_gives_the_kernel_profile():
     net = straight_road()
-    res = threat.compute_threat(net, incidents_at([1050.0]), AS_OF, bandwidth_m=400, hotspots=False,
-                                clusters=False, grid=False)
+    res = threat.compute_threat(
+        net, incidents_at([1050.0]), AS_OF, bandwidth_m=400, hotspots=False, clusters=False, grid=False
+    )
     # weight 1 (attack, no deaths, today, exact place); h = 400 m; density per km = 1000 · k(d/h) / h
     peak = 1000 * (15 / 16) / 400  # 2.34375 per km
     assert peak == pytest.approx(2.34375)
-    node_x = (net.node_xy[:, 0] - X0)
+    node_x = net.node_xy[:, 0] - X0
     expected_nodes = 1000 * quartic(np.abs(node_x - 1050) / 400) / 400
     np.testing.assert_allclose(res.node_risk, expected_nodes, atol=1e-12)
     # hand values: 50 m away 2.34375·(1 − 1/64)² = 2.27118; 150 m: ·(1 − 9/64)² = 1.73087; 350 m: ·(15/64)²
@@ -145,8 +151,12 @@ def test_decay_halves_at_the_half_life_and_precision_spreads():
 
 
 def test_type_weights_unknown_types_and_future_dates_are_reported_by_row():
-    inc = incidents_at([100, 200, 300], ages=[0, -3, 1], event_type=["Protests", "Riots", "Curfew breach"],
-                       sub_event_type=["Peaceful protest", "Mob violence", ""])
+    inc = incidents_at(
+        [100, 200, 300],
+        ages=[0, -3, 1],
+        event_type=["Protests", "Riots", "Curfew breach"],
+        sub_event_type=["Peaceful protest", "Mob violence", ""],
+    )
     with pytest.warns(UserWarning) as caught:
         w = threat.weigh_incidents(inc, AS_OF)
     messages = " | ".join(str(c.message) for c in caught)
@@ -177,16 +187,20 @@ def test_weights_table_overrides_defaults(tmp_path):
     path = tmp_path / "w.csv"
     path.write_text("event_type,sub_event_type,weight\nprotests, peaceful protest ,0.9\nCurfew breach,,2\n")
     table = threat.read_weights(path)
-    inc = incidents_at([100, 300, 400], event_type=["Protests", "Curfew breach", "Protests"],
-                       sub_event_type=["Peaceful protest", "", "Protest with intervention"])
+    inc = incidents_at(
+        [100, 300, 400],
+        event_type=["Protests", "Curfew breach", "Protests"],
+        sub_event_type=["Peaceful protest", "", "Protest with intervention"],
+    )
     w = threat.weigh_incidents(inc, AS_OF, weights=table)
     np.testing.assert_allclose(w["type_weight"], [0.9, 2.0, 0.3])
     assert bool(w["violent"].iloc[1])  # a new type weighing >= 0.5 counts as violent
     # a whole-type row (blank sub-event) overrides the built-in sub-event rows of that type
     whole = tmp_path / "whole.csv"
     whole.write_text("event_type,sub_event_type,weight\nRiots,,2.0\n")
-    riots = incidents_at([100, 300], event_type=["Riots", "Riots"],
-                         sub_event_type=["Mob violence", "Violent demonstration"])
+    riots = incidents_at(
+        [100, 300], event_type=["Riots", "Riots"], sub_event_type=["Mob violence", "Violent demonstration"]
+    )
     np.testing.assert_allclose(threat.weigh_incidents(riots, AS_OF, weights=whole)["type_weight"], [2.0, 2.0])
     bad = tmp_path / "bad.csv"
     bad.write_text("event_type,weight\nRiots,0.5\nBattles,heavy\n")
@@ -218,16 +232,17 @@ def test_network_kde_matches_brute_force_on_real_streets(demo_walk):
     edge = g.parent[pieces]
     frac = offsets / net.edge_length[edge]
     sg, nodes = _kde.point_graph(net, edge, frac, threat._positions(net, edge, frac))
-    dist = csgraph.dijkstra(sparse.csr_matrix((sg.data, sg.indices, sg.indptr), shape=(sg.n, sg.n)),
-                            indices=nodes)
-    truth_nodes = (w[:, None] * quartic(dist[:, :net.n_nodes] / h)).sum(axis=0) / h
+    dist = csgraph.dijkstra(sparse.csr_matrix((sg.data, sg.indices, sg.indptr), shape=(sg.n, sg.n)), indices=nodes)
+    truth_nodes = (w[:, None] * quartic(dist[:, : net.n_nodes] / h)).sum(axis=0) / h
     np.testing.assert_allclose(node_density, truth_nodes, atol=1e-15)
     x = (np.arange(400) + 0.5) / 400  # midpoint rule, 400 samples per piece
     mass = np.zeros(len(sg.a))
     for i in range(len(nodes)):
         reach = np.flatnonzero(np.minimum(dist[i, sg.a], dist[i, sg.b]) < h)
-        d = np.minimum(dist[i, sg.a[reach]][:, None] + x * sg.length[reach, None],
-                       dist[i, sg.b[reach]][:, None] + (1 - x) * sg.length[reach, None])
+        d = np.minimum(
+            dist[i, sg.a[reach]][:, None] + x * sg.length[reach, None],
+            dist[i, sg.b[reach]][:, None] + (1 - x) * sg.length[reach, None],
+        )
         mass[reach] += w[i] * quartic(d / h).mean(axis=1) * sg.length[reach] / h
     truth = np.bincount(sg.parent, mass, minlength=net.n_edges)[g.parent]
     assert truth.sum() > 5
@@ -259,8 +274,9 @@ def test_gi_star_equals_esda(demo_walk):
     # permutation inference is esda's own, same seed
     small = w[:150][:, :150]
     zp, pp = threat.getis_ord_star(y[:150] + 0.1, small, permutations=99, seed=5)
-    ref = esda.G_Local(y[:150] + 0.1, WSP(small).to_W(silence_warnings=True), transform="B", star=True,
-                       permutations=99, seed=5)
+    ref = esda.G_Local(
+        y[:150] + 0.1, WSP(small).to_W(silence_warnings=True), transform="B", star=True, permutations=99, seed=5
+    )
     np.testing.assert_allclose(zp, ref.Zs, rtol=1e-10)
     np.testing.assert_allclose(pp, np.minimum(1, 2 * ref.p_sim))
 
@@ -274,8 +290,9 @@ def test_hotspots_on_the_demo_find_kaisaniemi(demo_walk):
         assert col in hot.columns
     assert hot.crs.to_epsg() == 4326 and (hot["q_value"] < 0.10).all()
     # the escalating hotspot near Kaisaniemi (~60.1755 N, 24.9460 E) is among the hottest roads
-    top = shapely.get_coordinates(shapely.line_interpolate_point(hot.geometry.iloc[:20].to_numpy(), 0.5,
-                                                                 normalized=True))
+    top = shapely.get_coordinates(
+        shapely.line_interpolate_point(hot.geometry.iloc[:20].to_numpy(), 0.5, normalized=True)
+    )
     dist_m = np.hypot((top[:, 0] - 24.9460) * 55_400, (top[:, 1] - 60.1755) * 111_200)
     assert np.median(dist_m) < 500
     # emerging space-time cluster: ends on as-of day, significant, around Kaisaniemi
@@ -295,9 +312,11 @@ def test_hotspots_on_the_demo_find_kaisaniemi(demo_walk):
 
 def test_surge_alerts_steady_background_does_not():
     net = straight_road(n_nodes=101)  # 10 km of street
-    defenders = gpd.GeoDataFrame({"id": ["A", "B", "C", "D"]},
-                                 geometry=shapely.points(X0 + np.array([1000, 8000, 5000, 3000.0]), Y0 + 20),
-                                 crs=CRS).to_crs("EPSG:4326")
+    defenders = gpd.GeoDataFrame(
+        {"id": ["A", "B", "C", "D"]},
+        geometry=shapely.points(X0 + np.array([1000, 8000, 5000, 3000.0]), Y0 + 20),
+        crs=CRS,
+    ).to_crs("EPSG:4326")
     riot = {"event_type": "Riots", "sub_event_type": "Mob violence"}
     parts = [
         incidents_at([1200] * 5, ages=[0, 1, 2, 4, 6], **riot),  # A: surge, 200 m away
@@ -316,8 +335,9 @@ def test_surge_alerts_steady_background_does_not():
     assert a.loc["A", "p_value"] == pytest.approx(p_hand, rel=1e-9)
     assert a.loc["A", "recent_count"] == 5 and a.loc["A", "baseline_count"] == 1
     assert a.loc["A", "level"] == "high" and a.loc["A", "score"] > a.loc["C", "score"]
-    assert a.loc["A", "reason"] == ("5 violent events within 1,000 m in the last 7 days vs. 0.1/week before; "
-                                    "nearest 200 m on Testgatan")
+    assert a.loc["A", "reason"] == (
+        "5 violent events within 1,000 m in the last 7 days vs. 0.1/week before; nearest 200 m on Testgatan"
+    )
     assert a.loc["C", "severe_count"] == 1 and a.loc["C", "level"] == "high"
     assert a.loc["C", "reason"].endswith("nearest 300 m on Testgatan; 1 severe within 500 m (1 killed)")
     # B: 1 this week vs 13 in the 90 days before: p = P(X >= 1 | 13.5·7/90) ≈ 0.65, no alert
@@ -344,8 +364,9 @@ def test_space_time_scan_finds_an_injected_cluster_and_nothing_in_noise():
     day = rng.integers(0, n_days, 400)
     assert all(c.p_value > 0.05 for c in space_time_scan(x, y, day, n_days, permutations=199, seed=1))
     cx, cy = 1000 + rng.normal(0, 80, 20), 1000 + rng.normal(0, 80, 20)
-    found = space_time_scan(np.r_[x, cx], np.r_[y, cy], np.r_[day, rng.integers(n_days - 4, n_days, 20)], n_days,
-                            permutations=199, seed=1)
+    found = space_time_scan(
+        np.r_[x, cx], np.r_[y, cy], np.r_[day, rng.integers(n_days - 4, n_days, 20)], n_days, permutations=199, seed=1
+    )
     best = found[0]
     assert best.p_value == pytest.approx(1 / 200) and best.days <= 14 and best.observed >= 20
     assert best.relative_risk > 3
@@ -388,8 +409,7 @@ def test_far_away_incidents_are_named():
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "havenmap.cli", *args], capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-m", "havenmap.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 NET_ARGS = ("--network", str(DEMO / "helsinki.osm.pbf"), "--network-type", "walk")
@@ -397,8 +417,9 @@ NET_ARGS = ("--network", str(DEMO / "helsinki.osm.pbf"), "--network-type", "walk
 
 def test_cli_threat_and_alerts_on_the_demo(tmp_path):
     out = tmp_path / "threat"
-    proc = run("threat", *NET_ARGS, "--incidents", str(DEMO / "incidents.csv"), "--as-of", "2026-11-20",
-               "--out", str(out))
+    proc = run(
+        "threat", *NET_ARGS, "--incidents", str(DEMO / "incidents.csv"), "--as-of", "2026-11-20", "--out", str(out)
+    )
     assert proc.returncode == 0, proc.stderr
     assert "hot road pieces" in proc.stdout and "emerging cluster" in proc.stdout
     risk = gpd.read_file(out / "edge_risk.geojson")
@@ -410,8 +431,20 @@ def test_cli_threat_and_alerts_on_the_demo(tmp_path):
     assert (out / "threat_map.html").exists()
 
     alerts_csv = tmp_path / "alerts.csv"
-    proc = run("alerts", *NET_ARGS, "--incidents", str(DEMO / "incidents.csv"), "--defenders",
-               str(DEMO / "defenders.csv"), "--as-of", "2026-11-20", "--distance-m", "400", "--out", str(alerts_csv))
+    proc = run(
+        "alerts",
+        *NET_ARGS,
+        "--incidents",
+        str(DEMO / "incidents.csv"),
+        "--defenders",
+        str(DEMO / "defenders.csv"),
+        "--as-of",
+        "2026-11-20",
+        "--distance-m",
+        "400",
+        "--out",
+        str(alerts_csv),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "D049" in proc.stderr  # offshore defenders are named, not assessed
     table = pd.read_csv(alerts_csv, dtype={"defender_id": str})
@@ -432,16 +465,21 @@ def test_cli_threat_and_alerts_on_the_demo(tmp_path):
     assert "60.17908" not in text and "24.95133" not in text
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("--as-of", "yesterday"), "--as-of 'yesterday' is not a date"),
-    (("--weights", "{bad_weights}"), "row 1, column 'weight': weight '-1' is not a number >= 0"),
-    (("--incidents", "{far}"), "farther than"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--as-of", "yesterday"), "--as-of 'yesterday' is not a date"),
+        (("--weights", "{bad_weights}"), "row 1, column 'weight': weight '-1' is not a number >= 0"),
+        (("--incidents", "{far}"), "farther than"),
+    ],
+)
 def test_cli_bad_inputs_exit_2_with_one_line(tmp_path, args, message):
     bad_weights = tmp_path / "w.csv"
     bad_weights.write_text("event_type,sub_event_type,weight\nRiots,,-1\n")
     far = tmp_path / "far.csv"
-    far.write_text("id,date,event_type,latitude,longitude\n1,2026-11-01,Riots,-33.9,18.4\n2,2026-11-02,Riots,-33.9,18.5\n")
+    far.write_text(
+        "id,date,event_type,latitude,longitude\n1,2026-11-01,Riots,-33.9,18.4\n2,2026-11-02,Riots,-33.9,18.5\n"
+    )
     files = {"bad_weights": bad_weights, "far": far}
     args = tuple(a.format(**files) for a in args)
     base = {"--incidents": str(DEMO / "incidents.csv")}
@@ -455,8 +493,16 @@ def test_cli_bad_inputs_exit_2_with_one_line(tmp_path, args, message):
 
 
 def test_cli_alerts_refuses_a_json_out(tmp_path):
-    proc = run("alerts", *NET_ARGS, "--incidents", str(DEMO / "incidents.csv"), "--defenders",
-               str(DEMO / "defenders.csv"), "--out", str(tmp_path / "alerts.json"))
+    proc = run(
+        "alerts",
+        *NET_ARGS,
+        "--incidents",
+        str(DEMO / "incidents.csv"),
+        "--defenders",
+        str(DEMO / "defenders.csv"),
+        "--out",
+        str(tmp_path / "alerts.json"),
+    )
     assert proc.returncode == 2 and "name the CSV file" in proc.stderr
 
 

@@ -40,8 +40,14 @@ def _coord(lon: float, lat: float) -> str:
     return f'lat="{float(lat):.7f}" lon="{float(lon):.7f}"'
 
 
-def gpx_document(name: str, track: Sequence[np.ndarray] | np.ndarray, waypoints: Iterable[Waypoint] = (),
-                 *, description: str = "", creator: str = "havenmap") -> str:
+def gpx_document(
+    name: str,
+    track: Sequence[np.ndarray] | np.ndarray,
+    waypoints: Iterable[Waypoint] = (),
+    *,
+    description: str = "",
+    creator: str = "havenmap",
+) -> str:
     """A GPX 1.1 document (UTF-8 text) with waypoints and one track.
 
     Parameters
@@ -56,8 +62,11 @@ def gpx_document(name: str, track: Sequence[np.ndarray] | np.ndarray, waypoints:
     description
         Free text for the metadata and the track.
     """
-    segments = [np.asarray(track, dtype=float)] if isinstance(track, np.ndarray) else [
-        np.asarray(s, dtype=float) for s in track]
+    segments = (
+        [np.asarray(track, dtype=float)]
+        if isinstance(track, np.ndarray)
+        else [np.asarray(s, dtype=float) for s in track]
+    )
     out = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         f'<gpx version="1.1" creator="{_text(creator)}" xmlns="{GPX_NS}" '

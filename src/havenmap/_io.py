@@ -19,8 +19,9 @@ import shapely
 from .errors import InputError
 
 
-def check_output(path: str | os.PathLike[str], *, folder: bool = False, option: str = "--out",
-                 create: bool = True) -> Path:
+def check_output(
+    path: str | os.PathLike[str], *, folder: bool = False, option: str = "--out", create: bool = True
+) -> Path:
     """Fail early, with one line, when ``path`` cannot become an output file (or folder).
 
     Called before any work starts, so a bad output path never leaves other outputs behind.

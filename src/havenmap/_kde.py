@@ -41,13 +41,24 @@ from scipy.sparse import csgraph
 from ._routing import splice
 from .network import RoadNetwork, _ragged_index, csr_min
 
-__all__ = ["KERNELS", "UGraph", "base_graph", "bounded_blocks", "kernel_cdf", "kernel_pdf", "network_kde",
-           "pairs_within", "point_graph"]
+__all__ = [
+    "KERNELS",
+    "UGraph",
+    "base_graph",
+    "bounded_blocks",
+    "kernel_cdf",
+    "kernel_pdf",
+    "network_kde",
+    "pairs_within",
+    "point_graph",
+]
 
 #: Supported kernels: name -> (pdf on |t| < 1, K(t) = integral from 0 to min(t, 1)).
 KERNELS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]] = {
-    "quartic": (lambda t: 15.0 / 16.0 * (1.0 - t * t) ** 2,
-                lambda t: 15.0 / 16.0 * (t - 2.0 * t**3 / 3.0 + t**5 / 5.0)),
+    "quartic": (
+        lambda t: 15.0 / 16.0 * (1.0 - t * t) ** 2,
+        lambda t: 15.0 / 16.0 * (t - 2.0 * t**3 / 3.0 + t**5 / 5.0),
+    ),
     "epanechnikov": (lambda t: 0.75 * (1.0 - t * t), lambda t: 0.75 * (t - t**3 / 3.0)),
     "triangular": (lambda t: 1.0 - t, lambda t: t - t * t / 2.0),
     "uniform": (lambda t: np.full_like(t, 0.5), lambda t: 0.5 * t),
@@ -102,18 +113,26 @@ class UGraph:
         return len(self.xy)
 
     @classmethod
-    def build(cls, a: np.ndarray, b: np.ndarray, length: np.ndarray, parent: np.ndarray,
-              xy: np.ndarray) -> UGraph:
+    def build(cls, a: np.ndarray, b: np.ndarray, length: np.ndarray, parent: np.ndarray, xy: np.ndarray) -> UGraph:
         """Build from piece arrays (metres) and node coordinates."""
         n = len(xy)
-        matrix, _ = csr_min(np.concatenate([a, b]), np.concatenate([b, a]),
-                            np.concatenate([length, length]), n)
+        matrix, _ = csr_min(np.concatenate([a, b]), np.concatenate([b, a]), np.concatenate([length, length]), n)
         order = np.argsort(a, kind="stable")
         out_ptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(a, minlength=n), out=out_ptr[1:])
-        return cls(xy=xy, a=a, b=b, length=length, parent=parent, indptr=matrix.indptr.astype(np.int64),
-                   indices=matrix.indices.astype(np.int64), data=matrix.data, out_ptr=out_ptr,
-                   out_piece=order, local=np.full(n, -1, dtype=np.int64))
+        return cls(
+            xy=xy,
+            a=a,
+            b=b,
+            length=length,
+            parent=parent,
+            indptr=matrix.indptr.astype(np.int64),
+            indices=matrix.indices.astype(np.int64),
+            data=matrix.data,
+            out_ptr=out_ptr,
+            out_piece=order,
+            local=np.full(n, -1, dtype=np.int64),
+        )
 
     def subgraph(self, nodes: np.ndarray) -> sparse.csr_matrix:
         """CSR of the subgraph induced by ``nodes`` (local numbering = position in ``nodes``).
@@ -128,12 +147,12 @@ class UGraph:
         rows = np.repeat(np.arange(len(nodes)), counts)[keep]
         indptr = np.zeros(len(nodes) + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=len(nodes)), out=indptr[1:])
-        return sparse.csr_matrix((self.data[flat][keep], cols[keep].astype(np.int32), indptr),
-                                 shape=(len(nodes), len(nodes)))
+        return sparse.csr_matrix(
+            (self.data[flat][keep], cols[keep].astype(np.int32), indptr), shape=(len(nodes), len(nodes))
+        )
 
 
-def point_graph(net: RoadNetwork, edge: np.ndarray, fraction: np.ndarray,
-                xy: np.ndarray) -> tuple[UGraph, np.ndarray]:
+def point_graph(net: RoadNetwork, edge: np.ndarray, fraction: np.ndarray, xy: np.ndarray) -> tuple[UGraph, np.ndarray]:
     """The undirected piece graph of ``net`` with points spliced in as nodes.
 
     Parameters
@@ -168,9 +187,16 @@ def _tile_side(xy: np.ndarray, reach: float, target: int) -> float:
     return max(reach, float(np.sqrt(target * area / len(xy))), 1.0)
 
 
-def bounded_blocks(graph: UGraph, sources: np.ndarray, limit: float, *, anchor_xy: np.ndarray | None = None,
-                   extra: np.ndarray | None = None, chunk: int = 64,
-                   target_per_tile: int = 16) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def bounded_blocks(
+    graph: UGraph,
+    sources: np.ndarray,
+    limit: float,
+    *,
+    anchor_xy: np.ndarray | None = None,
+    extra: np.ndarray | None = None,
+    chunk: int = 64,
+    target_per_tile: int = 16,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Bounded multi-source shortest paths, tile by tile.
 
     Parameters
@@ -213,7 +239,7 @@ def bounded_blocks(graph: UGraph, sources: np.ndarray, limit: float, *, anchor_x
     tiles, tile_start = np.unique(src_key[src_order], return_index=True)
     tile_end = np.append(tile_start[1:], len(src_order))
     for t, k in enumerate(tiles.tolist()):
-        tile_sel = src_order[tile_start[t]:tile_end[t]]
+        tile_sel = src_order[tile_start[t] : tile_end[t]]
         r = int(np.ceil((reach + extra[tile_sel].max() * (1.0 + _MARGIN_REL)) / side))
         lo = np.array([k + dx * ny - r for dx in range(-r, r + 1)])
         lo_pos = np.searchsorted(sorted_key, lo, side="left")
@@ -223,7 +249,7 @@ def bounded_blocks(graph: UGraph, sources: np.ndarray, limit: float, *, anchor_x
         try:
             sub = graph.subgraph(block)
             for c0 in range(0, len(tile_sel), chunk):
-                sel = tile_sel[c0:c0 + chunk]
+                sel = tile_sel[c0 : c0 + chunk]
                 idx = sources[sel].T.ravel()  # pairs: all first nodes, then all second nodes
                 dist = csgraph.dijkstra(sub, directed=True, indices=graph.local[idx], limit=limit)
                 yield sel, block, dist
@@ -231,8 +257,15 @@ def bounded_blocks(graph: UGraph, sources: np.ndarray, limit: float, *, anchor_x
             graph.local[block] = -1
 
 
-def network_kde(graph: UGraph, piece: np.ndarray, offset: np.ndarray, weights: np.ndarray,
-                bandwidth: float, kernel: str = "quartic", **tiling: int) -> tuple[np.ndarray, np.ndarray]:
+def network_kde(
+    graph: UGraph,
+    piece: np.ndarray,
+    offset: np.ndarray,
+    weights: np.ndarray,
+    bandwidth: float,
+    kernel: str = "quartic",
+    **tiling: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """Network kernel density of weighted points lying on pieces of ``graph``.
 
     A point at ``offset`` metres from end ``a`` of piece ``e = a–b`` (length ``L``) is at
@@ -311,9 +344,19 @@ def network_kde(graph: UGraph, piece: np.ndarray, offset: np.ndarray, weights: n
     return node_density / h, np.maximum(piece_mass, 0.0)
 
 
-def _own_piece(graph: UGraph, kernel: str, h: float, pieces: np.ndarray, first: np.ndarray, count: np.ndarray,
-               o_sorted: np.ndarray, w_sorted: np.ndarray, d_a: np.ndarray, d_b: np.ndarray,
-               own_fix: np.ndarray) -> None:
+def _own_piece(
+    graph: UGraph,
+    kernel: str,
+    h: float,
+    pieces: np.ndarray,
+    first: np.ndarray,
+    count: np.ndarray,
+    o_sorted: np.ndarray,
+    w_sorted: np.ndarray,
+    d_a: np.ndarray,
+    d_b: np.ndarray,
+    own_fix: np.ndarray,
+) -> None:
     """Replace, on each point's own piece, the generic integral by ``K(o/h) + K((L−o)/h)``."""
     pt = _ragged_index(first, count)
     q = np.repeat(np.arange(len(pieces)), count)
@@ -330,16 +373,17 @@ def _own_piece(graph: UGraph, kernel: str, h: float, pieces: np.ndarray, first: 
 
 def base_graph(net: RoadNetwork) -> UGraph:
     """The undirected graph of ``net``'s physical road pieces (cached on the network)."""
-    cached = net._cache.get("kde_base_graph")
-    if cached is None:
+
+    def build() -> UGraph:
         phys = net.undirected_edges
-        cached = UGraph.build(net.edge_u[phys], net.edge_v[phys], net.edge_length[phys], phys, net.node_xy)
-        net._cache["kde_base_graph"] = cached
-    return cached
+        return UGraph.build(net.edge_u[phys], net.edge_v[phys], net.edge_length[phys], phys, net.node_xy)
+
+    return net.cached("kde_base_graph", build)
 
 
-def pairs_within(graph: UGraph, sources: np.ndarray, target_id: np.ndarray,
-                 limit: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pairs_within(
+    graph: UGraph, sources: np.ndarray, target_id: np.ndarray, limit: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All (source, target) pairs within network distance ``limit``.
 
     Parameters

@@ -50,8 +50,7 @@ _FORMAT_NAMES = {
     "parquet": "Parquet",
 }
 ACCEPTED_FILES = (
-    "CSV (.csv, .csv.gz, .tsv), GeoJSON (.geojson, .json), GeoPackage (.gpkg) "
-    "or GeoParquet (.parquet, .geoparquet)"
+    "CSV (.csv, .csv.gz, .tsv), GeoJSON (.geojson, .json), GeoPackage (.gpkg) or GeoParquet (.parquet, .geoparquet)"
 )
 _MAX_LISTED = 20
 
@@ -258,9 +257,7 @@ class Wanted:
         return f"no {self.what} column (accepted, any case: {spellings}; or pass {self.option})"
 
 
-def missing_columns(
-    src: Source, columns: Sequence[object], missing: Sequence[Wanted], hint: str = ""
-) -> InputError:
+def missing_columns(src: Source, columns: Sequence[object], missing: Sequence[Wanted], hint: str = "") -> InputError:
     """One-line error for absent columns, listing what the file has."""
     found = ", ".join(repr(str(c)) for c in list(columns)[:_MAX_LISTED])
     if len(columns) > _MAX_LISTED:
@@ -358,9 +355,7 @@ def clean_ids(src: Source, series: pd.Series, column: object) -> pd.Series:
     hit = first_rows((column, blank))
     if hit:
         row, col, more = hit
-        raise InputError(
-            f"{src.loc(row, col)}: the id is blank{src.more(more)}; give every {src.unit} a unique id"
-        )
+        raise InputError(f"{src.loc(row, col)}: the id is blank{src.more(more)}; give every {src.unit} a unique id")
     return ids
 
 
@@ -380,9 +375,7 @@ def check_unique(src: Source, ids: pd.Series, column: object) -> None:
     )
 
 
-def parse_count(
-    src: Source, series: pd.Series, column: object, ids: pd.Series | None, what: str
-) -> pd.Series:
+def parse_count(src: Source, series: pd.Series, column: object, ids: pd.Series | None, what: str) -> pd.Series:
     """Whole numbers >= 0 (int64); a blank cell becomes 0 with a warning naming the rows."""
     values, blank, bad = parse_numbers(series)
     bad = bad | (~blank & ((values < 0) | (values != np.floor(values))))
@@ -458,9 +451,7 @@ def parse_crs(src: Source, crs: object) -> pyproj.CRS | None:
     try:
         return pyproj.CRS.from_user_input(crs)
     except pyproj.exceptions.CRSError as exc:
-        raise src.fail(
-            f"the CRS {show(crs)} is not known ({one_line(exc, 80)}); pass one such as EPSG:32613"
-        ) from exc
+        raise src.fail(f"the CRS {show(crs)} is not known ({one_line(exc, 80)}); pass one such as EPSG:32613") from exc
 
 
 def _is_wgs84(crs: pyproj.CRS | None) -> bool:

@@ -87,8 +87,9 @@ class LegMatrix:
         """Compute (and keep) the shortest-path trees of the given stops, one Dijkstra per chunk."""
         todo = np.array(sorted({int(s) for s in sources} - set(self._pred)), dtype=np.int64)
         for chunk in _chunks(todo, self._csr.shape[0]):
-            _, pred = csgraph.dijkstra(self._csr, directed=True, indices=self.spliced.n_base + chunk,
-                                       return_predecessors=True)
+            _, pred = csgraph.dijkstra(
+                self._csr, directed=True, indices=self.spliced.n_base + chunk, return_predecessors=True
+            )
             for s, row in zip(chunk.tolist(), pred, strict=True):
                 self._pred[s] = row.astype(np.int32)
 
@@ -109,8 +110,9 @@ class LegMatrix:
         return _entry_pieces(self._csr, self._piece_of_entry, np.asarray(nodes, dtype=np.int64))
 
 
-def leg_matrix(net: RoadNetwork, edge: np.ndarray, fraction: np.ndarray,
-               edge_weights: np.ndarray | None = None) -> LegMatrix:
+def leg_matrix(
+    net: RoadNetwork, edge: np.ndarray, fraction: np.ndarray, edge_weights: np.ndarray | None = None
+) -> LegMatrix:
     """All-pairs legs between stops placed at (``edge``, ``fraction``) on the network.
 
     Parameters
@@ -146,8 +148,9 @@ def leg_matrix(net: RoadNetwork, edge: np.ndarray, fraction: np.ndarray,
     time_s[~np.isfinite(cost)] = np.inf
     np.fill_diagonal(cost, 0.0)
     np.fill_diagonal(time_s, 0.0)
-    return LegMatrix(net=net, spliced=spliced, weights=weights, cost=cost, time_s=time_s,
-                     _csr=matrix, _piece_of_entry=piece_of_entry)
+    return LegMatrix(
+        net=net, spliced=spliced, weights=weights, cost=cost, time_s=time_s, _csr=matrix, _piece_of_entry=piece_of_entry
+    )
 
 
 def _span(spliced: _routing.SplicedGraph) -> np.ndarray:
@@ -173,8 +176,9 @@ def _entry_pieces(matrix, piece_of_entry: np.ndarray, nodes: np.ndarray) -> np.n
     return piece_of_entry[_entry_of(matrix, nodes[:-1], nodes[1:])]
 
 
-def _along_tree(matrix: sparse.csr_matrix, pred: np.ndarray, entry_value: np.ndarray,
-                targets: np.ndarray) -> np.ndarray:
+def _along_tree(
+    matrix: sparse.csr_matrix, pred: np.ndarray, entry_value: np.ndarray, targets: np.ndarray
+) -> np.ndarray:
     """Sum ``entry_value`` along each tree path source → target (pointer jumping), shape (chunk, T)."""
     rows, n = pred.shape
     has = pred >= 0

@@ -68,36 +68,87 @@ ALERT_LEVELS = (  # (rank, colour, legend text); rank from the level word
     (1, "#f9a825", "low alert / watch"),
 )
 _LEVEL_RANK = {
-    "critical": 3, "severe": 3, "red": 3, "high": 3,
-    "medium": 2, "elevated": 2, "moderate": 2, "amber": 2, "orange": 2,
-    "low": 1, "watch": 1, "yellow": 1, "minor": 1,
+    "critical": 3,
+    "severe": 3,
+    "red": 3,
+    "high": 3,
+    "medium": 2,
+    "elevated": 2,
+    "moderate": 2,
+    "amber": 2,
+    "orange": 2,
+    "low": 1,
+    "watch": 1,
+    "yellow": 1,
+    "minor": 1,
 }
 _INACTIVE_LEVELS = {"", "none", "ok", "normal", "green", "inactive", "no", "false", "0", "nan", "resolved"}
 # patrol units: first the colours no other layer uses (routes to havens are blue, hotspots red,
 # service areas green)
 UNIT_COLOURS = (
-    "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
-    "#bcbd22", "#7f7f7f", "#d62728", "#2ca02c", "#1f77b4",
+    "#9467bd",
+    "#ff7f0e",
+    "#17becf",
+    "#8c564b",
+    "#e377c2",
+    "#bcbd22",
+    "#7f7f7f",
+    "#d62728",
+    "#2ca02c",
+    "#1f77b4",
 )
 BASE_COLOUR = "#263238"
 
 # Haven icons by kind: inline SVG (no icon font, no image file). (kind words, colour, glyph, legend text)
 _GLYPHS = {
-    "flag": '<path d="M8 5v14M8 5h8l-2 3 2 3H8" fill="none" stroke="#fff" stroke-width="1.8" '
-    'stroke-linejoin="round"/>',
+    "flag": '<path d="M8 5v14M8 5h8l-2 3 2 3H8" fill="none" stroke="#fff" stroke-width="1.8" stroke-linejoin="round"/>',
     "cross": '<path d="M10 6h4v4h4v4h-4v4h-4v-4H6v-4h4z" fill="#fff"/>',
-    "dome": '<path d="M6 18v-5a6 6 0 0 1 12 0v5zM12 4v3M10.5 5.5h3" fill="#fff" stroke="#fff" '
-    'stroke-width="1.2"/>',
+    "dome": '<path d="M6 18v-5a6 6 0 0 1 12 0v5zM12 4v3M10.5 5.5h3" fill="#fff" stroke="#fff" stroke-width="1.2"/>',
     "house": '<path d="M5 12l7-6 7 6M7 11v7h10v-7" fill="none" stroke="#fff" stroke-width="1.8" '
     'stroke-linejoin="round"/>',
 }
 HAVEN_KINDS = (
-    (("embassy", "embajada", "ambassade", "consulate", "consulado", "diplomatic", "un", "united nations",
-      "international"), "#1e4fa3", "flag", "embassy / diplomatic"),
-    (("clinic", "clínica", "clinica", "hospital", "doctor", "doctors", "health", "medical", "pharmacy"),
-     "#1a9641", "cross", "clinic / hospital"),
-    (("worship", "place of worship", "church", "iglesia", "église", "mosque", "mezquita", "temple", "religious",
-      "synagogue", "chapel", "cathedral"), "#6a3d9a", "dome", "place of worship"),
+    (
+        (
+            "embassy",
+            "embajada",
+            "ambassade",
+            "consulate",
+            "consulado",
+            "diplomatic",
+            "un",
+            "united nations",
+            "international",
+        ),
+        "#1e4fa3",
+        "flag",
+        "embassy / diplomatic",
+    ),
+    (
+        ("clinic", "clínica", "clinica", "hospital", "doctor", "doctors", "health", "medical", "pharmacy"),
+        "#1a9641",
+        "cross",
+        "clinic / hospital",
+    ),
+    (
+        (
+            "worship",
+            "place of worship",
+            "church",
+            "iglesia",
+            "église",
+            "mosque",
+            "mezquita",
+            "temple",
+            "religious",
+            "synagogue",
+            "chapel",
+            "cathedral",
+        ),
+        "#6a3d9a",
+        "dome",
+        "place of worship",
+    ),
     ((), "#00796b", "house", "other haven / shelter"),
 )
 
@@ -343,8 +394,12 @@ def road_layers(roads: gpd.GeoDataFrame, tolerance_m: float = SIMPLIFY_M) -> lis
         parts = line_parts(simplified(shapely.get_parts(np.array([merged], dtype=object)), tolerance_m))
         min_zoom, _, style = ROAD_TIERS[tier]
         layers.append(
-            {"tier": tier, "minZoom": 0 if whole or not layers else min_zoom, "style": style,
-             **encode_lines(wgs84_geoms(parts, metric.crs))}
+            {
+                "tier": tier,
+                "minZoom": 0 if whole or not layers else min_zoom,
+                "style": style,
+                **encode_lines(wgs84_geoms(parts, metric.crs)),
+            }
         )
     return layers
 
@@ -419,8 +474,10 @@ def defender_status(defenders: pd.DataFrame, slow_minutes: float) -> np.ndarray 
     if "status" in defenders.columns:
         words = defenders["status"].map(lambda v: plain(v).lower())
         return np.array(
-            [w if w in ("covered", "slow", "unreachable") else ("reachable" if is_reachable(w) else "unreachable")
-             for w in words],
+            [
+                w if w in ("covered", "slow", "unreachable") else ("reachable" if is_reachable(w) else "unreachable")
+                for w in words
+            ],
             dtype=object,
         )
     if "travel_time_s" in defenders.columns:
@@ -469,11 +526,12 @@ def grid_status(points: gpd.GeoDataFrame, status: np.ndarray | None, cell_size_m
     table = pd.DataFrame({"ix": ix, "iy": iy})
     for name in STATUS_ORDER:
         table[name] = (status == name).astype(np.int64) if status is not None else 0
-    cells = table.groupby(["ix", "iy"], sort=True).agg(
-        count=("ix", "size"), **{name: (name, "sum") for name in STATUS_ORDER}
-    ).reset_index()
-    return gpd.GeoDataFrame(cells, geometry=cell_polygons(cells["ix"], cells["iy"], cell_size_m, crs).values,
-                            crs=WGS84)
+    cells = (
+        table.groupby(["ix", "iy"], sort=True)
+        .agg(count=("ix", "size"), **{name: (name, "sum") for name in STATUS_ORDER})
+        .reset_index()
+    )
+    return gpd.GeoDataFrame(cells, geometry=cell_polygons(cells["ix"], cells["iy"], cell_size_m, crs).values, crs=WGS84)
 
 
 def grid_counts(points: gpd.GeoDataFrame, cell_size_m: float) -> gpd.GeoDataFrame:
@@ -555,8 +613,10 @@ def incident_weights(incidents: pd.DataFrame) -> np.ndarray:
     decay, since the week slider shows time itself. Otherwise ``fatalities + 1``.
     """
     if all(c in incidents.columns for c in SEVERITY_COLUMNS):
-        severity = np.prod([pd.to_numeric(incidents[c], errors="coerce").fillna(0).to_numpy(dtype=float)
-                            for c in SEVERITY_COLUMNS], axis=0)
+        severity = np.prod(
+            [pd.to_numeric(incidents[c], errors="coerce").fillna(0).to_numpy(dtype=float) for c in SEVERITY_COLUMNS],
+            axis=0,
+        )
         return np.maximum(np.rint(10.0 * severity), 1).astype(np.int64)
     return incident_deaths(incidents) + 1
 
@@ -626,8 +686,11 @@ def heat_frames(
     if not dated.any():
         return out
     first = week_start[dated].min()
-    last = max(week_start[dated].max(), (as_of - pd.Timedelta(days=as_of.weekday())).normalize()) \
-        if as_of is not None else week_start[dated].max()
+    last = (
+        max(week_start[dated].max(), (as_of - pd.Timedelta(days=as_of.weekday())).normalize())
+        if as_of is not None
+        else week_start[dated].max()
+    )
     n_weeks = int((last - first).days // 7) + 1
     widx = ((week_start[dated] - first).dt.days // 7).to_numpy().astype(np.int64)
     deaths = incident_deaths(incidents)[dated]
@@ -638,11 +701,13 @@ def heat_frames(
     out["weeks"] = [f"{s.isocalendar().year}-W{s.isocalendar().week:02d} ({s:%d %b})" for s in starts]
     weekly = (
         pd.DataFrame({"k": widx, "ix": ix[dated], "iy": iy[dated], "w": weight[dated]})
-        .groupby(["k", "ix", "iy"], sort=True)["w"].sum().reset_index()
+        .groupby(["k", "ix", "iy"], sort=True)["w"]
+        .sum()
+        .reset_index()
     )
     bounds = np.searchsorted(weekly["k"].to_numpy(), np.arange(n_weeks + 1))
     flat = weekly[["ix", "iy", "w"]].to_numpy(dtype=np.int64)
-    out["frames"] = [flat[bounds[k]:bounds[k + 1]].ravel().tolist() for k in range(n_weeks)]
+    out["frames"] = [flat[bounds[k] : bounds[k + 1]].ravel().tolist() for k in range(n_weeks)]
     return out
 
 
@@ -680,11 +745,17 @@ def recent_incidents(
     ids = column(recent, "incident_id")
     rows = [
         [la, lo, index[k], d.date().isoformat(), int(f), plain(n), plain(i, 60)]
-        for la, lo, k, d, f, n, i in zip(lat, lon, kinds, recent["_date"], deaths, column(recent, "notes"), ids,
-                                          strict=True)
+        for la, lo, k, d, f, n, i in zip(
+            lat, lon, kinds, recent["_date"], deaths, column(recent, "notes"), ids, strict=True
+        )
     ]
-    return {"rows": rows, "types": types, "total": total, "start": start.date().isoformat(),
-            "end": end.date().isoformat()}
+    return {
+        "rows": rows,
+        "types": types,
+        "total": total,
+        "start": start.date().isoformat(),
+        "end": end.date().isoformat(),
+    }
 
 
 # ------------------------------------------------------------------ icons
@@ -734,9 +805,7 @@ def base_icon_svg(size: int = 22) -> str:
 
 
 def _row(swatch: str, text: str) -> str:
-    return (
-        '<div class="hm-lrow"><span class="hm-sw">' + swatch + "</span><span>" + text + "</span></div>"
-    )
+    return '<div class="hm-lrow"><span class="hm-sw">' + swatch + "</span><span>" + text + "</span></div>"
 
 
 def line_swatch(colour: str, width: float, dash: str | None = None, arrow: bool = False) -> str:

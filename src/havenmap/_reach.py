@@ -80,8 +80,15 @@ def _groups(net: RoadNetwork) -> _Groups:
         new[1:] = sk[1:] != sk[:-1]
         starts = np.flatnonzero(new)
         gv = net.edge_v[order[starts]]
-        cached = _Groups(order, starts, np.cumsum(new) - 1, gv, net.edge_u[order[starts]],
-                         np.bincount(gv, minlength=net.n_nodes), len(starts) == len(order))
+        cached = _Groups(
+            order,
+            starts,
+            np.cumsum(new) - 1,
+            gv,
+            net.edge_u[order[starts]],
+            np.bincount(gv, minlength=net.n_nodes),
+            len(starts) == len(order),
+        )
         net._cache["reach_groups"] = cached
     return cached
 
@@ -148,8 +155,11 @@ def _build_base(net: RoadNetwork, w: np.ndarray) -> BaseGraph:
     counts = g.row_groups - np.bincount(g.gv[~keep], minlength=net.n_nodes)
     indptr = np.zeros(net.n_nodes + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
-    rev = sparse.csr_matrix((np.maximum(gmin[keep], _MIN_WEIGHT), g.gu[keep].astype(np.int32), indptr),
-                            shape=(net.n_nodes, net.n_nodes), copy=False)
+    rev = sparse.csr_matrix(
+        (np.maximum(gmin[keep], _MIN_WEIGHT), g.gu[keep].astype(np.int32), indptr),
+        shape=(net.n_nodes, net.n_nodes),
+        copy=False,
+    )
     open_ = np.isfinite(w)
     time_is_cost = bool(np.array_equal(w[open_], net.edge_time[open_]))
     return BaseGraph(net, w, rev, g_edge[keep], time_is_cost)
@@ -226,9 +236,14 @@ def attach(base: BaseGraph, edge: np.ndarray, frac: np.ndarray) -> Sourced:
     rev = base.rev
     indptr = np.concatenate([rev.indptr, rev.indptr[-1] + np.cumsum(np.bincount(rows, minlength=h))])
     matrix = sparse.csr_matrix(
-        (np.concatenate([rev.data, np.maximum(cost, _MIN_WEIGHT)]),
-         np.concatenate([rev.indices, cols.astype(np.int32)]), indptr),
-        shape=(n + h, n + h), copy=False)
+        (
+            np.concatenate([rev.data, np.maximum(cost, _MIN_WEIGHT)]),
+            np.concatenate([rev.indices, cols.astype(np.int32)]),
+            indptr,
+        ),
+        shape=(n + h, n + h),
+        copy=False,
+    )
     entry_time = None
     if not base.time_is_cost:
         entry_time = np.concatenate([base.net.edge_time[base.rev_edge], time])
@@ -254,8 +269,9 @@ def node_costs(src: Sourced, k: int = 1) -> NodeCosts:
     if len(sources) == 0:
         return NodeCosts(cost, label, cost.copy())
     if k == 1:
-        d, pred, origin = csgraph.dijkstra(src.rev, directed=True, indices=sources, min_only=True,
-                                           return_predecessors=True)
+        d, pred, origin = csgraph.dijkstra(
+            src.rev, directed=True, indices=sources, min_only=True, return_predecessors=True
+        )
         cost[:, 0] = d
         label[:, 0] = np.where(origin >= 0, origin - src.n_base, -1)
         if src.entry_time is None:
@@ -428,8 +444,9 @@ class Reach:
     t1: np.ndarray
 
 
-def bounded_reach(src: Sourced, max_time_s: float, sources: np.ndarray | None = None,
-                  chunk: int = 8) -> Iterator[Reach]:
+def bounded_reach(
+    src: Sourced, max_time_s: float, sources: np.ndarray | None = None, chunk: int = 8
+) -> Iterator[Reach]:
     """For each source, the road pieces from which it is reached within ``max_time_s`` at their near end.
 
     One Dijkstra per source on the reversed graph, bounded by ``max_time_s`` (times the largest
@@ -442,9 +459,10 @@ def bounded_reach(src: Sourced, max_time_s: float, sources: np.ndarray | None = 
     limit = max_time_s * base.max_cost_per_second() * (1 + 1e-9) + 1e-9
     _, c_u, t_u, _, c_v, t_v = src.end_costs()
     for start in range(0, len(sources), chunk):
-        block = sources[start:start + chunk]
-        out = csgraph.dijkstra(src.rev, directed=True, indices=n + block, limit=limit,
-                               return_predecessors=src.entry_time is not None)
+        block = sources[start : start + chunk]
+        out = csgraph.dijkstra(
+            src.rev, directed=True, indices=n + block, limit=limit, return_predecessors=src.entry_time is not None
+        )
         dist, preds = (out, None) if src.entry_time is None else out
         for i, h in enumerate(block):
             row = dist[i, :n]
@@ -518,8 +536,9 @@ def points_along(net: RoadNetwork, edge: np.ndarray, fraction: np.ndarray) -> np
     return xy[j] + np.clip(t, 0.0, 1.0)[:, None] * (xy[j + 1] - xy[j])
 
 
-def reach_samples(net: RoadNetwork, reach: Reach, bands_s: np.ndarray,
-                  spacing_m: float) -> tuple[np.ndarray, np.ndarray]:
+def reach_samples(
+    net: RoadNetwork, reach: Reach, bands_s: np.ndarray, spacing_m: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Points along the reached part of every piece, at most ``spacing_m`` apart, with their times.
 
     Each piece is sampled from where its time drops to the largest band to its end towards
@@ -566,8 +585,11 @@ def reach_samples(net: RoadNetwork, reach: Reach, bands_s: np.ndarray,
     tm_hi = ta[pid] + slope * (hi - pos_a[pid])
     n_s = np.maximum(np.ceil((hi - lo) / spacing_m).astype(np.int64), 1) + 1
     ends = np.cumsum(n_s)
-    w = (np.arange(ends[-1]) - np.repeat(ends - n_s, n_s)) / np.repeat(n_s - 1, n_s).astype(np.float64) \
-        if len(n_s) else np.zeros(0)
+    w = (
+        (np.arange(ends[-1]) - np.repeat(ends - n_s, n_s)) / np.repeat(n_s - 1, n_s).astype(np.float64)
+        if len(n_s)
+        else np.zeros(0)
+    )
     pts = np.repeat(p_lo, n_s, axis=0) + w[:, None] * np.repeat(p_hi - p_lo, n_s, axis=0)
     times = np.repeat(tm_lo, n_s) + w * np.repeat(tm_hi - tm_lo, n_s)
     # exact band cuts (the widest band's cut is the first sample of each piece already)
@@ -586,8 +608,9 @@ def reach_samples(net: RoadNetwork, reach: Reach, bands_s: np.ndarray,
     return pts, times
 
 
-def haven_polygons(net: RoadNetwork, reach: Reach, bands_s: np.ndarray, buffer_m: float,
-                   cells_per_buffer: int = 3) -> list[shapely.Geometry]:
+def haven_polygons(
+    net: RoadNetwork, reach: Reach, bands_s: np.ndarray, buffer_m: float, cells_per_buffer: int = 3
+) -> list[shapely.Geometry]:
     """A source's service area per band: :func:`reach_samples` then :func:`band_polygons`.
 
     The grid cell is ``buffer_m / cells_per_buffer``, coarsened when the reach's extent would
@@ -617,8 +640,9 @@ def _cell_size(extent: np.ndarray, cell: float, cells_per_buffer: int) -> float:
     return cell * float(np.sqrt(cells / MAX_CELLS)) if cells > MAX_CELLS else cell
 
 
-def band_polygons(xy: np.ndarray, times: np.ndarray, bands_s: np.ndarray, buffer_m: float,
-                  cells_per_buffer: int = 3) -> list[shapely.Geometry]:
+def band_polygons(
+    xy: np.ndarray, times: np.ndarray, bands_s: np.ndarray, buffer_m: float, cells_per_buffer: int = 3
+) -> list[shapely.Geometry]:
     """One (Multi)Polygon per band: the area within ``buffer_m`` of the samples with time <= band.
 
     Rasterised on a grid of ``buffer_m / cells_per_buffer`` (coarsened above :data:`MAX_CELLS`
@@ -660,8 +684,9 @@ def band_polygons(xy: np.ndarray, times: np.ndarray, bands_s: np.ndarray, buffer
     return out
 
 
-def _to_polygons(points: list[np.ndarray], offsets: list[np.ndarray], origin: np.ndarray,
-                 scale: float) -> shapely.Geometry:
+def _to_polygons(
+    points: list[np.ndarray], offsets: list[np.ndarray], origin: np.ndarray, scale: float
+) -> shapely.Geometry:
     """contourpy OuterOffset output in index space (shell then holes per polygon) to one (Multi)Polygon.
 
     Vertices exactly collinear with their neighbours (runs along grid rows, columns and

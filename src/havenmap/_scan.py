@@ -133,7 +133,7 @@ def space_time_scan(
     order = np.argsort(llr, axis=None)[::-1]
     used = np.zeros(n_cells + 1, dtype=bool)
     found: list[ScanCluster] = []
-    for flat in order[: 50000].tolist():
+    for flat in order[:50000].tolist():
         value = float(llr.flat[flat])
         if value <= 0.0 or len(found) >= max_clusters:
             break
@@ -145,12 +145,19 @@ def space_time_scan(
         obs, exp = float(observed[c, k, w]), float(mu[c, k, w])
         rr = (obs / exp) / ((total - obs) / (total - exp)) if total > obs else np.inf
         beaten = permutations - int(np.searchsorted(maxima, value, side="left"))
-        found.append(ScanCluster(
-            cells=cells[members], centre_cell=(int(cells[centre[c], 0]), int(cells[centre[c], 1])),
-            days=int(w + 1),
-            observed=int(obs), expected=exp, relative_risk=float(rr), llr=value,
-            p_value=(1 + beaten) / (1 + permutations), radius_m=float(dist[c, k]),
-        ))
+        found.append(
+            ScanCluster(
+                cells=cells[members],
+                centre_cell=(int(cells[centre[c], 0]), int(cells[centre[c], 1])),
+                days=int(w + 1),
+                observed=int(obs),
+                expected=exp,
+                relative_risk=float(rr),
+                llr=value,
+                p_value=(1 + beaten) / (1 + permutations),
+                radius_m=float(dist[c, k]),
+            )
+        )
     return found
 
 

@@ -87,8 +87,9 @@ class SolveResult:
 
 
 # ---------------------------------------------------------------------- scheduling
-def schedule(inst: Instance, vehicle: int, route: list[int],
-             duration: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def schedule(
+    inst: Instance, vehicle: int, route: list[int], duration: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Arrival, service start and departure times (s) of each visit, and the return time.
 
     ``duration`` overrides the instance's integer matrix (e.g. the float travel times).
@@ -138,8 +139,9 @@ def travel_cost(inst: Instance, routes: list[list[int]]) -> int:
 
 
 # ---------------------------------------------------------------------- PyVRP
-def solve_pyvrp(inst: Instance, *, time_limit_s: float, seed: int = 0,
-                max_iterations: int | None = None) -> SolveResult:
+def solve_pyvrp(
+    inst: Instance, *, time_limit_s: float, seed: int = 0, max_iterations: int | None = None
+) -> SolveResult:
     """Solve with PyVRP (iterated local search) as a prize-collecting VRP with time windows.
 
     Stops at ``max_iterations`` (reproducible: same seed → same routes on any machine)
@@ -163,8 +165,15 @@ def solve_pyvrp(inst: Instance, *, time_limit_s: float, seed: int = 0,
     params = pyvrp.SolveParams(penalty=pyvrp.PenaltyParams(max_penalty=_max_penalty(inst)))
     baseline = greedy(inst).routes
     warm = _initial_solution(data, inst, active, type_members, baseline)
-    result = pyvrp.solve(data, stop=MultipleCriteria(criteria), seed=int(seed), display=False,
-                         collect_stats=False, params=params, initial_solution=warm)
+    result = pyvrp.solve(
+        data,
+        stop=MultipleCriteria(criteria),
+        seed=int(seed),
+        display=False,
+        collect_stats=False,
+        params=params,
+        initial_solution=warm,
+    )
     routes: list[list[int]] = [[] for _ in range(inst.n_vehicles)]
     if result.best.is_feasible():
         used = {vt: 0 for vt in type_members}
@@ -179,9 +188,14 @@ def solve_pyvrp(inst: Instance, *, time_limit_s: float, seed: int = 0,
     # routes of identical vehicles come out in no fixed order: sort by first visit for stable output
     routes = _canonical_order(inst, routes)
     stopped = "iterations" if max_iterations is not None and result.num_iterations >= max_iterations else "time"
-    return SolveResult(routes, time.perf_counter() - start, iterations=int(result.num_iterations),
-                       stopped_by=stopped, solver="pyvrp",
-                       info={"feasible": bool(result.best.is_feasible()), "fallback": fallback})
+    return SolveResult(
+        routes,
+        time.perf_counter() - start,
+        iterations=int(result.num_iterations),
+        stopped_by=stopped,
+        solver="pyvrp",
+        info={"feasible": bool(result.best.is_feasible()), "fallback": fallback},
+    )
 
 
 def _problem_data(inst: Instance, active: np.ndarray):
@@ -193,8 +207,14 @@ def _problem_data(inst: Instance, active: np.ndarray):
     locations = [Location(x=float(x), y=float(y)) for x, y in xy]
     depots = [Depot(location=b) for b in range(inst.n_bases)]
     clients = [
-        Client(location=inst.n_bases + k, service_duration=int(inst.service[i]), tw_early=int(inst.tw_early[i]),
-               tw_late=int(inst.tw_late[i]), prize=int(inst.prize[i]), required=False)
+        Client(
+            location=inst.n_bases + k,
+            service_duration=int(inst.service[i]),
+            tw_early=int(inst.tw_early[i]),
+            tw_late=int(inst.tw_late[i]),
+            prize=int(inst.prize[i]),
+            required=False,
+        )
         for k, i in enumerate(active.tolist())
     ]
     groups: dict[tuple[int, int], list[int]] = {}
@@ -202,17 +222,32 @@ def _problem_data(inst: Instance, active: np.ndarray):
         groups.setdefault((int(inst.vehicle_base[v]), int(inst.vehicle_shift[v])), []).append(v)
     vehicle_types, members = [], {}
     for k, ((base, shift), vehicles) in enumerate(groups.items()):
-        vehicle_types.append(VehicleType(num_available=len(vehicles), start_depot=base, end_depot=base,
-                                         tw_early=0, tw_late=shift, shift_duration=shift, start_late=0))
+        vehicle_types.append(
+            VehicleType(
+                num_available=len(vehicles),
+                start_depot=base,
+                end_depot=base,
+                tw_early=0,
+                tw_late=shift,
+                shift_duration=shift,
+                start_late=0,
+            )
+        )
         members[k] = vehicles
-    data = ProblemData(locations=locations, clients=clients, depots=depots, vehicle_types=vehicle_types,
-                       distance_matrices=[np.ascontiguousarray(inst.cost[np.ix_(locs, locs)], dtype=np.int64)],
-                       duration_matrices=[np.ascontiguousarray(inst.duration[np.ix_(locs, locs)], dtype=np.int64)])
+    data = ProblemData(
+        locations=locations,
+        clients=clients,
+        depots=depots,
+        vehicle_types=vehicle_types,
+        distance_matrices=[np.ascontiguousarray(inst.cost[np.ix_(locs, locs)], dtype=np.int64)],
+        duration_matrices=[np.ascontiguousarray(inst.duration[np.ix_(locs, locs)], dtype=np.int64)],
+    )
     return data, members
 
 
-def _initial_solution(data, inst: Instance, active: np.ndarray, type_members: dict[int, list[int]],
-                      routes: list[list[int]]):
+def _initial_solution(
+    data, inst: Instance, active: np.ndarray, type_members: dict[int, list[int]], routes: list[list[int]]
+):
     """A PyVRP solution from per-vehicle target routes (the greedy plan: feasible, a warm start)."""
     from pyvrp import Activity, ActivityType, Route, Solution
 
@@ -296,8 +331,9 @@ def lexicographic_prizes(weight: np.ndarray, cost_bound: float, resolution: int 
 def cost_bound(inst_cost: np.ndarray, inst_duration: np.ndarray, shifts: np.ndarray) -> float:
     """Upper bound on the total routing cost of routes within their shifts."""
     finite = inst_duration < UNREACHABLE
-    ratio = np.divide(inst_cost, np.maximum(inst_duration, 1), where=finite,
-                      out=np.zeros(inst_cost.shape, dtype=np.float64))
+    ratio = np.divide(
+        inst_cost, np.maximum(inst_duration, 1), where=finite, out=np.zeros(inst_cost.shape, dtype=np.float64)
+    )
     zero_time = finite & (inst_duration == 0)
     extra = float(inst_cost[zero_time].sum()) if zero_time.any() else 0.0  # zero-time arcs: count each once
     return float(np.sum(shifts)) * max(float(ratio.max()), 1.0) + extra

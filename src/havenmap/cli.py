@@ -277,8 +277,9 @@ def patrol_command(
     (drive or walk) per run.
     """
     if shift_minutes is not None and not (np.isfinite(shift_minutes) and 0 < shift_minutes <= 7 * 24 * 60):
-        raise HavenmapError(f"--shift-minutes {shift_minutes}: give the shift length in minutes, above 0 and at "
-                            "most a week (10080)")
+        raise HavenmapError(
+            f"--shift-minutes {shift_minutes}: give the shift length in minutes, above 0 and at most a week (10080)"
+        )
     if not np.isfinite(time_limit) or time_limit <= 0:
         raise HavenmapError(f"--time-limit {time_limit}: give a positive number of seconds")
     if not units.strip().isdigit() and not Path(units).suffix:

@@ -109,42 +109,62 @@ def read_barriers(source: PathLike | gpd.GeoDataFrame, *, label: str | None = No
         else:
             frame, src = _u.load(path, text_columns=("id",))
             if not isinstance(frame, gpd.GeoDataFrame):
-                raise src.fail("has no geometry; give barriers as GeoJSON/GeoPackage features "
-                               "or a CSV of points with latitude/longitude")
+                raise src.fail(
+                    "has no geometry; give barriers as GeoJSON/GeoPackage features "
+                    "or a CSV of points with latitude/longitude"
+                )
     _u.require_rows(frame, src)
     geoms = frame.geometry.to_numpy()
     missing = np.array([g is None for g in geoms]) | shapely.is_empty(geoms)
     if missing.any():
         row = int(frame.index[np.flatnonzero(missing)[0]])
         more = src.more(int(missing.sum()) - 1)
-        raise InputError(f"{src.loc(row, frame.geometry.name)}: the geometry is empty{more}; "
-                         "give every barrier a point, line or polygon")
+        raise InputError(
+            f"{src.loc(row, frame.geometry.name)}: the geometry is empty{more}; "
+            "give every barrier a point, line or polygon"
+        )
     coords, owner = shapely.get_coordinates(geoms, return_index=True)
     nan = ~np.isfinite(coords).all(axis=1)
     if nan.any():
         row = int(frame.index[owner[np.flatnonzero(nan)[0]]])
-        raise InputError(f"{src.loc(row, frame.geometry.name)}: a coordinate is not a number (NaN or infinite); "
-                         "fix or remove the feature")
+        raise InputError(
+            f"{src.loc(row, frame.geometry.name)}: a coordinate is not a number (NaN or infinite); "
+            "fix or remove the feature"
+        )
     types = shapely.get_type_id(geoms)
     names = np.array([shapely.GeometryType(t).name for t in types])
-    kind_names = {"POINT": "point", "MULTIPOINT": "point", "LINESTRING": "line", "MULTILINESTRING": "line",
-                  "LINEARRING": "line", "POLYGON": "polygon", "MULTIPOLYGON": "polygon"}
+    kind_names = {
+        "POINT": "point",
+        "MULTIPOINT": "point",
+        "LINESTRING": "line",
+        "MULTILINESTRING": "line",
+        "LINEARRING": "line",
+        "POLYGON": "polygon",
+        "MULTIPOLYGON": "polygon",
+    }
     bad = ~np.isin(names, list(kind_names))
     if bad.any():
         i = np.flatnonzero(bad)[0]
-        raise InputError(f"{src.loc(int(frame.index[i]), frame.geometry.name)}: a {names[i].lower()} is not a "
-                         f"barrier{src.more(int(bad.sum()) - 1)}; use points (checkpoints), lines (blocked roads) "
-                         "or polygons (no-go areas)")
+        raise InputError(
+            f"{src.loc(int(frame.index[i]), frame.geometry.name)}: a {names[i].lower()} is not a "
+            f"barrier{src.more(int(bad.sum()) - 1)}; use points (checkpoints), lines (blocked roads) "
+            "or polygons (no-go areas)"
+        )
     crs = frame.crs
     if crs is None:
         minx, miny, maxx, maxy = shapely.total_bounds(geoms)
         if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
-            raise InputError(f"{src.label}: no CRS is declared and the coordinates are not degrees "
-                             f"(x {minx:,.0f}..{maxx:,.0f}); save the file with its CRS")
+            raise InputError(
+                f"{src.label}: no CRS is declared and the coordinates are not degrees "
+                f"(x {minx:,.0f}..{maxx:,.0f}); save the file with its CRS"
+            )
         crs = pyproj.CRS.from_epsg(4326)
     id_col = _u.find_column(list(frame.columns), ("id",))
-    ids = (frame[id_col].astype("string").fillna("").str.strip() if id_col is not None
-           else pd.Series([""] * len(frame), index=frame.index, dtype="string"))
+    ids = (
+        frame[id_col].astype("string").fillna("").str.strip()
+        if id_col is not None
+        else pd.Series([""] * len(frame), index=frame.index, dtype="string")
+    )
     ids = ids.mask(ids == "", pd.Series(frame.index.astype(str), index=frame.index))
     kinds = np.array([kind_names[n] for n in names], dtype=object)
     poly = kinds == "polygon"
@@ -157,8 +177,9 @@ def read_barriers(source: PathLike | gpd.GeoDataFrame, *, label: str | None = No
     return out
 
 
-def closure_mask(net: RoadNetwork, barriers: gpd.GeoDataFrame | PathLike, *,
-                 point_tolerance_m: float = DEFAULT_POINT_TOLERANCE_M) -> np.ndarray:
+def closure_mask(
+    net: RoadNetwork, barriers: gpd.GeoDataFrame | PathLike, *, point_tolerance_m: float = DEFAULT_POINT_TOLERANCE_M
+) -> np.ndarray:
     """Which edges the barriers close (both directions of a two-way road), as a boolean array.
 
     Parameters
@@ -218,9 +239,11 @@ def closure_mask(net: RoadNetwork, barriers: gpd.GeoDataFrame | PathLike, *,
     if len(idle):
         ids = ", ".join(str(i) for i in local["barrier_id"].to_numpy()[idle[:10]])
         more = f" and {len(idle) - 10} more" if len(idle) > 10 else ""
-        warnings.warn(f"{label}: {len(idle)} barrier(s) close no road (checkpoints farther than "
-                      f"{point_tolerance_m:g} m from any road, or lines/areas off the roads): {ids}{more}",
-                      stacklevel=2)
+        warnings.warn(
+            f"{label}: {len(idle)} barrier(s) close no road (checkpoints farther than "
+            f"{point_tolerance_m:g} m from any road, or lines/areas off the roads): {ids}{more}",
+            stacklevel=2,
+        )
     mask = np.zeros(net.n_edges, dtype=bool)
     rep = edges[np.concatenate(closed_rep)] if closed_rep else np.zeros(0, dtype=np.int64)
     mask[rep] = True
@@ -244,9 +267,11 @@ def _check_area(net: RoadNetwork, barriers: gpd.GeoDataFrame, local: np.ndarray,
     pts.geometry = barriers.geometry.representative_point()
     if barriers.crs is not None and barriers.crs.is_geographic and looks_swapped(pts, net.bounds_lonlat):
         hint = "; latitude and longitude look swapped"
-    raise InputError(f"{label}: none of the {len(barriers)} barriers lies within the road network's area "
-                     f"(lon {minx:.4f}..{maxx:.4f}, lat {miny:.4f}..{maxy:.4f}){hint}; "
-                     "check that the file is for this area and declares its CRS")
+    raise InputError(
+        f"{label}: none of the {len(barriers)} barriers lies within the road network's area "
+        f"(lon {minx:.4f}..{maxx:.4f}, lat {miny:.4f}..{maxy:.4f}){hint}; "
+        "check that the file is for this area and declares its CRS"
+    )
 
 
 # ---------------------------------------------------------------------- risk
@@ -297,20 +322,20 @@ def _risk_from_array(net: RoadNetwork, values: Any, label: str) -> np.ndarray:
     except (TypeError, ValueError) as exc:
         raise InputError(f"{label}: risk values must be numbers ({_u.one_line(exc)})") from exc
     if risk.shape != (net.n_edges,):
-        raise InputError(f"{label}: {risk.size} risk values for {net.n_edges} edges; "
-                         "give one value per edge, in edge order (or a table with u, v, key, risk)")
+        raise InputError(
+            f"{label}: {risk.size} risk values for {net.n_edges} edges; "
+            "give one value per edge, in edge order (or a table with u, v, key, risk)"
+        )
     _check_values(risk, lambda i: f"{label}: edge {i}")
     return risk.copy()
 
 
 def _check_values(risk: np.ndarray, where_of) -> None:
-    for bad, what in ((np.isnan(risk), "is NaN or blank"), (np.isinf(risk), "is infinite"),
-                      (risk < 0, "is negative")):
+    for bad, what in ((np.isnan(risk), "is NaN or blank"), (np.isinf(risk), "is infinite"), (risk < 0, "is negative")):
         if bad.any():
             idx = np.flatnonzero(bad)
             more = f" (and {len(idx) - 1} more)" if len(idx) > 1 else ""
-            raise InputError(f"{where_of(int(idx[0]))}: risk {what}{more}; give a number >= 0 "
-                             "(0 = no danger)")
+            raise InputError(f"{where_of(int(idx[0]))}: risk {what}{more}; give a number >= 0 (0 = no danger)")
 
 
 def _risk_from_frame(net: RoadNetwork, frame: pd.DataFrame, src: _u.Source, column: str) -> np.ndarray:
@@ -324,8 +349,10 @@ def _risk_from_frame(net: RoadNetwork, frame: pd.DataFrame, src: _u.Source, colu
     for flagged, what in ((bad, "is not a finite number"), (blank, "is blank or NaN")):
         if flagged.any():
             row = int(flagged[flagged].index[0])
-            raise InputError(f"{src.loc(row, risk_col)}: risk {what}{src.more(int(flagged.sum()) - 1)}; "
-                             "give a number >= 0 (0 = no danger)")
+            raise InputError(
+                f"{src.loc(row, risk_col)}: risk {what}{src.more(int(flagged.sum()) - 1)}; "
+                "give a number >= 0 (0 = no danger)"
+            )
     risk_rows = values.to_numpy(dtype=np.float64)
     rows = frame.index.to_numpy()
     _check_values(risk_rows, lambda i: src.loc(int(rows[i]), risk_col))
@@ -335,8 +362,10 @@ def _risk_from_frame(net: RoadNetwork, frame: pd.DataFrame, src: _u.Source, colu
     dup = np.flatnonzero(np.diff(edge[order]) == 0)
     if len(dup):
         first, second = sorted((rows[pos[order[dup[0]]]], rows[pos[order[dup[0] + 1]]]))
-        raise InputError(f"{src.loc(int(second))}: the same edge as {src.unit} {first} "
-                         f"(edge {edge[order[dup[0]]]}); give each edge once")
+        raise InputError(
+            f"{src.loc(int(second))}: the same edge as {src.unit} {first} "
+            f"(edge {edge[order[dup[0]]]}); give each edge once"
+        )
     out = np.full(net.n_edges, np.nan)
     out[edge] = risk_rows[pos]
     twin = net.edge_twin
@@ -345,8 +374,10 @@ def _risk_from_frame(net: RoadNetwork, frame: pd.DataFrame, src: _u.Source, colu
     out[fill] = out[twin[fill]]
     missing = np.isnan(out)
     if missing.any():
-        warnings.warn(f"{src.label}: {int(missing.sum()):,} of {net.n_edges:,} edges have no risk row; "
-                      "they get risk 0", stacklevel=3)
+        warnings.warn(
+            f"{src.label}: {int(missing.sum()):,} of {net.n_edges:,} edges have no risk row; they get risk 0",
+            stacklevel=3,
+        )
         out[missing] = 0.0
     return out
 
@@ -379,9 +410,11 @@ def _match_edges(net: RoadNetwork, frame: pd.DataFrame, src: _u.Source) -> tuple
         if unmatched.any():
             i = np.flatnonzero(unmatched)[0]
             what = f"u={ints[u_col][i]}, v={ints[v_col][i]}" + (f", key={ints[key_col][i]}" if key_col else "")
-            raise InputError(f"{src.loc(int(rows[i]), str(u_col))}: no edge {what} in this road network"
-                             f"{src.more(int(unmatched.sum()) - 1)}; the risk layer must come from the same "
-                             "network (same OSM extract and network type)")
+            raise InputError(
+                f"{src.loc(int(rows[i]), str(u_col))}: no edge {what} in this road network"
+                f"{src.more(int(unmatched.sum()) - 1)}; the risk layer must come from the same "
+                "network (same OSM extract and network type)"
+            )
         pos = np.repeat(np.arange(len(needle)), count)
         ends = np.cumsum(count)
         edge = order[np.arange(ends[-1]) + np.repeat(lo - (ends - count), count)]
@@ -391,24 +424,29 @@ def _match_edges(net: RoadNetwork, frame: pd.DataFrame, src: _u.Source) -> tuple
         out_of = (edge < 0) | (edge >= net.n_edges)
         if out_of.any():
             i = np.flatnonzero(out_of)[0]
-            raise InputError(f"{src.loc(int(rows[i]), str(e_col))}: edge {edge[i]} is not an edge index of this "
-                             f"network (0..{net.n_edges - 1}){src.more(int(out_of.sum()) - 1)}; "
-                             "match edges by u, v, key instead")
+            raise InputError(
+                f"{src.loc(int(rows[i]), str(e_col))}: edge {edge[i]} is not an edge index of this "
+                f"network (0..{net.n_edges - 1}){src.more(int(out_of.sum()) - 1)}; "
+                "match edges by u, v, key instead"
+            )
         return edge, np.arange(len(edge))
-    raise src.fail("no u/v (OSM node ids, with key) or edge (edge index) columns to match rows to edges; "
-                   "add them as in the network's edges")
+    raise src.fail(
+        "no u/v (OSM node ids, with key) or edge (edge index) columns to match rows to edges; "
+        "add them as in the network's edges"
+    )
 
 
 def _integers(series: pd.Series, src: _u.Source, col: object) -> np.ndarray:
     values, blank, bad = _u.parse_numbers(series)
     arr = values.to_numpy(dtype=np.float64)
     frac = np.isfinite(arr) & (arr != np.round(arr))
-    for flagged, what in ((bad | pd.Series(frac, index=series.index), "is not a whole number"),
-                          (blank, "is blank")):
+    for flagged, what in ((bad | pd.Series(frac, index=series.index), "is not a whole number"), (blank, "is blank")):
         if flagged.any():
             row = int(flagged[flagged].index[0])
-            raise InputError(f"{src.loc(row, str(col))}: {what}{src.more(int(flagged.sum()) - 1)}; "
-                             "give integer ids as in the network's edges")
+            raise InputError(
+                f"{src.loc(row, str(col))}: {what}{src.more(int(flagged.sum()) - 1)}; "
+                "give integer ids as in the network's edges"
+            )
     return arr.astype(np.int64)
 
 
@@ -419,8 +457,7 @@ def _node_positions(net: RoadNetwork, ids: np.ndarray) -> np.ndarray:
     return np.where(found, order[pos], -1)
 
 
-def _check_geometry(net: RoadNetwork, frame: pd.DataFrame, src: _u.Source, edge: np.ndarray,
-                    pos: np.ndarray) -> None:
+def _check_geometry(net: RoadNetwork, frame: pd.DataFrame, src: _u.Source, edge: np.ndarray, pos: np.ndarray) -> None:
     """Refuse a risk layer whose geometries lie away from the edges they name (wrong CRS)."""
     if not isinstance(frame, gpd.GeoDataFrame):
         return
@@ -431,8 +468,9 @@ def _check_geometry(net: RoadNetwork, frame: pd.DataFrame, src: _u.Source, edge:
     if frame.crs is None:
         minx, miny, maxx, maxy = shapely.total_bounds(geoms[present])
         if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
-            raise InputError(f"{src.label}: no CRS is declared and the coordinates are not degrees; "
-                             "save the file with its CRS")
+            raise InputError(
+                f"{src.label}: no CRS is declared and the coordinates are not degrees; save the file with its CRS"
+            )
         crs = pyproj.CRS.from_epsg(4326)
     else:
         crs = frame.crs
@@ -444,14 +482,23 @@ def _check_geometry(net: RoadNetwork, frame: pd.DataFrame, src: _u.Source, edge:
     if far.any():
         i = np.flatnonzero(far)[0]
         row = int(frame.index[pos[np.flatnonzero(present)[i]]])
-        raise InputError(f"{src.loc(row, frame.geometry.name)}: the geometry lies {dist[i]:,.0f} m from edge "
-                         f"{edge[np.flatnonzero(present)[i]]} it names{src.more(int(far.sum()) - 1)}; "
-                         f"check the file's CRS ({crs.to_string()}) and that it comes from this network")
+        raise InputError(
+            f"{src.loc(row, frame.geometry.name)}: the geometry lies {dist[i]:,.0f} m from edge "
+            f"{edge[np.flatnonzero(present)[i]]} it names{src.more(int(far.sum()) - 1)}; "
+            f"check the file's CRS ({crs.to_string()}) and that it comes from this network"
+        )
 
 
 # ---------------------------------------------------------------------- weights
-def danger_weights(net: RoadNetwork, risk: Any, *, alpha: float = 1.0, max_risk: float | None = None,
-                   cost: str = "time", base: np.ndarray | None = None) -> np.ndarray:
+def danger_weights(
+    net: RoadNetwork,
+    risk: Any,
+    *,
+    alpha: float = 1.0,
+    max_risk: float | None = None,
+    cost: str = "time",
+    base: np.ndarray | None = None,
+) -> np.ndarray:
     """Danger-aware per-edge cost: ``base × (1 + alpha · risk)``, ``inf`` where ``risk > max_risk``.
 
     Parameters
@@ -488,13 +535,22 @@ def danger_weights(net: RoadNetwork, risk: Any, *, alpha: float = 1.0, max_risk:
             warnings.warn(
                 f"--max-risk {max_risk:g} forbids {forbidden.mean():.0%} of the roads (risk ranges "
                 f"{r.min():.3g}..{r.max():.3g}, median {np.median(r):.3g}); many defenders may be cut off",
-                UserWarning, stacklevel=2)
+                UserWarning,
+                stacklevel=2,
+            )
     return w
 
 
-def cost_weights(net: RoadNetwork, *, cost: str = "time", closures: Any = None, risk: Any = None,
-                 alpha: float = 1.0, max_risk: float | None = None,
-                 point_tolerance_m: float = DEFAULT_POINT_TOLERANCE_M) -> np.ndarray:
+def cost_weights(
+    net: RoadNetwork,
+    *,
+    cost: str = "time",
+    closures: Any = None,
+    risk: Any = None,
+    alpha: float = 1.0,
+    max_risk: float | None = None,
+    point_tolerance_m: float = DEFAULT_POINT_TOLERANCE_M,
+) -> np.ndarray:
     """Per-edge weights of a whole cost model: ``cost``, danger (if ``risk``), closures (if ``closures``).
 
     ``closures`` is anything :func:`closure_mask` takes (a file or barriers), or a boolean
@@ -504,8 +560,11 @@ def cost_weights(net: RoadNetwork, *, cost: str = "time", closures: Any = None, 
     if risk is not None:
         w = danger_weights(net, risk, alpha=alpha, max_risk=max_risk, base=w)
     if closures is not None:
-        mask = (closures if isinstance(closures, np.ndarray) and closures.dtype == bool
-                else closure_mask(net, closures, point_tolerance_m=point_tolerance_m))
+        mask = (
+            closures
+            if isinstance(closures, np.ndarray) and closures.dtype == bool
+            else closure_mask(net, closures, point_tolerance_m=point_tolerance_m)
+        )
         w[mask] = np.inf
     return w
 

@@ -73,8 +73,14 @@ DEFAULT_MINUTES = (5.0, 10.0, 15.0)
 DEFAULT_BUFFER_M = 50.0
 #: Columns of :attr:`Coverage.defenders`, in order.
 COVERAGE_COLUMNS = [
-    "defender_id", "haven_id", "travel_time_s", "second_haven_id", "second_travel_time_s", "reachable",
-    "band_min", "reason",
+    "defender_id",
+    "haven_id",
+    "travel_time_s",
+    "second_haven_id",
+    "second_travel_time_s",
+    "reachable",
+    "band_min",
+    "reason",
 ]
 
 
@@ -122,18 +128,25 @@ class _Points:
 
 def _snap(net: RoadNetwork, layer: gpd.GeoDataFrame, what: str, max_snap_m: float) -> _Points:
     if "id" not in layer.columns:
-        raise InputError(f"{layer.attrs.get('source', 'the ' + what + ' layer')}: no 'id' column; "
-                         f"give every {what} an id")
+        raise InputError(
+            f"{layer.attrs.get('source', 'the ' + what + ' layer')}: no 'id' column; give every {what} an id"
+        )
     snapped = snap_points(net, layer, max_snap_m)
     on = snapped["on_network"].to_numpy(dtype=bool)
     off = np.flatnonzero(~on)
     if len(off):
-        listed = ", ".join(f"{i} ({d:,.0f} m)" for i, d in zip(snapped["id"].astype(str).to_numpy()[off[:10]],
-                                                               snapped["snap_distance_m"].to_numpy()[off[:10]],
-                                                               strict=True))
+        listed = ", ".join(
+            f"{i} ({d:,.0f} m)"
+            for i, d in zip(
+                snapped["id"].astype(str).to_numpy()[off[:10]],
+                snapped["snap_distance_m"].to_numpy()[off[:10]],
+                strict=True,
+            )
+        )
         more = f" and {len(off) - 10} more" if len(off) > 10 else ""
-        warnings.warn(f"{len(off)} {what}(s) too far from any road, treated as unreachable: {listed}{more}",
-                      stacklevel=3)
+        warnings.warn(
+            f"{len(off)} {what}(s) too far from any road, treated as unreachable: {listed}{more}", stacklevel=3
+        )
     names = snapped["name"] if "name" in snapped.columns else snapped["id"]
     return _Points(
         ids=snapped["id"].astype(str).to_numpy(dtype=object),
@@ -175,8 +188,15 @@ class NodeReach:
     cost: np.ndarray
 
 
-def node_reach(net: RoadNetwork, havens: gpd.GeoDataFrame, *, k: int = 1, cost: str = "time",
-               edge_weights: np.ndarray | None = None, max_snap_m: float = DEFAULT_MAX_SNAP_M) -> NodeReach:
+def node_reach(
+    net: RoadNetwork,
+    havens: gpd.GeoDataFrame,
+    *,
+    k: int = 1,
+    cost: str = "time",
+    edge_weights: np.ndarray | None = None,
+    max_snap_m: float = DEFAULT_MAX_SNAP_M,
+) -> NodeReach:
     """Nearest haven(s) of every network node: one multi-source Dijkstra (plus one per extra rank).
 
     Parameters
@@ -245,8 +265,14 @@ class Coverage:
         ids = self.defenders["defender_id"].to_numpy()
         for m in self.minutes:
             c = self.covered(m)
-            rows.append({"minutes": m, "covered": int(c.sum()),
-                         "share": float(c.mean()) if len(c) else 0.0, "uncovered_ids": list(ids[~c])})
+            rows.append(
+                {
+                    "minutes": m,
+                    "covered": int(c.sum()),
+                    "share": float(c.mean()) if len(c) else 0.0,
+                    "uncovered_ids": list(ids[~c]),
+                }
+            )
         return pd.DataFrame(rows)
 
     def served_by(self, haven_id: str) -> pd.DataFrame:
@@ -255,12 +281,18 @@ class Coverage:
 
     def to_json(self) -> dict[str, Any]:
         """Summary for ``coverage.json``: bands (covered, share), defenders, havens, per-haven service."""
-        bands = {_label(m): {"covered": int(c), "share": round(float(s), 6)}
-                 for m, c, s in self.bands()[["minutes", "covered", "share"]].itertuples(index=False)}
+        bands = {
+            _label(m): {"covered": int(c), "share": round(float(s), 6)}
+            for m, c, s in self.bands()[["minutes", "covered", "share"]].itertuples(index=False)
+        }
         t = self.best_time[np.isfinite(self.best_time)]
-        served = {row["haven_id"]: {"served": int(row["served"]),
-                                    "within": {_label(m): int(row[f"served_{_label(m)}"]) for m in self.minutes}}
-                  for row in self.havens.to_dict("records")}
+        served = {
+            row["haven_id"]: {
+                "served": int(row["served"]),
+                "within": {_label(m): int(row[f"served_{_label(m)}"]) for m in self.minutes},
+            }
+            for row in self.havens.to_dict("records")
+        }
         return {
             "bands": bands,
             "defenders": self.n_defenders,
@@ -273,9 +305,16 @@ class Coverage:
         }
 
 
-def coverage(net: RoadNetwork, defenders: gpd.GeoDataFrame, havens: gpd.GeoDataFrame,
-             minutes: str | Sequence[float] = DEFAULT_MINUTES, *, cost: str = "time",
-             edge_weights: np.ndarray | None = None, max_snap_m: float = DEFAULT_MAX_SNAP_M) -> Coverage:
+def coverage(
+    net: RoadNetwork,
+    defenders: gpd.GeoDataFrame,
+    havens: gpd.GeoDataFrame,
+    minutes: str | Sequence[float] = DEFAULT_MINUTES,
+    *,
+    cost: str = "time",
+    edge_weights: np.ndarray | None = None,
+    max_snap_m: float = DEFAULT_MAX_SNAP_M,
+) -> Coverage:
     """Which defenders reach a haven within each time band, with their best and second-best havens.
 
     One multi-source Dijkstra from all havens, plus one pass for the second-nearest distinct
@@ -311,30 +350,47 @@ def coverage(net: RoadNetwork, defenders: gpd.GeoDataFrame, havens: gpd.GeoDataF
     return _build_coverage(bands, d, h, best, second, t1, t2)
 
 
-def _build_coverage(bands: tuple[float, ...], d: _Points, h: _Points, best: np.ndarray, second: np.ndarray,
-                    t1: np.ndarray, t2: np.ndarray) -> Coverage:
+def _build_coverage(
+    bands: tuple[float, ...],
+    d: _Points,
+    h: _Points,
+    best: np.ndarray,
+    second: np.ndarray,
+    t1: np.ndarray,
+    t2: np.ndarray,
+) -> Coverage:
     ids = np.append(h.ids, None)  # index -1 (no haven) gives None
     reachable = best >= 0
     band_min = np.full(len(best), np.nan)
     for m in sorted(bands, reverse=True):
         band_min[reachable & (t1 <= 60.0 * m)] = m
     reason = np.full(len(best), "", dtype=object)
-    reason[~reachable & d.on] = ("no road route to any haven "
-                                 "(cut off by one-way streets, closures, the risk cap or a disconnected network)")
+    reason[~reachable & d.on] = (
+        "no road route to any haven (cut off by one-way streets, closures, the risk cap or a disconnected network)"
+    )
     off = np.flatnonzero(~d.on)
     reason[off] = [f"off network: {s:,.0f} m from the nearest road" for s in d.snap_m[off]]
-    frame = pd.DataFrame({
-        "defender_id": d.ids,
-        "haven_id": pd.array(ids[best], dtype="string"),
-        "travel_time_s": np.where(reachable, t1, np.nan),
-        "second_haven_id": pd.array(ids[second], dtype="string"),
-        "second_travel_time_s": np.where(second >= 0, t2, np.nan),
-        "reachable": reachable,
-        "band_min": band_min,
-        "reason": reason,
-    }, columns=COVERAGE_COLUMNS)
-    per_haven = pd.DataFrame({"haven_id": h.ids, "haven_name": h.names, "on_network": h.on,
-                              "served": np.bincount(best[reachable], minlength=len(h.ids))})
+    frame = pd.DataFrame(
+        {
+            "defender_id": d.ids,
+            "haven_id": pd.array(ids[best], dtype="string"),
+            "travel_time_s": np.where(reachable, t1, np.nan),
+            "second_haven_id": pd.array(ids[second], dtype="string"),
+            "second_travel_time_s": np.where(second >= 0, t2, np.nan),
+            "reachable": reachable,
+            "band_min": band_min,
+            "reason": reason,
+        },
+        columns=COVERAGE_COLUMNS,
+    )
+    per_haven = pd.DataFrame(
+        {
+            "haven_id": h.ids,
+            "haven_name": h.names,
+            "on_network": h.on,
+            "served": np.bincount(best[reachable], minlength=len(h.ids)),
+        }
+    )
     for m in bands:
         within = reachable & (t1 <= 60.0 * m)
         per_haven[f"served_{_label(m)}"] = np.bincount(best[within], minlength=len(h.ids))
@@ -364,9 +420,13 @@ def n_minus_1(cov: Coverage) -> pd.DataFrame:
     best, t1, t2 = cov.best, cov.best_time, cov.second_time
     mine = best >= 0
     n_d = max(cov.n_defenders, 1)
-    out = pd.DataFrame({"haven_id": cov.havens["haven_id"].to_numpy(),
-                        "haven_name": cov.havens["haven_name"].to_numpy(),
-                        "served": np.bincount(best[mine], minlength=n_h)})
+    out = pd.DataFrame(
+        {
+            "haven_id": cov.havens["haven_id"].to_numpy(),
+            "haven_name": cov.havens["haven_name"].to_numpy(),
+            "served": np.bincount(best[mine], minlength=n_h),
+        }
+    )
     for m in cov.minutes:
         limit = 60.0 * m
         lost = np.bincount(best[mine & (t1 <= limit) & (t2 > limit)], minlength=n_h)
@@ -409,26 +469,34 @@ def closures_impact(without: Coverage, with_closures: Coverage) -> pd.DataFrame:
     cut = np.isfinite(t0) & ~np.isfinite(t1)
     slower = np.isfinite(t0) & np.isfinite(t1) & (t1 > t0 * (1 + 1e-9) + 1e-6)
     rows = np.flatnonzero(cut | slower)
-    out = pd.DataFrame({
-        "defender_id": a["defender_id"].to_numpy()[rows],
-        "haven_without_closures": a["haven_id"].to_numpy()[rows],
-        "time_without": t0[rows],
-        "haven_with_closures": b["haven_id"].to_numpy()[rows],
-        "time_with": np.where(cut[rows], np.nan, t1[rows]),
-        "cut_off": cut[rows],
-        "delay_s": np.where(cut[rows], np.inf, t1[rows] - t0[rows]),
-        "band_without": a["band_min"].to_numpy()[rows],
-        "band_with": b["band_min"].to_numpy()[rows],
-    })
+    out = pd.DataFrame(
+        {
+            "defender_id": a["defender_id"].to_numpy()[rows],
+            "haven_without_closures": a["haven_id"].to_numpy()[rows],
+            "time_without": t0[rows],
+            "haven_with_closures": b["haven_id"].to_numpy()[rows],
+            "time_with": np.where(cut[rows], np.nan, t1[rows]),
+            "cut_off": cut[rows],
+            "delay_s": np.where(cut[rows], np.inf, t1[rows] - t0[rows]),
+            "band_without": a["band_min"].to_numpy()[rows],
+            "band_with": b["band_min"].to_numpy()[rows],
+        }
+    )
     out = out.sort_values(["cut_off", "delay_s"], ascending=[False, False], kind="stable").reset_index(drop=True)
     out["delay_s"] = out["delay_s"].where(~out["cut_off"], np.nan)
     return out
 
 
 # ---------------------------------------------------------------------- outputs
-def write_coverage_outputs(out_dir: str | os.PathLike[str], cov: Coverage,
-                           areas: gpd.GeoDataFrame | None = None, *, n1: pd.DataFrame | None = None,
-                           impact: pd.DataFrame | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def write_coverage_outputs(
+    out_dir: str | os.PathLike[str],
+    cov: Coverage,
+    areas: gpd.GeoDataFrame | None = None,
+    *,
+    n1: pd.DataFrame | None = None,
+    impact: pd.DataFrame | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Write the coverage outputs into ``out_dir`` (owner-readable only) and return the summary.
 
     Files: ``coverage.csv`` (:attr:`Coverage.defenders`), ``coverage.json`` (the returned
@@ -443,9 +511,11 @@ def write_coverage_outputs(out_dir: str | os.PathLike[str], cov: Coverage,
     summary = cov.to_json()
     summary["minutes"] = list(cov.minutes)
     worst = n1.sort_values(["lose_all_cover", "served"], ascending=False, kind="stable").head(1)
-    summary["n_minus_1"] = {"worst_haven": None if worst.empty else str(worst["haven_id"].iat[0]),
-                            "lose_all_cover": 0 if worst.empty else int(worst["lose_all_cover"].iat[0]),
-                            "cut_off": 0 if worst.empty else int(worst["cut_off"].iat[0])}
+    summary["n_minus_1"] = {
+        "worst_haven": None if worst.empty else str(worst["haven_id"].iat[0]),
+        "lose_all_cover": 0 if worst.empty else int(worst["lose_all_cover"].iat[0]),
+        "cut_off": 0 if worst.empty else int(worst["cut_off"].iat[0]),
+    }
     if impact is not None:
         summary["closures"] = {"cut_off": int(impact["cut_off"].sum()), "slowed": int((~impact["cut_off"]).sum())}
     summary.update(extra or {})
@@ -460,15 +530,28 @@ def write_coverage_outputs(out_dir: str | os.PathLike[str], cov: Coverage,
 
 
 # ---------------------------------------------------------------------- service areas
-def _haven_reaches(net: RoadNetwork, havens: gpd.GeoDataFrame, max_s: float, cost: str,
-                   edge_weights: np.ndarray | None, max_snap_m: float):
+def _haven_reaches(
+    net: RoadNetwork,
+    havens: gpd.GeoDataFrame,
+    max_s: float,
+    cost: str,
+    edge_weights: np.ndarray | None,
+    max_snap_m: float,
+):
     h = _snap(net, havens, "haven", max_snap_m)
     src = _reach.attach(_base(net, cost, edge_weights), h.edge, h.frac)
     return h, _reach.bounded_reach(src, max_s)
 
 
-def reach_edges(net: RoadNetwork, havens: gpd.GeoDataFrame, max_minutes: float, *, cost: str = "time",
-                edge_weights: np.ndarray | None = None, max_snap_m: float = DEFAULT_MAX_SNAP_M) -> pd.DataFrame:
+def reach_edges(
+    net: RoadNetwork,
+    havens: gpd.GeoDataFrame,
+    max_minutes: float,
+    *,
+    cost: str = "time",
+    edge_weights: np.ndarray | None = None,
+    max_snap_m: float = DEFAULT_MAX_SNAP_M,
+) -> pd.DataFrame:
     """Per haven, the road pieces from which it is reached within ``max_minutes``, exactly.
 
     Each haven is searched on its own (its reach does not depend on other havens).
@@ -490,16 +573,32 @@ def reach_edges(net: RoadNetwork, havens: gpd.GeoDataFrame, max_minutes: float, 
     parts = []
     for r in reaches:
         keep = r.t1 <= max_s
-        parts.append(pd.DataFrame({"haven_id": h.ids[r.source], "edge": r.edge[keep],
-                                   "fraction_from": r.f0[keep], "fraction_to": r.f1[keep],
-                                   "time_from_s": r.t0[keep], "time_to_s": r.t1[keep]}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "haven_id": h.ids[r.source],
+                    "edge": r.edge[keep],
+                    "fraction_from": r.f0[keep],
+                    "fraction_to": r.f1[keep],
+                    "time_from_s": r.t0[keep],
+                    "time_to_s": r.t1[keep],
+                }
+            )
+        )
     columns = ["haven_id", "edge", "fraction_from", "fraction_to", "time_from_s", "time_to_s"]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
-def service_areas(net: RoadNetwork, havens: gpd.GeoDataFrame, minutes: str | Sequence[float] = DEFAULT_MINUTES,
-                  *, cost: str = "time", edge_weights: np.ndarray | None = None,
-                  buffer_m: float = DEFAULT_BUFFER_M, max_snap_m: float = DEFAULT_MAX_SNAP_M) -> gpd.GeoDataFrame:
+def service_areas(
+    net: RoadNetwork,
+    havens: gpd.GeoDataFrame,
+    minutes: str | Sequence[float] = DEFAULT_MINUTES,
+    *,
+    cost: str = "time",
+    edge_weights: np.ndarray | None = None,
+    buffer_m: float = DEFAULT_BUFFER_M,
+    max_snap_m: float = DEFAULT_MAX_SNAP_M,
+) -> gpd.GeoDataFrame:
     """For each haven, the area from which it is reached within each time band, as polygons along the roads.
 
     Each haven's reach is its own (independent of the other havens): one Dijkstra per haven,

@@ -152,8 +152,9 @@ def _reason(on_network: bool, rank: int, snap_m: float, limit: float) -> str:
     if not on_network:
         return f"off network: {snap_m:,.0f} m from the nearest road (limit {limit:,.0f} m)"
     if rank == 0:
-        return ("no road route to any haven "
-                "(cut off by one-way streets, closures, the risk cap or a disconnected network)")
+        return (
+            "no road route to any haven (cut off by one-way streets, closures, the risk cap or a disconnected network)"
+        )
     return f"fewer than {rank + 1} havens reachable by road"
 
 

@@ -273,9 +273,7 @@ def _points(
     return out
 
 
-def _kind_columns(
-    frame: pd.DataFrame, kind: str, ids: pd.Series
-) -> tuple[dict[str, pd.Series], list[object]]:
+def _kind_columns(frame: pd.DataFrame, kind: str, ids: pd.Series) -> tuple[dict[str, pd.Series], list[object]]:
     """Canonical ``name``/``kind``/``group`` columns for a layer kind, and the columns they replace."""
     columns = list(frame.columns)
     extras: dict[str, pd.Series] = {}
@@ -526,9 +524,7 @@ def _coordinate_plan(
     return _Plan(geometry_column=geom_name, x_col=x_col, y_col=y_col, missing=missing)
 
 
-def _raise_missing(
-    src: _u.Source, frame: pd.DataFrame, missing: list[_u.Wanted], crs: pyproj.CRS | None
-) -> None:
+def _raise_missing(src: _u.Source, frame: pd.DataFrame, missing: list[_u.Wanted], crs: pyproj.CRS | None) -> None:
     if not missing:
         return
     coords = any(w.what in ("latitude", "longitude") for w in missing)
@@ -549,9 +545,7 @@ def _locate(
     return frame, geometry
 
 
-def _assemble(
-    canonical: dict[str, pd.Series], body: pd.DataFrame, geometry: gpd.GeoSeries
-) -> gpd.GeoDataFrame:
+def _assemble(canonical: dict[str, pd.Series], body: pd.DataFrame, geometry: gpd.GeoSeries) -> gpd.GeoDataFrame:
     """Canonical columns, then the kept input columns, then ``geometry``; index 0..n-1."""
     table = pd.concat([pd.DataFrame(canonical), pd.DataFrame(body)], axis=1)
     points = gpd.GeoSeries(geometry.array, index=table.index, crs=_u.WGS84)

@@ -57,10 +57,9 @@ ROUTE_ARROW_GLYPH = "►"
 PANES = (("hmRoads", 250), ("hmAreas", 350), ("hmHeat", 380), ("hmRisk", 390))
 _EXACT_ATTR = "havenmap_exact_defenders"
 
+
 def _plugin_assets(cls: Any) -> list[tuple[str, str, str]]:
-    return [(name, "js", url) for name, url in cls.default_js] + [
-        (name, "css", url) for name, url in cls.default_css
-    ]
+    return [(name, "js", url) for name, url in cls.default_js] + [(name, "css", url) for name, url in cls.default_css]
 
 
 def _leaflet_assets() -> list[tuple[str, str, str]]:
@@ -156,8 +155,7 @@ class _Script(MacroElement):
 
 
 _FULLSCREEN_JS = (
-    "L.control.fullscreen({position: 'topleft', title: 'Full screen', titleCancel: 'Exit full screen'})"
-    ".addTo(map);"
+    "L.control.fullscreen({position: 'topleft', title: 'Full screen', titleCancel: 'Exit full screen'}).addTo(map);"
 )
 # leaflet-measure 2.1.7 with Leaflet >= 1.8 needs this capture-marker fix (as folium ships it).
 _MEASURE_JS = (
@@ -384,8 +382,16 @@ def threat_map(
 
     See :func:`commander_map` for the parameters.
     """
-    return commander_map(roads=roads, incidents=incidents, edge_risk=edge_risk, hotspots=hotspots,
-                         title=title, as_of=as_of, recent_days=recent_days, tiles=tiles)
+    return commander_map(
+        roads=roads,
+        incidents=incidents,
+        edge_risk=edge_risk,
+        hotspots=hotspots,
+        title=title,
+        as_of=as_of,
+        recent_days=recent_days,
+        tiles=tiles,
+    )
 
 
 def patrol_map(
@@ -403,8 +409,9 @@ def patrol_map(
     ``routes``/``stops`` are the patrol plan's GeoDataFrames (see :func:`commander_map`'s
     ``patrol_routes`` / ``patrol_stops``).
     """
-    return commander_map(roads=roads, patrol_routes=routes, patrol_stops=stops, bases=bases,
-                         title=title, as_of=as_of, tiles=tiles)
+    return commander_map(
+        roads=roads, patrol_routes=routes, patrol_stops=stops, bases=bases, title=title, as_of=as_of, tiles=tiles
+    )
 
 
 def coverage_map(
@@ -425,9 +432,19 @@ def coverage_map(
 
     See :func:`commander_map` for the parameters.
     """
-    return commander_map(roads=roads, havens=havens, service_areas=service_areas, defenders=defenders,
-                         coverage=coverage, title=title, as_of=as_of, exact_defenders=exact_defenders,
-                         cell_size_m=cell_size_m, slow_minutes=slow_minutes, tiles=tiles)
+    return commander_map(
+        roads=roads,
+        havens=havens,
+        service_areas=service_areas,
+        defenders=defenders,
+        coverage=coverage,
+        title=title,
+        as_of=as_of,
+        exact_defenders=exact_defenders,
+        cell_size_m=cell_size_m,
+        slow_minutes=slow_minutes,
+        tiles=tiles,
+    )
 
 
 def nearest_map(
@@ -450,9 +467,19 @@ def nearest_map(
     rank-1 ``travel_time_s``) from ``routes`` when every defender appears there. See
     :func:`commander_map` for the parameters.
     """
-    return commander_map(roads=roads, incidents=incidents, havens=havens, defenders=defenders, routes=routes,
-                         title=title, as_of=as_of, exact_defenders=exact_defenders, cell_size_m=cell_size_m,
-                         tiles=tiles, route_trim_m=route_trim_m)
+    return commander_map(
+        roads=roads,
+        incidents=incidents,
+        havens=havens,
+        defenders=defenders,
+        routes=routes,
+        title=title,
+        as_of=as_of,
+        exact_defenders=exact_defenders,
+        cell_size_m=cell_size_m,
+        tiles=tiles,
+        route_trim_m=route_trim_m,
+    )
 
 
 def save_map(m: folium.Map, path: str | os.PathLike[str], private: bool | None = None) -> Path:
@@ -510,9 +537,7 @@ def _with_coverage(defenders: gpd.GeoDataFrame | None, coverage: pd.DataFrame | 
     return joined
 
 
-def _with_reachability(
-    defenders: gpd.GeoDataFrame | None, routes: gpd.GeoDataFrame | None
-) -> gpd.GeoDataFrame | None:
+def _with_reachability(defenders: gpd.GeoDataFrame | None, routes: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
     """Add ``reachable`` (and ``travel_time_s`` of rank 1) to defenders from ``routes``.
 
     ``reachable`` only when the defenders do not say themselves and every defender
@@ -569,26 +594,26 @@ def _add_tiles(m: folium.Map, tiles: Any, default: bool) -> None:
     elif isinstance(tiles, str) and tiles.lower() in ("osm", "openstreetmap"):
         layer = folium.TileLayer("OpenStreetMap", name="OpenStreetMap tiles (online)", show=default)
     elif isinstance(tiles, str) and "{z}" in tiles:
-        layer = folium.TileLayer(tiles, name="Tiles (online)", attr="tiles: see the tile server's terms",
-                                 show=default)
+        layer = folium.TileLayer(tiles, name="Tiles (online)", attr="tiles: see the tile server's terms", show=default)
     else:
-        raise InputError(f"tiles={tiles!r}: use None (offline), 'osm', a URL template with {{z}}/{{x}}/{{y}} "
-                         "or a folium TileLayer")
+        raise InputError(
+            f"tiles={tiles!r}: use None (offline), 'osm', a URL template with {{z}}/{{x}}/{{y}} or a folium TileLayer"
+        )
     layer.overlay = False
     layer.control = True
     layer.add_to(m)
 
 
-def _add_chrome(m: folium.Map, title: str, as_of: Any, exact: bool,
-                legend: list[tuple[str, list[tuple[str, str]]]]) -> None:
+def _add_chrome(
+    m: folium.Map, title: str, as_of: Any, exact: bool, legend: list[tuple[str, list[tuple[str, str]]]]
+) -> None:
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
     m.add_child(_Script(_FULLSCREEN_JS, deps=("fullscreen",)))
     m.add_child(_Script(_MEASURE_JS, deps=("measure",)))
     root = m.get_root()
     root.html.add_child(_Raw(mh.title_html(title, as_of, exact)), name="hm_title")
     if exact:
-        legend.insert(0, ("⚠ Exact defender locations", [("", "This map shows where defenders are. "
-                                                             "Do not share it.")]))
+        legend.insert(0, ("⚠ Exact defender locations", [("", "This map shows where defenders are. Do not share it.")]))
     root.html.add_child(_Raw(mh.legend_html(legend)), name="hm_legend")
     m.add_child(_Call("legend", {}))
 
@@ -615,10 +640,17 @@ def _fit(m: folium.Map, bounds: list[np.ndarray]) -> None:
 def _add_roads(m: folium.Map, roads: gpd.GeoDataFrame) -> list[tuple[str, str]]:
     tiers = mh.road_layers(roads)
     group = _group(m, "Road network (offline base map)", base=True)
-    group.add_child(_Call("roads", {
-        "layer": "roads", "pane": "hmRoads", "attribution": "Roads © OpenStreetMap contributors",
-        "tiers": [{k: t[k] for k in ("minZoom", "style", "enc", "counts")} for t in tiers],
-    }))
+    group.add_child(
+        _Call(
+            "roads",
+            {
+                "layer": "roads",
+                "pane": "hmRoads",
+                "attribution": "Roads © OpenStreetMap contributors",
+                "tiers": [{k: t[k] for k in ("minZoom", "style", "enc", "counts")} for t in tiers],
+            },
+        )
+    )
     rows = []
     for t in tiers:
         _, text, style = mh.ROAD_TIERS[t["tier"]]
@@ -638,36 +670,49 @@ def _add_heat(m: folium.Map, incidents: gpd.GeoDataFrame, as_of: pd.Timestamp | 
         "layer": "heat",
         "title": "Incident heatmap — by week",
         "allLabel": f"all weeks: {heat['total']:,} incidents{until}",
-        "options": {"pane": "hmHeat", "radius": 20, "blur": 16, "minOpacity": 0.3, "maxZoom": 17,
-                    "gradient": {str(k): v for k, v in mh.HEAT_GRADIENT.items()}},
+        "options": {
+            "pane": "hmHeat",
+            "radius": 20,
+            "blur": 16,
+            "minOpacity": 0.3,
+            "maxZoom": 17,
+            "gradient": {str(k): v for k, v in mh.HEAT_GRADIENT.items()},
+        },
         "binM": heat["bin_m"],
         **{k: heat[k] for k in ("lat0", "lon0", "dlat", "dlon", "all", "weeks", "n", "deaths", "frames")},
     }
     group = _group(m, "Incident heatmap (by week)")
     group.add_child(_Call("heat", data, deps=("heat",)))
-    weighting = ("type × fatalities × precision" if all(c in incidents.columns for c in mh.SEVERITY_COLUMNS)
-                 else "fatalities + 1")
+    weighting = (
+        "type × fatalities × precision"
+        if all(c in incidents.columns for c in mh.SEVERITY_COLUMNS)
+        else "fatalities + 1"
+    )
     text = f"incident density (weight: {weighting}), low → high; {heat['bin_m']:g} m bins"
     if n_weeks:
         text += f"; slider: {n_weeks} week{'s' if n_weeks != 1 else ''}"
     return [(mh.heat_swatch(), text)]
 
 
-def _add_recent(m: folium.Map, incidents: gpd.GeoDataFrame, as_of: pd.Timestamp | None,
-                days: float) -> list[tuple[str, str]]:
+def _add_recent(
+    m: folium.Map, incidents: gpd.GeoDataFrame, as_of: pd.Timestamp | None, days: float
+) -> list[tuple[str, str]]:
     recent = mh.recent_incidents(incidents, as_of, days, MAX_RECENT_MARKERS)
     if recent is None:
         return []
     group = _group(m, f"Recent incidents ({days:g} days)")
-    group.add_child(_Call("incidents", {"layer": "recent", "rows": recent["rows"], "types": recent["types"]},
-                          deps=("cluster",)))
+    group.add_child(
+        _Call("incidents", {"layer": "recent", "rows": recent["rows"], "types": recent["types"]}, deps=("cluster",))
+    )
     shown = len(recent["rows"])
     note = f"{recent['start']} – {recent['end']}: {recent['total']:,} incidents"
     if shown < recent["total"]:
         note += f", the {shown:,} most recent shown"
-    cluster = ('<svg width="28" height="20" aria-hidden="true"><circle cx="14" cy="10" r="9" '
-               f'fill="{mh.CLUSTER_COLOUR}" stroke="#fff" stroke-width="2"/><text x="14" y="14" '
-               'text-anchor="middle" font-size="10" font-weight="bold" fill="#fff">12</text></svg>')
+    cluster = (
+        '<svg width="28" height="20" aria-hidden="true"><circle cx="14" cy="10" r="9" '
+        f'fill="{mh.CLUSTER_COLOUR}" stroke="#fff" stroke-width="2"/><text x="14" y="14" '
+        'text-anchor="middle" font-size="10" font-weight="bold" fill="#fff">12</text></svg>'
+    )
     return [
         (mh.dot_swatch(mh.INCIDENT_COLOUR, "#7a3b00", 5), f"recent incident, no deaths ({mh.safe_text(note)})"),
         (mh.dot_swatch(mh.FATAL_COLOUR, "#3d000d", 5), "recent incident with deaths"),
@@ -686,8 +731,9 @@ def _add_hotspots(m: folium.Map, hotspots: gpd.GeoDataFrame) -> list[tuple[str, 
         if part.empty:
             continue
         label = f"hot spot road, {value.split()[-1]} confidence (Gi*)"
-        g: dict[str, Any] = {"style": {"color": colour, "weight": weight, "opacity": 0.9, "lineCap": "round",
-                                       "className": "hm-hotspot"}}
+        g: dict[str, Any] = {
+            "style": {"color": colour, "weight": weight, "opacity": 0.9, "lineCap": "round", "className": "hm-hotspot"}
+        }
         if with_tips:
             # one line per edge (multi-part edges keep their first part so tips stay aligned)
             firsts = [mh.line_parts([geom])[:1] for geom in part.geometry]
@@ -716,8 +762,11 @@ def _hotspot_tip(value: str, row: pd.Series) -> list[str]:
     risk = mh.number(row.get("risk"))
     z = mh.number(row.get("gi_z"))
     p = mh.number(row.get("p_value"))
-    return [f"hot spot road ({value.split()[-1]} confidence)", f"risk {mh.fmt(risk, '.3g')}",
-            f"Gi* z = {mh.fmt(z, '.2f')}, p = {mh.fmt(p, '.2g')}"]
+    return [
+        f"hot spot road ({value.split()[-1]} confidence)",
+        f"risk {mh.fmt(risk, '.3g')}",
+        f"Gi* z = {mh.fmt(z, '.2f')}, p = {mh.fmt(p, '.2g')}",
+    ]
 
 
 def _add_risk(m: folium.Map, edge_risk: gpd.GeoDataFrame) -> list[tuple[str, str]]:
@@ -739,15 +788,19 @@ def _add_risk(m: folium.Map, edge_risk: gpd.GeoDataFrame) -> list[tuple[str, str
     cls = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
     geoms = edge_risk.geometry.to_numpy()[positive]
     n_cls = len(edges) - 1
-    colours = mh.RISK_COLOURS[len(mh.RISK_COLOURS) - n_cls:] if n_cls < len(mh.RISK_COLOURS) else mh.RISK_COLOURS
+    colours = mh.RISK_COLOURS[len(mh.RISK_COLOURS) - n_cls :] if n_cls < len(mh.RISK_COLOURS) else mh.RISK_COLOURS
     groups, rows = [], []
     for k in range(n_cls):
         sel = cls == k
         if not sel.any():
             continue
         colour = colours[k]
-        groups.append({"style": {"color": colour, "weight": 2.5, "opacity": 0.85, "interactive": False},
-                       **mh.encode_lines(geoms[sel])})
+        groups.append(
+            {
+                "style": {"color": colour, "weight": 2.5, "opacity": 0.85, "interactive": False},
+                **mh.encode_lines(geoms[sel]),
+            }
+        )
         rows.append((mh.line_swatch(colour, 2.5), f"road risk {edges[k]:.3g} – {edges[k + 1]:.3g}"))
     group = _group(m, "Road risk", show=False)
     group.add_child(_Call("lines", {"layer": "risk", "canvas": True, "pane": "hmRisk", "groups": groups}))
@@ -769,14 +822,19 @@ def _add_service_areas(m: folium.Map, areas: gpd.GeoDataFrame) -> list[tuple[str
         if geom.is_empty:
             continue
         colour = colours[band]
-        items.append({"style": {"color": colour, "weight": 1, "opacity": 0.5, "fillColor": colour,
-                                "fillOpacity": 0.12}, "tip": [f"within {band:g} min of a haven"],
-                      **mh.encode_polygon(geom)})
+        items.append(
+            {
+                "style": {"color": colour, "weight": 1, "opacity": 0.5, "fillColor": colour, "fillOpacity": 0.12},
+                "tip": [f"within {band:g} min of a haven"],
+                **mh.encode_polygon(geom),
+            }
+        )
         rows.append((mh.box_swatch(colour, 0.35), f"service area: a haven within {band:g} min"))
     bands_text = " / ".join(f"{b:g}" for b in bands)
     group = _group(m, f"Service areas ({mh.safe_text(bands_text)} min)")
-    group.add_child(_Call("areas", {"layer": "service_areas", "pane": "hmAreas", "cls": "hm-service-area",
-                                    "items": items}))
+    group.add_child(
+        _Call("areas", {"layer": "service_areas", "pane": "hmAreas", "cls": "hm-service-area", "items": items})
+    )
     return list(reversed(rows))
 
 
@@ -794,13 +852,16 @@ def _legible_cell_size(defenders: gpd.GeoDataFrame, cell_m: float) -> float:
     return cell_m
 
 
-def _add_defenders(m: folium.Map, defenders: gpd.GeoDataFrame, exact: bool, cell_size_m: float,
-                   slow_minutes: float) -> tuple[list[tuple[str, str]], gpd.GeoDataFrame | None]:
+def _add_defenders(
+    m: folium.Map, defenders: gpd.GeoDataFrame, exact: bool, cell_size_m: float, slow_minutes: float
+) -> tuple[list[tuple[str, str]], gpd.GeoDataFrame | None]:
     status = mh.defender_status(defenders, slow_minutes)
     present = [s for s in mh.STATUS_ORDER if status is not None and (status == s).any()]
     legend_rows = [
-        (mh.box_swatch(mh.STATUS[s][0]) if not exact else mh.dot_swatch(mh.STATUS[s][0]),
-         mh.safe_text(mh.STATUS[s][1].format(slow=slow_minutes)))
+        (
+            mh.box_swatch(mh.STATUS[s][0]) if not exact else mh.dot_swatch(mh.STATUS[s][0]),
+            mh.safe_text(mh.STATUS[s][1].format(slow=slow_minutes)),
+        )
         for s in present
     ]
     if exact:
@@ -817,13 +878,19 @@ def _add_defenders(m: folium.Map, defenders: gpd.GeoDataFrame, exact: bool, cell
         tip += [f"{counts[s]} {_status_words(s, slow_minutes)}" for s in mh.STATUS_ORDER if counts[s]]
         badge = [[str(counts[s]), f"hm-st-{s}"] for s in mh.STATUS_ORDER if counts[s]] or [[str(total), "hm-st-n"]]
         centre = cell.geometry.centroid
-        items.append({"style": {"color": colour, "weight": 1.2, "opacity": 0.9, "fillColor": colour,
-                                "fillOpacity": 0.3}, "tip": tip, "badge": badge,
-                      "center": [round(centre.y, mh.POINT_DIGITS), round(centre.x, mh.POINT_DIGITS)],
-                      **mh.encode_polygon(cell.geometry)})
+        items.append(
+            {
+                "style": {"color": colour, "weight": 1.2, "opacity": 0.9, "fillColor": colour, "fillOpacity": 0.3},
+                "tip": tip,
+                "badge": badge,
+                "center": [round(centre.y, mh.POINT_DIGITS), round(centre.x, mh.POINT_DIGITS)],
+                **mh.encode_polygon(cell.geometry),
+            }
+        )
     group = _group(m, f"Defenders' status (per {cell_size_m:g} m cell)")
-    group.add_child(_Call("areas", {"layer": "defenders", "pane": "hmAreas", "cls": "hm-defender-cell",
-                                    "items": items}))
+    group.add_child(
+        _Call("areas", {"layer": "defenders", "pane": "hmAreas", "cls": "hm-defender-cell", "items": items})
+    )
     head = f"<i>defenders per {cell_size_m:g} m cell; cell colour = worst status in it; numbers = count per status</i>"
     if not present:
         legend_rows = [(mh.box_swatch(mh.COUNT_COLOUR), "defenders (status unknown); number = count")]
@@ -839,27 +906,52 @@ def _status_words(status: str, slow_minutes: float) -> str:
     }[status]
 
 
-def _add_exact_defenders(m: folium.Map, defenders: gpd.GeoDataFrame, status: np.ndarray | None,
-                         slow_minutes: float) -> None:
+def _add_exact_defenders(
+    m: folium.Map, defenders: gpd.GeoDataFrame, status: np.ndarray | None, slow_minutes: float
+) -> None:
     order = list(mh.STATUS_ORDER)
-    styles = [{"radius": 6, "color": "#ffffff", "weight": 1.5, "fillColor": mh.STATUS[s][0], "fillOpacity": 0.95,
-               "className": "hm-defender"} for s in order]
-    styles.append({"radius": 6, "color": "#ffffff", "weight": 1.5, "fillColor": mh.COUNT_COLOUR, "fillOpacity": 0.95,
-                   "className": "hm-defender"})
+    styles = [
+        {
+            "radius": 6,
+            "color": "#ffffff",
+            "weight": 1.5,
+            "fillColor": mh.STATUS[s][0],
+            "fillOpacity": 0.95,
+            "className": "hm-defender",
+        }
+        for s in order
+    ]
+    styles.append(
+        {
+            "radius": 6,
+            "color": "#ffffff",
+            "weight": 1.5,
+            "fillColor": mh.COUNT_COLOUR,
+            "fillOpacity": 0.95,
+            "className": "hm-defender",
+        }
+    )
     lat, lon = mh.point_rows(defenders.geometry)
     names = defenders["name"] if "name" in defenders.columns else mh.column(defenders, "id")
     rows = []
     for i, (la, lo, name) in enumerate(zip(lat, lon, names, strict=True)):
         s = status[i] if status is not None else ""
         idx = order.index(s) if s in order else len(order)
-        rows.append([la, lo, idx, [mh.plain(name, 120) or "(unnamed defender)",
-                                   _status_words(s, slow_minutes) if s else ""]])
+        rows.append(
+            [la, lo, idx, [mh.plain(name, 120) or "(unnamed defender)", _status_words(s, slow_minutes) if s else ""]]
+        )
     group = _group(m, "Defenders (EXACT locations)")
     group.add_child(_Call("dots", {"layer": "defenders", "styles": styles, "rows": rows}))
 
 
-def _add_alerts(m: folium.Map, alerts: pd.DataFrame, defenders: gpd.GeoDataFrame | None,
-                cells: gpd.GeoDataFrame | None, exact: bool, cell_size_m: float) -> list[tuple[str, str]]:
+def _add_alerts(
+    m: folium.Map,
+    alerts: pd.DataFrame,
+    defenders: gpd.GeoDataFrame | None,
+    cells: gpd.GeoDataFrame | None,
+    exact: bool,
+    cell_size_m: float,
+) -> list[tuple[str, str]]:
     active = mh.active_alerts(alerts)
     if active.empty or defenders is None:
         return [("", "<i>no active alerts</i>")] if defenders is not None else []
@@ -874,8 +966,9 @@ def _add_alerts(m: folium.Map, alerts: pd.DataFrame, defenders: gpd.GeoDataFrame
     if matched.empty:
         return [("", f"<i>{unmatched} active alert(s) for defenders not on this map</i>")]
     matched = matched.assign(_pos=position[matched["defender_id"]].to_numpy())
-    icons = [{"html": mh.alert_icon_svg(colour), "cls": "hm-icon hm-alert", "size": 22}
-             for _, colour, _ in mh.ALERT_LEVELS]
+    icons = [
+        {"html": mh.alert_icon_svg(colour), "cls": "hm-icon hm-alert", "size": 22} for _, colour, _ in mh.ALERT_LEVELS
+    ]
     rank_to_icon = {rank: i for i, (rank, _, _) in enumerate(mh.ALERT_LEVELS)}
     points_rows, items = [], []
     if exact:
@@ -893,26 +986,52 @@ def _add_alerts(m: folium.Map, alerts: pd.DataFrame, defenders: gpd.GeoDataFrame
             colour = next(c for r, c, _ in mh.ALERT_LEVELS if r == rank)
             cell = mh.cell_polygons(np.array([cx]), np.array([cy]), float(cell_size_m), crs).iloc[0]
             n = rows["defender_id"].nunique()
-            lines = [f"{n} defender{'s' if n != 1 else ''} with active alerts in this {cell_size_m:g} m cell",
-                     *_alert_lines(rows)]
-            items.append({"style": {"color": colour, "weight": 3, "opacity": 0.95, "dashArray": "7 5",
-                                    "fillColor": colour, "fillOpacity": 0.1}, "tip": lines[:1], "popup": lines,
-                          **mh.encode_polygon(cell)})
+            lines = [
+                f"{n} defender{'s' if n != 1 else ''} with active alerts in this {cell_size_m:g} m cell",
+                *_alert_lines(rows),
+            ]
+            items.append(
+                {
+                    "style": {
+                        "color": colour,
+                        "weight": 3,
+                        "opacity": 0.95,
+                        "dashArray": "7 5",
+                        "fillColor": colour,
+                        "fillOpacity": 0.1,
+                    },
+                    "tip": lines[:1],
+                    "popup": lines,
+                    **mh.encode_polygon(cell),
+                }
+            )
             centre = cell.centroid
-            points_rows.append([round(centre.y, mh.POINT_DIGITS), round(centre.x, mh.POINT_DIGITS),
-                                rank_to_icon[rank], lines[:3], lines, None])
+            points_rows.append(
+                [
+                    round(centre.y, mh.POINT_DIGITS),
+                    round(centre.x, mh.POINT_DIGITS),
+                    rank_to_icon[rank],
+                    lines[:3],
+                    lines,
+                    None,
+                ]
+            )
     group = _group(m, "Alerts: defenders' areas" if not exact else "Alerts (EXACT defender locations)")
     if items:
-        group.add_child(_Call("areas", {"layer": "alerts", "pane": "hmAreas", "cls": "hm-alert-cell",
-                                        "items": items}))
-    group.add_child(_Call("points", {"layer": "alerts" if not items else "alert_icons", "icons": icons,
-                                     "rows": points_rows}))
+        group.add_child(_Call("areas", {"layer": "alerts", "pane": "hmAreas", "cls": "hm-alert-cell", "items": items}))
+    group.add_child(
+        _Call("points", {"layer": "alerts" if not items else "alert_icons", "icons": icons, "rows": points_rows})
+    )
     ranks = set(matched["rank"])
-    rows_out = [(mh.alert_icon_svg(colour, 16), text)
-                for rank, colour, text in mh.ALERT_LEVELS if rank in ranks]
+    rows_out = [(mh.alert_icon_svg(colour, 16), text) for rank, colour, text in mh.ALERT_LEVELS if rank in ranks]
     if not exact:
-        rows_out.insert(0, (mh.box_swatch("#c2185b", 0.1, dash="4 3"),
-                            "cell with defenders under an active early-warning alert (click for reasons)"))
+        rows_out.insert(
+            0,
+            (
+                mh.box_swatch("#c2185b", 0.1, dash="4 3"),
+                "cell with defenders under an active early-warning alert (click for reasons)",
+            ),
+        )
     if unmatched:
         rows_out.append(("", f"<i>{unmatched} active alert(s) for defenders not on this map</i>"))
     return rows_out
@@ -922,8 +1041,9 @@ def _alert_lines(rows: pd.DataFrame, limit: int = 6) -> list[str]:
     """'level: reason' lines of a cell's alerts, highest level first, de-duplicated."""
     rows = rows.sort_values("rank", ascending=False, kind="stable")
     lines: list[str] = []
-    for level, reason, score in zip(mh.column(rows, "level"), mh.column(rows, "reason"), mh.column(rows, "score"),
-                                    strict=True):
+    for level, reason, score in zip(
+        mh.column(rows, "level"), mh.column(rows, "reason"), mh.column(rows, "score"), strict=True
+    ):
         text = mh.plain(reason, 200) or "(no reason given)"
         head = mh.plain(level, 20) or "alert"
         value = mh.number(score)
@@ -935,8 +1055,9 @@ def _alert_lines(rows: pd.DataFrame, limit: int = 6) -> list[str]:
     return lines
 
 
-def _add_routes(m: folium.Map, routes: gpd.GeoDataFrame, havens: gpd.GeoDataFrame | None,
-                trim_m: float) -> list[tuple[str, str]]:
+def _add_routes(
+    m: folium.Map, routes: gpd.GeoDataFrame, havens: gpd.GeoDataFrame | None, trim_m: float
+) -> list[tuple[str, str]]:
     routes = _drawable_routes(routes, trim_m)
     if routes is None:
         return []
@@ -948,18 +1069,26 @@ def _add_routes(m: folium.Map, routes: gpd.GeoDataFrame, havens: gpd.GeoDataFram
             continue
         firsts = [mh.line_parts([g]) for g in part.geometry]
         keep = [i for i, f in enumerate(firsts) if len(f)]
-        lines = [shapely.line_merge(shapely.multilinestrings(firsts[i])) if len(firsts[i]) > 1 else firsts[i][0]
-                 for i in keep]
+        lines = [
+            shapely.line_merge(shapely.multilinestrings(firsts[i])) if len(firsts[i]) > 1 else firsts[i][0]
+            for i in keep
+        ]
         lines = [ln if ln.geom_type == "LineString" else max(ln.geoms, key=lambda g: g.length) for ln in lines]
         tips = [_route_tip(part.iloc[i], names) for i in keep]
-        style = {"color": mh.ROUTE_COLOUR, "weight": 3 if nearest else 2, "opacity": 0.9 if nearest else 0.75,
-                 "className": "hm-route"}
+        style = {
+            "color": mh.ROUTE_COLOUR,
+            "weight": 3 if nearest else 2,
+            "opacity": 0.9 if nearest else 0.75,
+            "className": "hm-route",
+        }
         if not nearest:
             style["dashArray"] = "6 5"
         groups.append({"style": style, "tips": tips, **mh.encode_lines(lines)})
     _group(m, "Routes to havens").add_child(_Call("lines", {"layer": "routes", "groups": groups}))
-    rows = [(mh.line_swatch(mh.ROUTE_COLOUR, 3), "route to the nearest haven"),
-            (mh.line_swatch(mh.ROUTE_COLOUR, 2, "6 5"), "route to the 2nd, 3rd … nearest haven")]
+    rows = [
+        (mh.line_swatch(mh.ROUTE_COLOUR, 3), "route to the nearest haven"),
+        (mh.line_swatch(mh.ROUTE_COLOUR, 2, "6 5"), "route to the 2nd, 3rd … nearest haven"),
+    ]
     if trim_m > 0:
         rows.append(("", f"<i>routes start {trim_m:g} m after the defender</i>"))
     return rows
@@ -1011,12 +1140,21 @@ def _add_havens(m: folium.Map, havens: gpd.GeoDataFrame) -> list[tuple[str, str]
     ids = mh.id_column(havens, "id", "haven_id")
     ids = ids if ids is not None else pd.Series([""] * len(havens))
     rows = []
-    for la, lo, k, name, kind, hid in zip(lat, lon, kinds, mh.column(havens, "name"), mh.column(havens, "kind"),
-                                          ids, strict=True):
+    for la, lo, k, name, kind, hid in zip(
+        lat, lon, kinds, mh.column(havens, "name"), mh.column(havens, "kind"), ids, strict=True
+    ):
         name_text = mh.plain(name, 120) or "(unnamed haven)"
         kind_text = mh.plain(kind, 60)
-        rows.append([la, lo, k, [name_text, kind_text],
-                     [name_text, f"kind: {kind_text}" if kind_text else "", f"id: {mh.plain(hid, 60)}"], None])
+        rows.append(
+            [
+                la,
+                lo,
+                k,
+                [name_text, kind_text],
+                [name_text, f"kind: {kind_text}" if kind_text else "", f"id: {mh.plain(hid, 60)}"],
+                None,
+            ]
+        )
     _group(m, "Safe havens").add_child(_Call("points", {"layer": "havens", "icons": icons, "rows": rows}))
     return [(mh.haven_icon_svg(i, 16), text) for i, (_, _, _, text) in enumerate(mh.HAVEN_KINDS) if i in set(kinds)]
 
@@ -1025,15 +1163,18 @@ def _add_bases(m: folium.Map, bases: gpd.GeoDataFrame) -> list[tuple[str, str]]:
     lat, lon = mh.point_rows(bases.geometry)
     ids = mh.id_column(bases, "id", "base_id")
     ids = ids if ids is not None else pd.Series([""] * len(bases))
-    rows = [[la, lo, 0, [mh.plain(name, 120) or mh.plain(i) or "patrol base", f"base {mh.plain(i, 60)}"], None, None]
-            for la, lo, name, i in zip(lat, lon, mh.column(bases, "name"), ids, strict=True)]
+    rows = [
+        [la, lo, 0, [mh.plain(name, 120) or mh.plain(i) or "patrol base", f"base {mh.plain(i, 60)}"], None, None]
+        for la, lo, name, i in zip(lat, lon, mh.column(bases, "name"), ids, strict=True)
+    ]
     icons = [{"html": mh.base_icon_svg(), "cls": "hm-icon hm-base", "size": 22}]
     _group(m, "Patrol bases").add_child(_Call("points", {"layer": "bases", "icons": icons, "rows": rows}))
     return [(mh.base_icon_svg(16), "patrol base")]
 
 
-def _add_patrols(m: folium.Map, routes: gpd.GeoDataFrame | None,
-                 stops: gpd.GeoDataFrame | None) -> list[tuple[str, str]]:
+def _add_patrols(
+    m: folium.Map, routes: gpd.GeoDataFrame | None, stops: gpd.GeoDataFrame | None
+) -> list[tuple[str, str]]:
     frames = [f for f in (routes, stops) if f is not None]
     for f, name in ((routes, "patrol_routes"), (stops, "patrol_stops")):
         if f is not None and "unit" not in f.columns:
@@ -1058,9 +1199,14 @@ def _add_patrols(m: folium.Map, routes: gpd.GeoDataFrame | None,
                         geoms.append(line)
                         tips.append(_patrol_tip(row, unit, day))
                 if geoms:
-                    groups.append({"style": {"color": colour[unit], "weight": 3.5, "opacity": 0.9,
-                                             "className": "hm-patrol"},
-                                   "tips": tips, "arrows": True, **mh.encode_lines(geoms)})
+                    groups.append(
+                        {
+                            "style": {"color": colour[unit], "weight": 3.5, "opacity": 0.9, "className": "hm-patrol"},
+                            "tips": tips,
+                            "arrows": True,
+                            **mh.encode_lines(geoms),
+                        }
+                    )
             if groups:
                 group.add_child(_Call("lines", {"layer": layer, "groups": groups}, deps=("textpath",)))
         if stops is not None:
@@ -1069,18 +1215,27 @@ def _add_patrols(m: folium.Map, routes: gpd.GeoDataFrame | None,
                 icons = [{"html": None, "cls": "hm-icon hm-stop-icon", "size": 18, "color": colour[u]} for u in units]
                 lat, lon = mh.point_rows(part.geometry)
                 rows = []
-                for la, lo, unit, stop, target in zip(lat, lon, part["unit"], mh.column(part, "stop"),
-                                                      mh.column(part, "target_id"), strict=True):
+                for la, lo, unit, stop, target in zip(
+                    lat, lon, part["unit"], mh.column(part, "stop"), mh.column(part, "target_id"), strict=True
+                ):
                     u = mh.plain(unit, 80)
                     number = mh.plain(_int_text(stop), 6)
-                    tip = [f"unit {u} — stop {number}", f"target {mh.plain(target, 60)}" if mh.plain(target) else "",
-                           f"day {day}" if day else ""]
+                    tip = [
+                        f"unit {u} — stop {number}",
+                        f"target {mh.plain(target, 60)}" if mh.plain(target) else "",
+                        f"day {day}" if day else "",
+                    ]
                     rows.append([la, lo, units.index(u), tip, None, number])
                 group.add_child(_Call("points", {"layer": layer + "_stops", "icons": icons, "rows": rows}))
     if len(names) > 1:
         m.add_child(_Call("radio", {"names": [f"patrol_day_{k + 1}" for k in range(len(names))]}))
-    rows = [(mh.line_swatch(colour[u], 3.5, arrow=True), f"unit {mh.safe_text(u)}: route (arrows: direction), "
-             "numbered stops") for u in units]
+    rows = [
+        (
+            mh.line_swatch(colour[u], 3.5, arrow=True),
+            f"unit {mh.safe_text(u)}: route (arrows: direction), numbered stops",
+        )
+        for u in units
+    ]
     if len(days) > 1:
         rows.append(("", f"<i>{len(days)} days: pick one in the layer control</i>"))
     return rows
@@ -1089,10 +1244,12 @@ def _add_patrols(m: folium.Map, routes: gpd.GeoDataFrame | None,
 def _patrol_tip(row: pd.Series, unit: str, day: str) -> list[str]:
     minutes = mh.number(row.get("duration_min"))
     prize = mh.number(row.get("prize"))
-    return [f"unit {unit}" + (f" — day {day}" if day else ""),
-            f"duration {mh.fmt(minutes, '.0f')} min" if math.isfinite(minutes) else "",
-            f"priority collected {mh.fmt(prize, '.3g')}" if math.isfinite(prize) else "",
-            f"base {mh.plain(row.get('base_id'), 60)}" if mh.plain(row.get("base_id")) else ""]
+    return [
+        f"unit {unit}" + (f" — day {day}" if day else ""),
+        f"duration {mh.fmt(minutes, '.0f')} min" if math.isfinite(minutes) else "",
+        f"priority collected {mh.fmt(prize, '.3g')}" if math.isfinite(prize) else "",
+        f"base {mh.plain(row.get('base_id'), 60)}" if mh.plain(row.get("base_id")) else "",
+    ]
 
 
 def _day(value: Any) -> str:

@@ -17,6 +17,7 @@ A two-way street is two directed edges (twins) sharing one geometry; a one-way s
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -108,6 +109,19 @@ class RoadNetwork:
             f"RoadNetwork({self.network_type!r}, {self.n_nodes:,} nodes, {self.n_edges:,} edges, "
             f"crs={self.crs.to_string()!r}, source={self.source!r})"
         )
+
+    # ------------------------------------------------------------------ derived data
+    def cached(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        """Derived data kept with the network: ``build()`` on first use of ``key``, then the same object.
+
+        Search indexes, cost graphs and neighbourhoods depend only on the network's arrays,
+        which are not changed after construction, so they are built once per network.
+        """
+        try:
+            return self._cache[key]
+        except KeyError:
+            value = self._cache[key] = build()
+            return value
 
     # ------------------------------------------------------------------ costs
     def edge_cost(self, cost: str = "time") -> np.ndarray:

@@ -84,8 +84,17 @@ __all__ = [
 ]
 
 #: Columns of a targets frame (besides optional ``name`` and ``geometry``).
-TARGET_COLUMNS = ("id", "priority", "service_minutes", "window_start_min", "window_end_min", "kind",
-                  "sensitive", "edge", "edge_fraction")
+TARGET_COLUMNS = (
+    "id",
+    "priority",
+    "service_minutes",
+    "window_start_min",
+    "window_end_min",
+    "kind",
+    "sensitive",
+    "edge",
+    "edge_fraction",
+)
 #: Columns of :attr:`PatrolPlan.schedule`.
 SCHEDULE_COLUMNS = ("unit", "day", "stop", "target_id", "arrival_min", "departure_min")
 #: Columns of :attr:`PatrolPlan.routes` (besides ``geometry``).
@@ -93,8 +102,16 @@ ROUTE_COLUMNS = ("unit", "day", "base_id", "prize", "duration_min", "distance_m"
 #: Columns of :attr:`PatrolPlan.stops` (besides ``geometry``).
 STOP_COLUMNS = ("unit", "day", "stop", "target_id", "kind", "arrival_min", "departure_min")
 #: Columns of :attr:`PatrolPlan.frequency`.
-FREQUENCY_COLUMNS = ("target_id", "kind", "priority", "reachable", "target_frequency", "planned_visits",
-                     "planned_frequency", "presence_frequency")
+FREQUENCY_COLUMNS = (
+    "target_id",
+    "kind",
+    "priority",
+    "reachable",
+    "target_frequency",
+    "planned_visits",
+    "planned_frequency",
+    "presence_frequency",
+)
 
 #: Default solver budget per day: iterations (reproducible) and a wall-clock cap (seconds).
 DEFAULT_ITERATIONS = 3000
@@ -161,16 +178,19 @@ def as_targets(frame: pd.DataFrame, *, label: str | None = None, kind: str = "po
     bad = np.flatnonzero(np.isfinite(w_start) & np.isfinite(w_end) & (w_end < w_start))
     if len(bad):
         i = int(bad[0])
-        raise InputError(f"{where(label, i + 1, 'window_end_min', ids.iat[i])}: the window ends "
-                         f"({w_end[i]:g} min) before it starts ({w_start[i]:g} min); fix the window")
+        raise InputError(
+            f"{where(label, i + 1, 'window_end_min', ids.iat[i])}: the window ends "
+            f"({w_end[i]:g} min) before it starts ({w_start[i]:g} min); fix the window"
+        )
     out = {
         "id": ids.to_numpy(dtype=object),
         "priority": priority,
         "service_minutes": service,
         "window_start_min": w_start,
         "window_end_min": w_end,
-        "kind": gdf["kind"].astype(str).to_numpy() if "kind" in gdf and kind == "point" and
-        _is_target_kind(gdf["kind"]) else np.full(len(gdf), kind, dtype=object),
+        "kind": gdf["kind"].astype(str).to_numpy()
+        if "kind" in gdf and kind == "point" and _is_target_kind(gdf["kind"])
+        else np.full(len(gdf), kind, dtype=object),
         "sensitive": gdf["sensitive"].astype(bool).to_numpy() if "sensitive" in gdf else np.zeros(len(gdf), bool),
         "edge": gdf["edge"].fillna(-1).astype(np.int64).to_numpy() if placed else np.full(len(gdf), -1),
         "edge_fraction": gdf["edge_fraction"].astype(float).to_numpy() if placed else np.full(len(gdf), np.nan),
@@ -187,33 +207,42 @@ def _is_target_kind(series: pd.Series) -> bool:
     return bool(series.astype(str).isin(["point", "road", "haven", "defender"]).all())
 
 
-def _numbers(frame: pd.DataFrame, label: str, ids: pd.Series, column: object, *, default: float,
-             blank_ok: bool = True) -> np.ndarray:
+def _numbers(
+    frame: pd.DataFrame, label: str, ids: pd.Series, column: object, *, default: float, blank_ok: bool = True
+) -> np.ndarray:
     """A numeric column ≥ 0 as floats (``default`` where absent/blank); one-line errors naming the row."""
     if column is None:
         return np.full(len(frame), default, dtype=np.float64)
     values, blank, bad = _u.parse_numbers(frame[column].reset_index(drop=True))
     if not blank_ok and bool(blank.any()):
         i = int(np.flatnonzero(blank.to_numpy())[0])
-        raise InputError(f"{where(label, i + 1, str(column), ids.iat[i])}: the {column} is blank; "
-                         "write a number (0 or more)")
+        raise InputError(
+            f"{where(label, i + 1, str(column), ids.iat[i])}: the {column} is blank; write a number (0 or more)"
+        )
     if bool(bad.any()):
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raw = frame[column].iat[i]
-        raise InputError(f"{where(label, i + 1, str(column), ids.iat[i])}: {_u.show(raw)} is not a number; "
-                         "write a number of minutes (priority: any number 0 or more)")
+        raise InputError(
+            f"{where(label, i + 1, str(column), ids.iat[i])}: {_u.show(raw)} is not a number; "
+            "write a number of minutes (priority: any number 0 or more)"
+        )
     arr = values.fillna(default).to_numpy(dtype=np.float64)
     neg = np.flatnonzero(arr < 0)
     if len(neg):
         i = int(neg[0])
-        raise InputError(f"{where(label, i + 1, str(column), ids.iat[i])}: {arr[i]:g} is negative; "
-                         "use 0 or more")
+        raise InputError(f"{where(label, i + 1, str(column), ids.iat[i])}: {arr[i]:g} is negative; use 0 or more")
     return arr
 
 
-def targets_from_hotspots(net: RoadNetwork, hotspots: gpd.GeoDataFrame, *, priority: str = "risk",
-                          service_minutes: float = 0.0, only_hot: bool = True,
-                          top: int | None = None) -> gpd.GeoDataFrame:
+def targets_from_hotspots(
+    net: RoadNetwork,
+    hotspots: gpd.GeoDataFrame,
+    *,
+    priority: str = "risk",
+    service_minutes: float = 0.0,
+    only_hot: bool = True,
+    top: int | None = None,
+) -> gpd.GeoDataFrame:
     """Targets on hotspot roads: one per physical road, placed at the road's midpoint.
 
     A road counts as *covered* on a day when a route drives along at least half of it
@@ -260,10 +289,20 @@ def targets_from_hotspots(net: RoadNetwork, hotspots: gpd.GeoDataFrame, *, prior
     ids = [f"road-{net.node_id[net.edge_u[e]]}-{net.node_id[net.edge_v[e]]}-{net.edge_key[e]}" for e in edge_idx]
     names = net.edge_attrs["name"].iloc[edge_idx].astype("string").fillna("").to_numpy(dtype=object)
     frame_out = gpd.GeoDataFrame(
-        {"id": ids, "priority": table.to_numpy(dtype=float), "service_minutes": float(service_minutes),
-         "window_start_min": np.nan, "window_end_min": np.nan, "kind": "road", "sensitive": False,
-         "edge": edge_idx, "edge_fraction": 0.5, "name": names},
-        geometry=mids, crs=net.crs,
+        {
+            "id": ids,
+            "priority": table.to_numpy(dtype=float),
+            "service_minutes": float(service_minutes),
+            "window_start_min": np.nan,
+            "window_end_min": np.nan,
+            "kind": "road",
+            "sensitive": False,
+            "edge": edge_idx,
+            "edge_fraction": 0.5,
+            "name": names,
+        },
+        geometry=mids,
+        crs=net.crs,
     ).to_crs("EPSG:4326")
     return frame_out
 
@@ -274,17 +313,21 @@ def _hotspot_edges(net: RoadNetwork, frame: pd.DataFrame) -> np.ndarray:
             u = net.node_index(frame["u"].to_numpy(dtype=np.int64))
             v = net.node_index(frame["v"].to_numpy(dtype=np.int64))
         except KeyError as exc:
-            raise InputError(f"hotspots: {exc.args[0]}; use the network (and --network-type) the hotspots "
-                             "were computed on") from None
+            raise InputError(
+                f"hotspots: {exc.args[0]}; use the network (and --network-type) the hotspots were computed on"
+            ) from None
         key = frame["key"].to_numpy(dtype=np.int64)
-        lookup = pd.Series(np.arange(net.n_edges),
-                           index=pd.MultiIndex.from_arrays([net.edge_u, net.edge_v, net.edge_key]))
+        lookup = pd.Series(
+            np.arange(net.n_edges), index=pd.MultiIndex.from_arrays([net.edge_u, net.edge_v, net.edge_key])
+        )
         found = lookup.reindex(pd.MultiIndex.from_arrays([u, v, key]))
         if found.isna().any():
             i = int(np.flatnonzero(found.isna().to_numpy())[0])
-            raise InputError(f"hotspots: row {i + 1}: edge (u={frame['u'].iat[i]}, v={frame['v'].iat[i]}, "
-                             f"key={frame['key'].iat[i]}) is not in this network; use the network the "
-                             "hotspots were computed on")
+            raise InputError(
+                f"hotspots: row {i + 1}: edge (u={frame['u'].iat[i]}, v={frame['v'].iat[i]}, "
+                f"key={frame['key'].iat[i]}) is not in this network; use the network the "
+                "hotspots were computed on"
+            )
         return found.to_numpy(dtype=np.int64)
     if "edge" in frame:
         edges = frame["edge"].to_numpy(dtype=np.int64)
@@ -294,23 +337,40 @@ def _hotspot_edges(net: RoadNetwork, frame: pd.DataFrame) -> np.ndarray:
     raise InputError("hotspots: need columns u, v, key (or edge) identifying the road edges")
 
 
-def targets_from_havens(havens: gpd.GeoDataFrame, *, priority: float = 1.0,
-                        service_minutes: float = 5.0) -> gpd.GeoDataFrame:
+def targets_from_havens(
+    havens: gpd.GeoDataFrame, *, priority: float = 1.0, service_minutes: float = 5.0
+) -> gpd.GeoDataFrame:
     """Check-in targets at safe havens (``id``, optional ``name``): one visit each, equal priority."""
     frame = havens if "id" in havens.columns else layers.as_points(havens, kind="havens")
     out = gpd.GeoDataFrame(
-        {"id": frame["id"].astype(str).to_numpy(dtype=object), "priority": float(priority),
-         "service_minutes": float(service_minutes), "window_start_min": np.nan, "window_end_min": np.nan,
-         "kind": "haven", "sensitive": False, "edge": -1, "edge_fraction": np.nan,
-         "name": (frame["name"] if "name" in frame else frame["id"]).astype(str).to_numpy(dtype=object)},
-        geometry=frame.geometry.to_numpy(), crs=frame.crs or "EPSG:4326",
+        {
+            "id": frame["id"].astype(str).to_numpy(dtype=object),
+            "priority": float(priority),
+            "service_minutes": float(service_minutes),
+            "window_start_min": np.nan,
+            "window_end_min": np.nan,
+            "kind": "haven",
+            "sensitive": False,
+            "edge": -1,
+            "edge_fraction": np.nan,
+            "name": (frame["name"] if "name" in frame else frame["id"]).astype(str).to_numpy(dtype=object),
+        },
+        geometry=frame.geometry.to_numpy(),
+        crs=frame.crs or "EPSG:4326",
     )
     return out.to_crs("EPSG:4326")
 
 
-def targets_from_defenders(net: RoadNetwork, defenders: gpd.GeoDataFrame, *, consent_column: str = "consent",
-                           priority: float | str = 1.0, service_minutes: float = 10.0, exact: bool = False,
-                           max_snap_m: float = DEFAULT_MAX_SNAP_M) -> gpd.GeoDataFrame:
+def targets_from_defenders(
+    net: RoadNetwork,
+    defenders: gpd.GeoDataFrame,
+    *,
+    consent_column: str = "consent",
+    priority: float | str = 1.0,
+    service_minutes: float = 10.0,
+    exact: bool = False,
+    max_snap_m: float = DEFAULT_MAX_SNAP_M,
+) -> gpd.GeoDataFrame:
     """Targets at defenders' homes or offices, only where the defender consented.
 
     Consent (column ``consent_column``, any case): ``none``/``no``/blank → not patrolled;
@@ -326,27 +386,37 @@ def targets_from_defenders(net: RoadNetwork, defenders: gpd.GeoDataFrame, *, con
     label = defenders.attrs.get("source", "defenders")
     col = _u.find_column(list(defenders.columns), (consent_column,))
     if col is None:
-        raise InputError(f"{label}: no consent column {consent_column!r}; add one with none / drive-by / visit "
-                         "per defender (defenders are patrolled only with their consent)")
+        raise InputError(
+            f"{label}: no consent column {consent_column!r}; add one with none / drive-by / visit "
+            "per defender (defenders are patrolled only with their consent)"
+        )
     ids = defenders["id"].astype(str).reset_index(drop=True)
     level = defenders[col].astype("string").fillna("").str.strip().str.lower().reset_index(drop=True)
     known = level.isin(_CONSENT_NONE | _CONSENT_DRIVE_BY | _CONSENT_VISIT)
     if not known.all():
         i = int(np.flatnonzero(~known.to_numpy())[0])
-        raise InputError(f"{where(label, i + 1, str(col), ids.iat[i])}: unknown consent {_u.show(level.iat[i])}; "
-                         "use none, drive-by or visit")
+        raise InputError(
+            f"{where(label, i + 1, str(col), ids.iat[i])}: unknown consent {_u.show(level.iat[i])}; "
+            "use none, drive-by or visit"
+        )
     keep = ~level.isin(_CONSENT_NONE).to_numpy()
     if isinstance(priority, str):
-        weight = _numbers(defenders.reset_index(drop=True), label, ids,
-                          _u.find_column(list(defenders.columns), (priority,)), default=1.0)
+        weight = _numbers(
+            defenders.reset_index(drop=True),
+            label,
+            ids,
+            _u.find_column(list(defenders.columns), (priority,)),
+            default=1.0,
+        )
     else:
         weight = np.full(len(defenders), float(priority))
     snapped = snap_points(net, defenders.reset_index(drop=True), max_snap_m, require_any=False)
     on = snapped["on_network"].to_numpy()
     if (keep & ~on).any():
         off = ids[keep & ~on].tolist()
-        warnings.warn(f"{len(off)} consenting defender(s) too far from any road, not patrolled: {', '.join(off)}",
-                      stacklevel=2)
+        warnings.warn(
+            f"{len(off)} consenting defender(s) too far from any road, not patrolled: {', '.join(off)}", stacklevel=2
+        )
     sel = np.flatnonzero(keep & on)
     edge = snapped["edge"].to_numpy()[sel].astype(np.int64)
     frac = snapped["edge_fraction"].to_numpy()[sel].astype(float)
@@ -359,10 +429,19 @@ def targets_from_defenders(net: RoadNetwork, defenders: gpd.GeoDataFrame, *, con
     drive_by = level.to_numpy()[sel]
     service = np.where(pd.Series(drive_by).isin(_CONSENT_DRIVE_BY).to_numpy(), 0.0, float(service_minutes))
     out = gpd.GeoDataFrame(
-        {"id": ids.to_numpy(dtype=object)[sel], "priority": weight[sel], "service_minutes": service,
-         "window_start_min": np.nan, "window_end_min": np.nan, "kind": "defender", "sensitive": True,
-         "edge": edge, "edge_fraction": frac},
-        geometry=geoms, crs=net.crs,
+        {
+            "id": ids.to_numpy(dtype=object)[sel],
+            "priority": weight[sel],
+            "service_minutes": service,
+            "window_start_min": np.nan,
+            "window_end_min": np.nan,
+            "kind": "defender",
+            "sensitive": True,
+            "edge": edge,
+            "edge_fraction": frac,
+        },
+        geometry=geoms,
+        crs=net.crs,
     ).to_crs("EPSG:4326")
     out.attrs["exact"] = bool(exact)
     return out
@@ -377,8 +456,9 @@ def combine_targets(*frames: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     out = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs="EPSG:4326")
     dup = out["id"].duplicated()
     if dup.any():
-        raise InputError(f"target id {out['id'][dup].iat[0]!r} appears in more than one target source; "
-                         "rename one of them")
+        raise InputError(
+            f"target id {out['id'][dup].iat[0]!r} appears in more than one target source; rename one of them"
+        )
     if any(f.attrs.get("exact") for f in frames):
         out.attrs["exact"] = True
     return out
@@ -401,8 +481,11 @@ def read_units(path: str | os.PathLike[str]) -> pd.DataFrame:
     unit_col = _u.find_column(cols, ("unit", "unit_id", "id"))
     base_col = _u.find_column(cols, ("base_id", "base"))
     if unit_col is None or base_col is None:
-        wanted = "a unit id column ('unit', 'unit_id' or 'id')" if unit_col is None else \
-            "a base column ('base_id' or 'base')"
+        wanted = (
+            "a unit id column ('unit', 'unit_id' or 'id')"
+            if unit_col is None
+            else "a base column ('base_id' or 'base')"
+        )
         raise src.fail(f"needs {wanted}; columns found: {', '.join(map(str, cols))}")
     units = _u.clean_ids(src, frame[unit_col], unit_col)
     _u.check_unique(src, units, unit_col)
@@ -418,29 +501,44 @@ def read_units(path: str | os.PathLike[str]) -> pd.DataFrame:
         bad = bad | (values <= 0)
         if bad.any():
             row = int(bad.index[bad.to_numpy()][0])
-            raise InputError(f"{src.loc(row, shift_col, units.loc[row])}: {_u.show(frame[shift_col].loc[row])} is "
-                             "not a shift length; write minutes greater than 0 (blank = --shift-minutes)")
+            raise InputError(
+                f"{src.loc(row, shift_col, units.loc[row])}: {_u.show(frame[shift_col].loc[row])} is "
+                "not a shift length; write minutes greater than 0 (blank = --shift-minutes)"
+            )
         shift = values
     prof_col = _u.find_column(cols, ("profile", "network_type", "mode"))
-    profile = (_u.as_text(frame[prof_col]).fillna("").str.lower() if prof_col is not None
-               else pd.Series("", index=frame.index))
-    out = pd.DataFrame({"unit": units.to_numpy(dtype=object), "base_id": base.to_numpy(dtype=object),
-                        "shift_minutes": shift.to_numpy(dtype=float), "profile": profile.to_numpy(dtype=object)})
+    profile = (
+        _u.as_text(frame[prof_col]).fillna("").str.lower() if prof_col is not None else pd.Series("", index=frame.index)
+    )
+    out = pd.DataFrame(
+        {
+            "unit": units.to_numpy(dtype=object),
+            "base_id": base.to_numpy(dtype=object),
+            "shift_minutes": shift.to_numpy(dtype=float),
+            "profile": profile.to_numpy(dtype=object),
+        }
+    )
     out.attrs["source"] = src.label
     return out
 
 
-def _units_table(units: int | pd.DataFrame, base_ids: list[str], shift_minutes: float | None,
-                 network_type: str) -> pd.DataFrame:
+def _units_table(
+    units: int | pd.DataFrame, base_ids: list[str], shift_minutes: float | None, network_type: str
+) -> pd.DataFrame:
     if isinstance(units, (int, np.integer)):
         if int(units) < 1:
             raise InfeasibleError(f"{int(units)} patrol units: at least one unit is needed (--units 1 or more)")
         if shift_minutes is None:
             raise InputError("no shift length: pass --shift-minutes (shift_minutes=)")
         n = int(units)
-        return pd.DataFrame({"unit": [f"unit-{i + 1}" for i in range(n)],
-                             "base_id": [base_ids[i % len(base_ids)] for i in range(n)],
-                             "shift_minutes": float(shift_minutes), "profile": ""})
+        return pd.DataFrame(
+            {
+                "unit": [f"unit-{i + 1}" for i in range(n)],
+                "base_id": [base_ids[i % len(base_ids)] for i in range(n)],
+                "shift_minutes": float(shift_minutes),
+                "profile": "",
+            }
+        )
     table = units.copy().reset_index(drop=True)
     label = units.attrs.get("source", "<units>")
     if len(table) == 0:
@@ -455,17 +553,23 @@ def _units_table(units: int | pd.DataFrame, base_ids: list[str], shift_minutes: 
     table["base_id"] = table["base_id"].astype(str)
     for i, row in enumerate(table.itertuples()):
         if row.base_id not in base_ids:
-            raise InputError(f"{where(label, i + 1, 'base_id', row.unit)}: base {row.base_id!r} is not among the "
-                             f"bases ({', '.join(base_ids[:8])}); fix the base id")
+            raise InputError(
+                f"{where(label, i + 1, 'base_id', row.unit)}: base {row.base_id!r} is not among the "
+                f"bases ({', '.join(base_ids[:8])}); fix the base id"
+            )
         prof = str(row.profile or "").strip().lower()
         if prof not in ("", "nan", network_type, "any"):
-            raise InputError(f"{where(label, i + 1, 'profile', row.unit)}: profile {prof!r} but the network is "
-                             f"{network_type!r}; one network per run: plan {prof} units in a separate run with "
-                             f"--network-type {prof}")
+            raise InputError(
+                f"{where(label, i + 1, 'profile', row.unit)}: profile {prof!r} but the network is "
+                f"{network_type!r}; one network per run: plan {prof} units in a separate run with "
+                f"--network-type {prof}"
+            )
         if not np.isfinite(row.shift_minutes):
             if shift_minutes is None:
-                raise InputError(f"{where(label, i + 1, 'shift_minutes', row.unit)}: no shift length; fill it in "
-                                 "or pass --shift-minutes")
+                raise InputError(
+                    f"{where(label, i + 1, 'shift_minutes', row.unit)}: no shift length; fill it in "
+                    "or pass --shift-minutes"
+                )
             table.loc[i, "shift_minutes"] = float(shift_minutes)
     if (table["shift_minutes"] <= 0).any():
         raise InfeasibleError("a shift of 0 minutes or less: give every unit a positive shift length")
@@ -666,8 +770,20 @@ def plan_patrols(
         freq = target_frequencies(np.where(prep.reachable, priority, 0.0), capacity)
     else:
         day_results, freq = _mixed_strategy(prep, priority, capacity, days, rng, solve, variety)
-    return _assemble(net, prep, day_results, freq, first, days, seed, solver, time_limit_s, max_iterations,
-                     exact, edge_weights is not None or risk is not None)
+    return _assemble(
+        net,
+        prep,
+        day_results,
+        freq,
+        first,
+        days,
+        seed,
+        solver,
+        time_limit_s,
+        max_iterations,
+        exact,
+        edge_weights is not None or risk is not None,
+    )
 
 
 # ---------------------------------------------------------------------- preparation
@@ -697,7 +813,8 @@ def _prepare(net, targets, bases, unit_table, edge_weights, risk, risk_alpha, ma
         raise OffNetworkError(
             f"base {b_snap['id'].iat[i]!r} is {b_snap['snap_distance_m'].iat[i]:,.0f} m from the nearest road "
             f"of the {net.network_type} network (limit {max_snap_m:,.0f} m): move the base onto the road network, "
-            "check the network covers it, or raise --max-snap-m")
+            "check the network covers it, or raise --max-snap-m"
+        )
 
     t_edge = targets["edge"].to_numpy(dtype=np.int64).copy()
     t_frac = targets["edge_fraction"].to_numpy(dtype=float).copy()
@@ -708,13 +825,16 @@ def _prepare(net, targets, bases, unit_table, edge_weights, risk, risk_alpha, ma
         t_frac[need] = t_snap["edge_fraction"].to_numpy()
         off_ids = t_snap.loc[~t_snap["on_network"], "id"].astype(str).tolist()
         if off_ids:
-            warnings.warn(f"{len(off_ids)} target(s) too far from any road, left out: {', '.join(off_ids)}",
-                          stacklevel=3)
+            warnings.warn(
+                f"{len(off_ids)} target(s) too far from any road, left out: {', '.join(off_ids)}", stacklevel=3
+            )
         notes["off_network_targets"] = off_ids
     bad = (t_edge >= net.n_edges) | ((t_edge >= 0) & ~np.isfinite(t_frac))
     if bad.any():
-        raise InputError(f"target {targets['id'].iat[int(np.flatnonzero(bad)[0])]!r}: edge/edge_fraction do not "
-                         "fit this network; build the targets on the network the plan runs on")
+        raise InputError(
+            f"target {targets['id'].iat[int(np.flatnonzero(bad)[0])]!r}: edge/edge_fraction do not "
+            "fit this network; build the targets on the network the plan runs on"
+        )
     on = t_edge >= 0
     tg = targets.loc[on].reset_index(drop=True)
     t_edge, t_frac = t_edge[on], np.clip(t_frac[on], 0.0, 1.0)
@@ -747,14 +867,18 @@ def _prepare(net, targets, bases, unit_table, edge_weights, risk, risk_alpha, ma
         raise InfeasibleError(_infeasible_message(go, back, service_s, shift_s, unit_table, tg, ok))
     idle = unit_table["unit"][~ok.any(axis=1)].tolist()
     if idle:
-        warnings.warn(f"unit(s) {', '.join(idle)} cannot visit any target within the shift (too far or too short)",
-                      stacklevel=3)
+        warnings.warn(
+            f"unit(s) {', '.join(idle)} cannot visit any target within the shift (too far or too short)", stacklevel=3
+        )
     notes["idle_units"] = idle
     unreachable = ~ok.any(axis=0)
     notes["unreachable_targets"] = tg["id"][unreachable].astype(str).tolist()
     if unreachable.any():
-        warnings.warn(f"{int(unreachable.sum())} target(s) no unit can visit within its shift and window: "
-                      f"{', '.join(notes['unreachable_targets'][:10])}", stacklevel=3)
+        warnings.warn(
+            f"{int(unreachable.sum())} target(s) no unit can visit within its shift and window: "
+            f"{', '.join(notes['unreachable_targets'][:10])}",
+            stacklevel=3,
+        )
 
     target_xy = _edge_points(net, t_edge, t_frac)
     base_xy = np.column_stack([b_snap["snap_x"].to_numpy(), b_snap["snap_y"].to_numpy()])
@@ -764,15 +888,31 @@ def _prepare(net, targets, bases, unit_table, edge_weights, risk, risk_alpha, ma
     cost_scale = tick if weights is None else tick * _cost_scale(legs)
     cost = _int_matrix(legs.cost * cost_scale, np.rint)
     inst = _vrp.Instance(
-        duration=dur, cost=cost, n_bases=nb, service=np.ceil(service_s * tick - 1e-9).astype(np.int64),
+        duration=dur,
+        cost=cost,
+        n_bases=nb,
+        service=np.ceil(service_s * tick - 1e-9).astype(np.int64),
         tw_early=np.ceil(early_s * tick - 1e-9).astype(np.int64),
-        tw_late=np.where(np.isfinite(late_s), np.floor(np.nan_to_num(late_s, posinf=0) * tick + 1e-9),
-                         _vrp.UNREACHABLE).astype(np.int64),
-        prize=np.zeros(len(tg), dtype=np.int64), vehicle_base=vehicle_base,
-        vehicle_shift=np.floor(shift_s * tick + 1e-9).astype(np.int64), xy=xy)
-    exact_inst = _vrp.Instance(duration=legs.time_s, cost=legs.cost, n_bases=nb, service=service_s,
-                               tw_early=early_s, tw_late=late_s, prize=inst.prize, vehicle_base=vehicle_base,
-                               vehicle_shift=shift_s, xy=xy)
+        tw_late=np.where(
+            np.isfinite(late_s), np.floor(np.nan_to_num(late_s, posinf=0) * tick + 1e-9), _vrp.UNREACHABLE
+        ).astype(np.int64),
+        prize=np.zeros(len(tg), dtype=np.int64),
+        vehicle_base=vehicle_base,
+        vehicle_shift=np.floor(shift_s * tick + 1e-9).astype(np.int64),
+        xy=xy,
+    )
+    exact_inst = _vrp.Instance(
+        duration=legs.time_s,
+        cost=legs.cost,
+        n_bases=nb,
+        service=service_s,
+        tw_early=early_s,
+        tw_late=late_s,
+        prize=inst.prize,
+        vehicle_base=vehicle_base,
+        vehicle_shift=shift_s,
+        xy=xy,
+    )
     # the cost only breaks ties between equal prizes: coarsen it so prize scales stay small (PyVRP's
     # penalised costs must not overflow int64)
     bound = _vrp.cost_bound(inst.cost, inst.duration, inst.vehicle_shift)
@@ -783,34 +923,51 @@ def _prepare(net, targets, bases, unit_table, edge_weights, risk, risk_alpha, ma
     counts = unit_table["base_id"].value_counts()
     out_bases = bases.copy()
     out_bases["units"] = out_bases["id"].map(counts).fillna(0).astype(int)
-    return _Prepared(legs=legs, inst=inst, exact_inst=exact_inst, targets=tg, target_xy=target_xy,
-                     bases=out_bases, base_xy=base_xy, units=unit_table.reset_index(drop=True), bound=bound,
-                     reachable=~unreachable, notes=notes)
+    return _Prepared(
+        legs=legs,
+        inst=inst,
+        exact_inst=exact_inst,
+        targets=tg,
+        target_xy=target_xy,
+        bases=out_bases,
+        base_xy=base_xy,
+        units=unit_table.reset_index(drop=True),
+        bound=bound,
+        reachable=~unreachable,
+        notes=notes,
+    )
 
 
 def _infeasible_message(go, back, service_s, shift_s, unit_table, tg, ok) -> str:
     trip = go + service_s + back
     if not np.isfinite(trip).any():
-        return ("no target can be reached by road from any base (a disconnected network, or one-way streets?): "
-                "check the bases and targets lie on the same connected roads")
+        return (
+            "no target can be reached by road from any base (a disconnected network, or one-way streets?): "
+            "check the bases and targets lie on the same connected roads"
+        )
     v, t = np.unravel_index(int(np.nanargmin(np.where(np.isfinite(trip), trip, np.inf))), trip.shape)
     shortest = float(trip[v, t]) / 60.0
     longest = float(shift_s.max()) / 60.0
     if shortest > longest:
-        return (f"no unit can visit any target within its shift: the shortest round trip (unit "
-                f"{unit_table['unit'].iat[v]} from base {unit_table['base_id'].iat[v]} to target "
-                f"{tg['id'].iat[t]} and back, with its service time) takes {shortest:.1f} min but the longest "
-                f"shift is {longest:g} min; lengthen --shift-minutes or add a base nearer the targets")
-    return (f"no unit can visit any target within its shift and the targets' time windows (the shortest round "
-            f"trip takes {shortest:.1f} min, shifts up to {longest:g} min): check window_start_min / "
-            "window_end_min against the shift length")
+        return (
+            f"no unit can visit any target within its shift: the shortest round trip (unit "
+            f"{unit_table['unit'].iat[v]} from base {unit_table['base_id'].iat[v]} to target "
+            f"{tg['id'].iat[t]} and back, with its service time) takes {shortest:.1f} min but the longest "
+            f"shift is {longest:g} min; lengthen --shift-minutes or add a base nearer the targets"
+        )
+    return (
+        f"no unit can visit any target within its shift and the targets' time windows (the shortest round "
+        f"trip takes {shortest:.1f} min, shifts up to {longest:g} min): check window_start_min / "
+        "window_end_min against the shift length"
+    )
 
 
 def _int_matrix(values: np.ndarray, rounding) -> np.ndarray:
     finite = np.isfinite(values)
     out = np.full(values.shape, _vrp.UNREACHABLE, dtype=np.int64)
-    out[finite] = np.minimum(rounding(values[finite] - (1e-9 if rounding is np.ceil else 0.0)),
-                             _vrp.UNREACHABLE).astype(np.int64)
+    out[finite] = np.minimum(
+        rounding(values[finite] - (1e-9 if rounding is np.ceil else 0.0)), _vrp.UNREACHABLE
+    ).astype(np.int64)
     np.fill_diagonal(out, 0)
     return out
 
@@ -840,8 +997,9 @@ def _with(inst: _vrp.Instance, **changes: Any) -> _vrp.Instance:
 def _solver(name: str, time_limit_s: float, max_iterations: int | None):
     if name == "greedy":
         return lambda inst, seed: _vrp.greedy(inst)
-    return lambda inst, seed: _vrp.solve_pyvrp(inst, time_limit_s=time_limit_s, seed=seed,
-                                               max_iterations=max_iterations)
+    return lambda inst, seed: _vrp.solve_pyvrp(
+        inst, time_limit_s=time_limit_s, seed=seed, max_iterations=max_iterations
+    )
 
 
 # ---------------------------------------------------------------------- mixed strategy
@@ -873,8 +1031,9 @@ _PRIZE_NOISE = 0.3
 _COST_NOISE = 0.15
 
 
-def _mixed_strategy(prep: _Prepared, priority: np.ndarray, capacity: float, days: int,
-                    rng: np.random.Generator, solve, variety: float) -> tuple[list[_vrp.SolveResult], np.ndarray]:
+def _mixed_strategy(
+    prep: _Prepared, priority: np.ndarray, capacity: float, days: int, rng: np.random.Generator, solve, variety: float
+) -> tuple[list[_vrp.SolveResult], np.ndarray]:
     """Solve ``days`` days of the mixed strategy; return the results and the final target frequencies.
 
     Frequencies ``f`` come from the capacity estimate (targets visited by the first full
@@ -921,8 +1080,20 @@ def _mixed_strategy(prep: _Prepared, priority: np.ndarray, capacity: float, days
 
 
 # ---------------------------------------------------------------------- assembling the plan
-def _assemble(net, prep: _Prepared, day_results, freq, first, days, seed, solver, time_limit_s, max_iterations,
-              exact, danger_aware) -> PatrolPlan:
+def _assemble(
+    net,
+    prep: _Prepared,
+    day_results,
+    freq,
+    first,
+    days,
+    seed,
+    solver,
+    time_limit_s,
+    max_iterations,
+    exact,
+    danger_aware,
+) -> PatrolPlan:
     tg, units = prep.targets, prep.units
     t_ids = tg["id"].astype(str).to_numpy()
     priority = tg["priority"].to_numpy(dtype=float)
@@ -955,14 +1126,18 @@ def _assemble(net, prep: _Prepared, day_results, freq, first, days, seed, solver
             visited_today.update(route)
             locs = [base, *(prep.inst.loc(t) for t in route), base]
             pieces = np.concatenate([prep.legs.pieces(a, b) for a, b in itertools.pairwise(locs)])
-            line = route_pieces_to_line(net, prep.legs.spliced, pieces) if len(pieces) else \
-                shapely.LineString([prep.base_xy[base], prep.base_xy[base]])
+            line = (
+                route_pieces_to_line(net, prep.legs.spliced, pieces)
+                if len(pieces)
+                else shapely.LineString([prep.base_xy[base], prep.base_xy[base]])
+            )
             if len(road_targets):
                 covered_today |= _covers(net, prep.legs.spliced, pieces, road_canon)
             span = prep.legs.spliced.f1[pieces] - prep.legs.spliced.f0[pieces]
             distance = float(np.sum(net.edge_length[prep.legs.spliced.parent[pieces]] * span))
-            route_rows.append((unit, day, base_ids[base], float(priority[route].sum()), end / 60.0, distance,
-                               len(route)))
+            route_rows.append(
+                (unit, day, base_ids[base], float(priority[route].sum()), end / 60.0, distance, len(route))
+            )
             route_geoms.append(line)
         idx = np.fromiter(visited_today, dtype=np.int64, count=len(visited_today))
         visits[idx] += 1
@@ -971,32 +1146,54 @@ def _assemble(net, prep: _Prepared, day_results, freq, first, days, seed, solver
         present[road_targets[covered_today]] = True
         presence_days += present
         visited_sets.append(set(t_ids[idx].tolist()))
-        day_summ.append({
-            "day": day, "prize": round(float(priority[idx].sum()), 6), "targets_visited": len(idx),
-            "units_out": sum(1 for r in result.routes if r),
-            "hotspot_roads_covered": int(covered_today.sum()),
-            "solve_time_s": round(result.runtime_s, 3), "iterations": result.iterations,
-            "stopped_by": result.stopped_by, **({"due": result.info["due"]} if "due" in result.info else {}),
-        })
+        day_summ.append(
+            {
+                "day": day,
+                "prize": round(float(priority[idx].sum()), 6),
+                "targets_visited": len(idx),
+                "units_out": sum(1 for r in result.routes if r),
+                "hotspot_roads_covered": int(covered_today.sum()),
+                "solve_time_s": round(result.runtime_s, 3),
+                "iterations": result.iterations,
+                "stopped_by": result.stopped_by,
+                **({"due": result.info["due"]} if "due" in result.info else {}),
+            }
+        )
 
     schedule = pd.DataFrame(sched_rows, columns=list(SCHEDULE_COLUMNS))
     schedule["day"] = schedule["day"].astype("int64")
     schedule["stop"] = schedule["stop"].astype("int64")
-    routes = gpd.GeoDataFrame(pd.DataFrame(route_rows, columns=list(ROUTE_COLUMNS)),
-                              geometry=route_geoms, crs=net.crs).to_crs("EPSG:4326")
+    routes = gpd.GeoDataFrame(
+        pd.DataFrame(route_rows, columns=list(ROUTE_COLUMNS)), geometry=route_geoms, crs=net.crs
+    ).to_crs("EPSG:4326")
     xy = np.asarray(stop_xy).reshape(-1, 2)
-    stops = gpd.GeoDataFrame(pd.DataFrame(stop_rows, columns=list(STOP_COLUMNS)),
-                             geometry=shapely.points(xy) if len(xy) else [], crs=net.crs).to_crs("EPSG:4326")
-    frequency = pd.DataFrame({
-        "target_id": t_ids, "kind": kinds, "priority": priority, "reachable": prep.reachable, "target_frequency": freq,
-        "planned_visits": visits.astype(int), "planned_frequency": visits / days,
-        "presence_frequency": presence_days / days,
-    })
+    stops = gpd.GeoDataFrame(
+        pd.DataFrame(stop_rows, columns=list(STOP_COLUMNS)), geometry=shapely.points(xy) if len(xy) else [], crs=net.crs
+    ).to_crs("EPSG:4326")
+    frequency = pd.DataFrame(
+        {
+            "target_id": t_ids,
+            "kind": kinds,
+            "priority": priority,
+            "reachable": prep.reachable,
+            "target_frequency": freq,
+            "planned_visits": visits.astype(int),
+            "planned_frequency": visits / days,
+            "presence_frequency": presence_days / days,
+        }
+    )
     reproducible = all(r.stopped_by in ("iterations", "done") for r in day_results)
     summary = {
-        "days": days, "units": len(units), "targets": len(tg), "bases": base_ids,
-        "network_type": net.network_type, "danger_aware": bool(danger_aware), "solver": solver,
-        "seed": int(seed), "time_limit_s": float(time_limit_s), "max_iterations": max_iterations,
+        "days": days,
+        "units": len(units),
+        "targets": len(tg),
+        "bases": base_ids,
+        "network_type": net.network_type,
+        "danger_aware": bool(danger_aware),
+        "solver": solver,
+        "seed": int(seed),
+        "time_limit_s": float(time_limit_s),
+        "max_iterations": max_iterations,
         "reproducible": bool(reproducible),
         "capacity_targets_per_day": len({t for r in first.routes for t in r}),
         "prize_best_single_day": round(float(priority[sorted({t for r in first.routes for t in r})].sum()), 6),
@@ -1010,13 +1207,26 @@ def _assemble(net, prep: _Prepared, day_results, freq, first, days, seed, solver
         **prep.notes,
     }
     bases_out = prep.bases[[c for c in ("id", "name", "units") if c in prep.bases] + ["geometry"]]
-    return PatrolPlan(routes=routes, schedule=schedule, stops=stops, frequency=frequency, summary=summary,
-                      bases=bases_out.to_crs("EPSG:4326"),
-                      problem=PatrolProblem(base_ids=base_ids, targets=tg, units=units, time_s=prep.legs.time_s,
-                                            cost=prep.legs.cost, network_type=net.network_type,
-                                            legs=prep.legs),
-                      exact=bool(exact and tg["sensitive"].any()), days=days,
-                      _day_routes=[r.routes for r in day_results])
+    return PatrolPlan(
+        routes=routes,
+        schedule=schedule,
+        stops=stops,
+        frequency=frequency,
+        summary=summary,
+        bases=bases_out.to_crs("EPSG:4326"),
+        problem=PatrolProblem(
+            base_ids=base_ids,
+            targets=tg,
+            units=units,
+            time_s=prep.legs.time_s,
+            cost=prep.legs.cost,
+            network_type=net.network_type,
+            legs=prep.legs,
+        ),
+        exact=bool(exact and tg["sensitive"].any()),
+        days=days,
+        _day_routes=[r.routes for r in day_results],
+    )
 
 
 def _canonical_edges(net: RoadNetwork, edges: np.ndarray) -> np.ndarray:
@@ -1062,9 +1272,14 @@ def _correlation(x: np.ndarray, y: np.ndarray) -> float | None:
 
 
 # =========================================================================== outputs
-def write_patrol_outputs(plan: PatrolPlan, out_dir: str | os.PathLike[str], *,
-                         roads: gpd.GeoDataFrame | None = None, title: str = "Patrol plan",
-                         write_map: bool = True) -> dict[str, Any]:
+def write_patrol_outputs(
+    plan: PatrolPlan,
+    out_dir: str | os.PathLike[str],
+    *,
+    roads: gpd.GeoDataFrame | None = None,
+    title: str = "Patrol plan",
+    write_map: bool = True,
+) -> dict[str, Any]:
     """Write the plan's files into ``out_dir`` (atomically; owner-only when exact defender points are in).
 
     Files: ``patrol_routes.geojson`` (LineString per unit and day), ``gpx/<unit>_day-<d>.gpx``
@@ -1079,16 +1294,19 @@ def write_patrol_outputs(plan: PatrolPlan, out_dir: str | os.PathLike[str], *,
     """
     out = Path(out_dir)
     # defender targets, even displaced to a junction, point near people: keep every file owner-only
-    private = bool(plan.exact or (plan.stops["kind"].astype(str) == "defender").any()
-                   if "kind" in plan.stops else plan.exact)
+    private = bool(
+        plan.exact or (plan.stops["kind"].astype(str) == "defender").any() if "kind" in plan.stops else plan.exact
+    )
     written: dict[str, Any] = {}
     written["routes"] = _io.write_geojson(out / "patrol_routes.geojson", plan.routes, private=private)
     written["schedule"] = _io.write_csv(out / "patrol_schedule.csv", _rounded(plan.schedule), private=private)
     written["frequency"] = _io.write_csv(out / "target_frequency.csv", _rounded(plan.frequency), private=private)
     written["gpx"] = _write_gpx(plan, out / "gpx", private)
     summary = dict(plan.summary)
-    summary["files"] = {k: ([str(Path(p).relative_to(out)) for p in v] if isinstance(v, list)
-                            else str(Path(v).relative_to(out))) for k, v in written.items()}
+    summary["files"] = {
+        k: ([str(Path(p).relative_to(out)) for p in v] if isinstance(v, list) else str(Path(v).relative_to(out)))
+        for k, v in written.items()
+    }
     if write_map:
         from . import maps
 
@@ -1130,8 +1348,7 @@ def _write_gpx(plan: PatrolPlan, folder: Path, private: bool) -> list[Path]:
             desc = f"stop {s.stop}: arrive +{s.arrival_min:.1f} min, leave +{s.departure_min:.1f} min"
             wpts.append(_gpx.Waypoint(s.geometry.x, s.geometry.y, str(s.target_id), desc, "Waypoint"))
         name = f"{row.unit} day {row.day}"
-        desc = (f"{row.n_targets} targets, back at base after {row.duration_min:.1f} min, "
-                f"{row.distance_m / 1000:.2f} km")
+        desc = f"{row.n_targets} targets, back at base after {row.duration_min:.1f} min, {row.distance_m / 1000:.2f} km"
         text = _gpx.gpx_document(name, np.asarray(row.geometry.coords), wpts, description=desc)
         stem = f"{_safe_name(str(row.unit))}_day-{row.day}"
         n = 2
@@ -1141,4 +1358,3 @@ def _write_gpx(plan: PatrolPlan, folder: Path, private: bool) -> list[Path]:
         used.add(stem)
         paths.append(_io.write_text(folder / f"{stem}.gpx", text, private=private))
     return paths
-

@@ -112,8 +112,8 @@ def edge_tree(net: RoadNetwork, floor: int = 0) -> tuple[shapely.STRtree, np.nda
     Returns (tree, edge index of each geometry, the LineStrings). Pieces in weakly connected
     fragments with fewer than ``floor`` nodes are left out (``floor <= 1``: every road).
     """
-    cached = net._cache.get(("snap_tree", floor))
-    if cached is None:
+
+    def build() -> tuple[shapely.STRtree, np.ndarray, np.ndarray]:
         candidates = net.undirected_edges
         if floor > 1:
             # structure only: a COO adjacency (O(m) to convert), not net.csr()'s sorted cheapest-edge matrix
@@ -124,9 +124,9 @@ def edge_tree(net: RoadNetwork, floor: int = 0) -> tuple[shapely.STRtree, np.nda
             size = np.bincount(label)
             candidates = candidates[size[label[net.edge_u[candidates]]] >= min(floor, size.max())]
         lines = net.edge_geometries(candidates)
-        cached = (shapely.STRtree(lines), candidates, lines)
-        net._cache[("snap_tree", floor)] = cached
-    return cached
+        return shapely.STRtree(lines), candidates, lines
+
+    return net.cached(("snap_tree", floor), build)
 
 
 def _all_off_message(net: RoadNetwork, points: gpd.GeoDataFrame, distance: np.ndarray, limit: float) -> str:

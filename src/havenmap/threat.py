@@ -147,8 +147,9 @@ _DEFAULT_ROWS = [
 #: ``severe`` (one such event close to a defender raises an alert on its own). Matching
 #: ignores case and surrounding spaces; a sub-event the table does not list takes its event
 #: type's "" row.
-DEFAULT_TYPE_WEIGHTS = pd.DataFrame(_DEFAULT_ROWS, columns=["event_type", "sub_event_type", "weight",
-                                                            "violent", "severe"])
+DEFAULT_TYPE_WEIGHTS = pd.DataFrame(
+    _DEFAULT_ROWS, columns=["event_type", "sub_event_type", "weight", "violent", "severe"]
+)
 #: Weight of an event type the table does not know (counted as violent, not severe: the safe side).
 UNKNOWN_TYPE_WEIGHT = 0.5
 #: ``geo_precision`` → (bandwidth factor, weight factor). See the module docstring.
@@ -208,16 +209,25 @@ def read_weights(path: PathLike | pd.DataFrame) -> pd.DataFrame:
     for col in ("event_type", "weight"):
         if col not in raw.columns:
             raise InputError(f"{label}: missing column {col!r}; the table needs event_type,sub_event_type,weight")
-    table = pd.DataFrame({"event_type": raw["event_type"].fillna("").astype(str).str.strip(),
-                          "sub_event_type": (raw["sub_event_type"].fillna("").astype(str).str.strip()
-                                             if "sub_event_type" in raw.columns else "")})
+    table = pd.DataFrame(
+        {
+            "event_type": raw["event_type"].fillna("").astype(str).str.strip(),
+            "sub_event_type": (
+                raw["sub_event_type"].fillna("").astype(str).str.strip() if "sub_event_type" in raw.columns else ""
+            ),
+        }
+    )
     weight = pd.to_numeric(raw["weight"].astype(str).str.strip(), errors="coerce")
     bad = (weight.isna() | (weight < 0) | ~np.isfinite(weight.fillna(0))).to_numpy() | (
-        table["event_type"] == "").to_numpy()
+        table["event_type"] == ""
+    ).to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        what = ("the event_type is blank" if table["event_type"].iloc[row] == ""
-                else f"weight {str(raw['weight'].iloc[row])!r} is not a number >= 0")
+        what = (
+            "the event_type is blank"
+            if table["event_type"].iloc[row] == ""
+            else f"weight {str(raw['weight'].iloc[row])!r} is not a number >= 0"
+        )
         raise InputError(f"{label}: row {row + 1}, column 'weight': {what}; fix the row")
     table["weight"] = weight.astype(float).to_numpy()
     defaults = DEFAULT_TYPE_WEIGHTS.assign(_e=_norm(DEFAULT_TYPE_WEIGHTS["event_type"]))
@@ -233,8 +243,10 @@ def read_weights(path: PathLike | pd.DataFrame) -> pd.DataFrame:
             wrong = (given != "") & parsed.isna()
             if wrong.any():
                 row = int(np.flatnonzero(wrong.to_numpy())[0])
-                raise InputError(f"{label}: row {row + 1}, column {flag!r}: {given.iloc[row]!r} is not "
-                                 "true or false; write true/false or leave it blank")
+                raise InputError(
+                    f"{label}: row {row + 1}, column {flag!r}: {given.iloc[row]!r} is not "
+                    "true or false; write true/false or leave it blank"
+                )
             value = parsed.where(given != "", value).astype(bool)
         table[flag] = value.to_numpy()
     # a user row for a whole event type (blank sub-event) overrides every built-in row of that type,
@@ -260,14 +272,21 @@ def _lookup_types(inc: pd.DataFrame, table: pd.DataFrame) -> tuple[pd.DataFrame,
     exact = full.reindex((ev + "\x00" + sub).to_numpy())
     generic = full.reindex((ev + "\x00").to_numpy())
     has = exact["weight"].notna().to_numpy()
-    found = pd.DataFrame({c: np.where(has, exact[c].to_numpy(dtype=object), generic[c].to_numpy(dtype=object))
-                          for c in ("weight", "violent", "severe")})
+    found = pd.DataFrame(
+        {
+            c: np.where(has, exact[c].to_numpy(dtype=object), generic[c].to_numpy(dtype=object))
+            for c in ("weight", "violent", "severe")
+        }
+    )
     unknown = found["weight"].isna().to_numpy()
-    out = pd.DataFrame({
-        "type_weight": pd.to_numeric(found["weight"]).fillna(UNKNOWN_TYPE_WEIGHT).to_numpy(dtype=float),
-        "violent": found["violent"].where(~unknown, True).to_numpy(dtype=bool),
-        "severe_type": found["severe"].where(~unknown, False).to_numpy(dtype=bool),
-    }, index=inc.index)
+    out = pd.DataFrame(
+        {
+            "type_weight": pd.to_numeric(found["weight"]).fillna(UNKNOWN_TYPE_WEIGHT).to_numpy(dtype=float),
+            "violent": found["violent"].where(~unknown, True).to_numpy(dtype=bool),
+            "severe_type": found["severe"].where(~unknown, False).to_numpy(dtype=bool),
+        },
+        index=inc.index,
+    )
     return out, unknown
 
 
@@ -384,31 +403,43 @@ def weigh_incidents(
             f"{label}: unknown event type {', '.join(repr(s) for s in shown)} in {_rows_text(out, unknown)}; "
             f"weighted {UNKNOWN_TYPE_WEIGHT} (default); add the type to a --weights table "
             "(event_type,sub_event_type,weight) to set its weight",
-            UserWarning, stacklevel=2)
+            UserWarning,
+            stacklevel=2,
+        )
     fat = pd.to_numeric(out["fatalities"], errors="coerce").to_numpy(dtype=float)
     nan_fat = ~np.isfinite(fat)
     if nan_fat.any():
-        warnings.warn(f"{label}: fatalities missing in {_rows_text(out, nan_fat)}; counted as 0",
-                      UserWarning, stacklevel=2)
+        warnings.warn(
+            f"{label}: fatalities missing in {_rows_text(out, nan_fat)}; counted as 0", UserWarning, stacklevel=2
+        )
     fat = np.where(nan_fat, 0.0, np.maximum(fat, 0.0))
 
     dates = pd.to_datetime(out["date"], errors="coerce")
     ref = _parse_as_of(as_of, dates)
     status = np.full(len(out), "used", dtype=object)
     if ref is None:
-        warnings.warn(f"{label}: the incidents have no dates; no age decay applied (and no early warning "
-                      "or cluster scan is possible)", UserWarning, stacklevel=2)
+        warnings.warn(
+            f"{label}: the incidents have no dates; no age decay applied (and no early warning "
+            "or cluster scan is possible)",
+            UserWarning,
+            stacklevel=2,
+        )
         age = np.zeros(len(out))
     else:
         no_date = dates.isna().to_numpy()
         if no_date.any():
-            warnings.warn(f"{label}: no date in {_rows_text(out, no_date)}; left out (add the date)",
-                          UserWarning, stacklevel=2)
+            warnings.warn(
+                f"{label}: no date in {_rows_text(out, no_date)}; left out (add the date)", UserWarning, stacklevel=2
+            )
         age = _age_days(dates, ref)
         future = (age < 0) & ~no_date
         if future.any():
-            warnings.warn(f"{label}: {int(future.sum())} incident(s) dated after the as-of date "
-                          f"{ref.date()} are left out: {_rows_text(out, future)}", UserWarning, stacklevel=2)
+            warnings.warn(
+                f"{label}: {int(future.sum())} incident(s) dated after the as-of date "
+                f"{ref.date()} are left out: {_rows_text(out, future)}",
+                UserWarning,
+                stacklevel=2,
+            )
         status[future] = "future"
         status[no_date] = "no date"
         age = np.where(no_date | future, np.nan, age)
@@ -455,7 +486,10 @@ def _snap_incidents(net: RoadNetwork, inc: gpd.GeoDataFrame, max_snap_m: float) 
         warnings.warn(
             f"{_label(inc)}: {int(off.sum())} incident(s) lie farther than {max_snap_m:.0f} m from the road "
             f"network and are left out: {_rows_text(inc, off, dist)}; check their coordinates "
-            "(or raise --max-snap-m)", UserWarning, stacklevel=3)
+            "(or raise --max-snap-m)",
+            UserWarning,
+            stacklevel=3,
+        )
     snapped["on_network"] = on
     snapped["edge"] = np.where(on, snapped["edge"].to_numpy(), -1)
     return snapped
@@ -500,13 +534,11 @@ class DensityGrid:
         rows, cols = np.nonzero(self.values > min_value)
         x = self.x0 + (cols + 0.5) * self.cell_m
         y = self.y0 + (rows + 0.5) * self.cell_m
-        frame = gpd.GeoDataFrame({"density": self.values[rows, cols]}, geometry=shapely.points(x, y),
-                                 crs=self.crs)
+        frame = gpd.GeoDataFrame({"density": self.values[rows, cols]}, geometry=shapely.points(x, y), crs=self.crs)
         return frame.to_crs("EPSG:4326")
 
 
-def _planar_grid(xy: np.ndarray, weight: np.ndarray, bw: np.ndarray, bounds: np.ndarray,
-                 cell_m: float) -> DensityGrid:
+def _planar_grid(xy: np.ndarray, weight: np.ndarray, bw: np.ndarray, bounds: np.ndarray, cell_m: float) -> DensityGrid:
     """Quartic planar KDE on a grid: per bandwidth class, bin the weights then convolve."""
     pad = float(bw.max()) if len(bw) else 0.0
     lo, hi = bounds[0] - pad, bounds[1] + pad
@@ -515,15 +547,22 @@ def _planar_grid(xy: np.ndarray, weight: np.ndarray, bw: np.ndarray, bounds: np.
     cells = np.prod(np.ceil(span / cell) + 1)
     if cells > _MAX_GRID_CELLS:
         cell = float(np.sqrt(span[0] * span[1] / _MAX_GRID_CELLS)) * 1.01
-        warnings.warn(f"density grid: {cell_m:.0f} m cells would make {cells:,.0f} cells; using {cell:.0f} m",
-                      UserWarning, stacklevel=3)
+        warnings.warn(
+            f"density grid: {cell_m:.0f} m cells would make {cells:,.0f} cells; using {cell:.0f} m",
+            UserWarning,
+            stacklevel=3,
+        )
     nx, ny = (np.ceil(span / cell).astype(int) + 1).tolist()
     values = np.zeros((ny, nx))
     for h in np.unique(bw):
         sel = bw == h
-        hist, _, _ = np.histogram2d(xy[sel, 1], xy[sel, 0], bins=(ny, nx),
-                                    range=((lo[1], lo[1] + ny * cell), (lo[0], lo[0] + nx * cell)),
-                                    weights=weight[sel])
+        hist, _, _ = np.histogram2d(
+            xy[sel, 1],
+            xy[sel, 0],
+            bins=(ny, nx),
+            range=((lo[1], lo[1] + ny * cell), (lo[0], lo[0] + nx * cell)),
+            weights=weight[sel],
+        )
         r = max(int(np.ceil(h / cell)), 1)
         off = np.arange(-r, r + 1) * cell
         d2 = (off[None, :] ** 2 + off[:, None] ** 2) / (h * h)
@@ -535,8 +574,9 @@ def _planar_grid(xy: np.ndarray, weight: np.ndarray, bw: np.ndarray, bounds: np.
     return DensityGrid(float(lo[0]), float(lo[1]), cell, np.maximum(values, 0.0), None)
 
 
-def _edge_risk_from_incidents(net: RoadNetwork, snapped: gpd.GeoDataFrame, bandwidth_m: float,
-                              kernel: str, bin_m: float) -> tuple[np.ndarray, np.ndarray]:
+def _edge_risk_from_incidents(
+    net: RoadNetwork, snapped: gpd.GeoDataFrame, bandwidth_m: float, kernel: str, bin_m: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Per directed edge risk and per node density (weighted incidents per km)."""
     w = snapped["weight"].to_numpy(dtype=float)
     edge = snapped["edge"].to_numpy()
@@ -574,8 +614,9 @@ def _edge_risk_from_incidents(net: RoadNetwork, snapped: gpd.GeoDataFrame, bandw
 # --------------------------------------------------------------------------- Gi*
 
 
-def getis_ord_star(y: np.ndarray, w: sparse.spmatrix, *, permutations: int = 0,
-                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def getis_ord_star(
+    y: np.ndarray, w: sparse.spmatrix, *, permutations: int = 0, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Getis-Ord Gi* z-scores and two-sided p-values with binary weights.
 
     Parameters
@@ -616,8 +657,16 @@ def getis_ord_star(y: np.ndarray, w: sparse.spmatrix, *, permutations: int = 0,
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        local = esda.G_Local(y, WSP(w).to_W(silence_warnings=True), transform="B", star=True,
-                             permutations=permutations, seed=seed, keep_simulations=False, n_jobs=1)
+        local = esda.G_Local(
+            y,
+            WSP(w).to_W(silence_warnings=True),
+            transform="B",
+            star=True,
+            permutations=permutations,
+            seed=seed,
+            keep_simulations=False,
+            n_jobs=1,
+        )
     return z, np.minimum(1.0, 2.0 * np.asarray(local.p_sim, dtype=float))
 
 
@@ -631,20 +680,20 @@ def _significance(z: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 def _band_weights(net: RoadNetwork, band_m: float) -> tuple[np.ndarray, sparse.csr_matrix]:
     """Physical road pieces and the binary weights "midpoints within ``band_m`` of each other" (cached)."""
-    cached = net._cache.get(("gi_band", float(band_m)))
-    if cached is not None:
-        return cached
-    phys = net.undirected_edges
-    half = np.full(len(phys), 0.5)
-    graph, nodes = point_graph(net, phys, half, _positions(net, phys, half))
-    target = np.full(graph.n, -1, dtype=np.int64)
-    target[nodes] = np.arange(len(phys))
-    s, t, _ = pairs_within(graph, nodes, target, band_m)
-    w = sparse.csr_matrix((np.ones(len(s)), (s, t)), shape=(len(phys), len(phys)))
-    w.data[:] = 1.0  # duplicates (none expected) stay binary
-    w = w.maximum(sparse.identity(len(phys), format="csr")).tocsr()
-    net._cache[("gi_band", float(band_m))] = (phys, w)
-    return phys, w
+
+    def build() -> tuple[np.ndarray, sparse.csr_matrix]:
+        phys = net.undirected_edges
+        half = np.full(len(phys), 0.5)
+        graph, nodes = point_graph(net, phys, half, _positions(net, phys, half))
+        target = np.full(graph.n, -1, dtype=np.int64)
+        target[nodes] = np.arange(len(phys))
+        s, t, _ = pairs_within(graph, nodes, target, band_m)
+        w = sparse.csr_matrix((np.ones(len(s)), (s, t)), shape=(len(phys), len(phys)))
+        w.data[:] = 1.0  # duplicates (none expected) stay binary
+        w = w.maximum(sparse.identity(len(phys), format="csr")).tocsr()
+        return phys, w
+
+    return net.cached(("gi_band", float(band_m)), build)
 
 
 # --------------------------------------------------------------------------- clusters
@@ -695,12 +744,29 @@ def space_time_clusters(
         ``expected``, ``relative_risk``, ``llr``, ``p_value``, ``radius_m``, ``cells``;
         geometry = the union of the cluster's grid cells (EPSG:4326). Empty when none.
     """
-    inc = incidents if "violent" in getattr(incidents, "columns", []) else weigh_incidents(
-        incidents, as_of, weights=weights)
-    ref = _parse_as_of(as_of, pd.to_datetime(inc["date"], errors="coerce")) if as_of is not None \
+    inc = (
+        incidents
+        if "violent" in getattr(incidents, "columns", [])
+        else weigh_incidents(incidents, as_of, weights=weights)
+    )
+    ref = (
+        _parse_as_of(as_of, pd.to_datetime(inc["date"], errors="coerce"))
+        if as_of is not None
         else inc.attrs.get("as_of")
-    columns = ["cluster_id", "start_date", "end_date", "days", "observed", "expected", "relative_risk",
-               "llr", "p_value", "radius_m", "cells"]
+    )
+    columns = [
+        "cluster_id",
+        "start_date",
+        "end_date",
+        "days",
+        "observed",
+        "expected",
+        "relative_risk",
+        "llr",
+        "p_value",
+        "radius_m",
+        "cells",
+    ]
     empty = gpd.GeoDataFrame({c: [] for c in columns}, geometry=[], crs="EPSG:4326")
     if ref is None:
         return empty
@@ -713,23 +779,43 @@ def space_time_clusters(
     xy = np.column_stack(shapely.get_coordinates(inc.geometry[keep].to_crs(net.crs).to_numpy()).T)
     day_back = np.floor(age[keep]).astype(np.int64)
     n_days = int(min(history_days, day_back.max() + 1))
-    found = space_time_scan(xy[:, 0], xy[:, 1], n_days - 1 - day_back, n_days, cell_m=cell_m,
-                            max_radius_m=max_radius_m, max_window_days=max_window_days,
-                            permutations=permutations, seed=seed, min_cases=min_cases)
+    found = space_time_scan(
+        xy[:, 0],
+        xy[:, 1],
+        n_days - 1 - day_back,
+        n_days,
+        cell_m=cell_m,
+        max_radius_m=max_radius_m,
+        max_window_days=max_window_days,
+        permutations=permutations,
+        seed=seed,
+        min_cases=min_cases,
+    )
     found = [c for c in found if c.p_value <= alpha]
     if not found:
         return empty
     rows, geoms = [], []
     for i, c in enumerate(found):
-        boxes = shapely.box(c.cells[:, 0] * cell_m, c.cells[:, 1] * cell_m,
-                            (c.cells[:, 0] + 1) * cell_m, (c.cells[:, 1] + 1) * cell_m)
+        boxes = shapely.box(
+            c.cells[:, 0] * cell_m, c.cells[:, 1] * cell_m, (c.cells[:, 0] + 1) * cell_m, (c.cells[:, 1] + 1) * cell_m
+        )
         geoms.append(shapely.union_all(boxes))
         start = ref.normalize() - pd.Timedelta(days=c.days - 1)
-        rows.append({"cluster_id": i + 1, "start_date": start.date().isoformat(),
-                     "end_date": ref.date().isoformat(), "days": c.days, "observed": c.observed,
-                     "expected": round(c.expected, 3), "relative_risk": round(c.relative_risk, 3),
-                     "llr": round(c.llr, 3), "p_value": c.p_value, "radius_m": round(c.radius_m, 1),
-                     "cells": len(c.cells)})
+        rows.append(
+            {
+                "cluster_id": i + 1,
+                "start_date": start.date().isoformat(),
+                "end_date": ref.date().isoformat(),
+                "days": c.days,
+                "observed": c.observed,
+                "expected": round(c.expected, 3),
+                "relative_risk": round(c.relative_risk, 3),
+                "llr": round(c.llr, 3),
+                "p_value": c.p_value,
+                "radius_m": round(c.radius_m, 1),
+                "cells": len(c.cells),
+            }
+        )
     return gpd.GeoDataFrame(rows, geometry=geoms, crs=net.crs).to_crs("EPSG:4326")
 
 
@@ -777,11 +863,17 @@ class ThreatResult:
     def _edges4326(self) -> gpd.GeoDataFrame:
         net = self.net
         frame = gpd.GeoDataFrame(
-            {"u": net.node_id[net.edge_u], "v": net.node_id[net.edge_v], "key": net.edge_key,
-             "edge": np.arange(net.n_edges),
-             "name": net.edge_attrs["name"].to_numpy() if "name" in net.edge_attrs else None,
-             "highway": net.edge_attrs["highway"].to_numpy() if "highway" in net.edge_attrs else None},
-            geometry=net.edge_geometries(), crs=net.crs)
+            {
+                "u": net.node_id[net.edge_u],
+                "v": net.node_id[net.edge_v],
+                "key": net.edge_key,
+                "edge": np.arange(net.n_edges),
+                "name": net.edge_attrs["name"].to_numpy() if "name" in net.edge_attrs else None,
+                "highway": net.edge_attrs["highway"].to_numpy() if "highway" in net.edge_attrs else None,
+            },
+            geometry=net.edge_geometries(),
+            crs=net.crs,
+        )
         return frame.to_crs("EPSG:4326")
 
     @property
@@ -882,42 +974,72 @@ def compute_threat(
         raise InputError(f"--bandwidth-m {bandwidth_m}: use a distance in metres > 0")
     if not cell_m > 0:
         raise InputError(f"--cell-m {cell_m}: use a cell size in metres > 0")
-    weighted = weigh_incidents(incidents, as_of, half_life_days=half_life_days, weights=weights,
-                               precision=precision)
+    weighted = weigh_incidents(incidents, as_of, half_life_days=half_life_days, weights=weights, precision=precision)
     ref = weighted.attrs.get("as_of")
     snapped = _snap_incidents(net, weighted, max_snap_m)
     snapped.loc[~snapped["on_network"].to_numpy(), "weight"] = 0.0
-    snapped.loc[~snapped["on_network"].to_numpy() & (snapped["status"] == "used").to_numpy(),
-                "status"] = "off network"
+    snapped.loc[~snapped["on_network"].to_numpy() & (snapped["status"] == "used").to_numpy(), "status"] = "off network"
     snapped.attrs = dict(weighted.attrs)
     bin_m = 1.0 if bin_m is None else float(bin_m)
     risk, node_risk = _edge_risk_from_incidents(net, snapped, bandwidth_m, kernel, bin_m)
-    result = ThreatResult(net=net, as_of=ref, risk=risk, node_risk=node_risk, incidents=snapped,
-                          params={"bandwidth_m": bandwidth_m, "half_life_days": half_life_days,
-                                  "kernel": kernel, "max_snap_m": max_snap_m, "bin_m": bin_m,
-                                  "cell_m": cell_m, "permutations": permutations, "fdr": fdr, "seed": seed})
+    result = ThreatResult(
+        net=net,
+        as_of=ref,
+        risk=risk,
+        node_risk=node_risk,
+        incidents=snapped,
+        params={
+            "bandwidth_m": bandwidth_m,
+            "half_life_days": half_life_days,
+            "kernel": kernel,
+            "max_snap_m": max_snap_m,
+            "bin_m": bin_m,
+            "cell_m": cell_m,
+            "permutations": permutations,
+            "fdr": fdr,
+            "seed": seed,
+        },
+    )
     used = snapped["weight"].to_numpy() > 0
     if grid:
         xy = shapely.get_coordinates(snapped.geometry[used].to_crs(net.crs).to_numpy())
         bounds = np.vstack([net.node_xy.min(axis=0), net.node_xy.max(axis=0)])
-        result.grid = _planar_grid(xy, snapped["weight"].to_numpy()[used],
-                                   bandwidth_m * snapped["bandwidth_factor"].to_numpy()[used], bounds, cell_m)
+        result.grid = _planar_grid(
+            xy,
+            snapped["weight"].to_numpy()[used],
+            bandwidth_m * snapped["bandwidth_factor"].to_numpy()[used],
+            bounds,
+            cell_m,
+        )
         result.grid.crs = net.crs
     if hotspots and used.sum() < min_hotspot_incidents:
-        warnings.warn(f"only {int(used.sum())} incident(s) in use: too few for a hotspot test (need at least "
-                      f"{min_hotspot_incidents}); no hotspots reported", UserWarning, stacklevel=2)
+        warnings.warn(
+            f"only {int(used.sum())} incident(s) in use: too few for a hotspot test (need at least "
+            f"{min_hotspot_incidents}); no hotspots reported",
+            UserWarning,
+            stacklevel=2,
+        )
         hotspots = False
     if hotspots:
         band = bandwidth_m / 2.0 if hotspot_band_m is None else float(hotspot_band_m)
         result.params["hotspot_band_m"] = band
         phys, w = _band_weights(net, band)
         canon = _canonical(net)
-        value = np.bincount(canon[snapped["edge"].to_numpy()[used]], weights=snapped["weight"].to_numpy()[used],
-                            minlength=net.n_edges)[phys]
+        value = np.bincount(
+            canon[snapped["edge"].to_numpy()[used]], weights=snapped["weight"].to_numpy()[used], minlength=net.n_edges
+        )[phys]
         z, p = getis_ord_star(value, w, permutations=permutations, seed=seed)
         q = stats.false_discovery_control(p) if fdr and len(p) else p
-        result.gi = pd.DataFrame({"edge": phys, "value": value, "gi_z": z, "p_value": p, "q_value": q,
-                                  "significance": _significance(z, q if fdr else p)})
+        result.gi = pd.DataFrame(
+            {
+                "edge": phys,
+                "value": value,
+                "gi_z": z,
+                "p_value": p,
+                "q_value": q,
+                "significance": _significance(z, q if fdr else p),
+            }
+        )
     if clusters and ref is not None:
         result.clusters = space_time_clusters(net, snapped, ref, permutations=cluster_permutations, seed=seed)
     return result
@@ -925,9 +1047,24 @@ def compute_threat(
 
 # --------------------------------------------------------------------------- early warning
 
-_ALERT_COLUMNS = ["defender_id", "score", "level", "reason", "recent_count", "baseline_count",
-                  "baseline_rate_per_week", "expected_recent", "p_value", "severe_count", "nearest_m",
-                  "nearest_street", "distance_m", "recent_days", "baseline_days", "as_of"]
+_ALERT_COLUMNS = [
+    "defender_id",
+    "score",
+    "level",
+    "reason",
+    "recent_count",
+    "baseline_count",
+    "baseline_rate_per_week",
+    "expected_recent",
+    "p_value",
+    "severe_count",
+    "nearest_m",
+    "nearest_street",
+    "distance_m",
+    "recent_days",
+    "baseline_days",
+    "as_of",
+]
 
 
 def early_warning(
@@ -980,15 +1117,23 @@ def early_warning(
     """
     if not distance_m > 0 or recent_days < 1 or baseline_days < 1:
         raise InputError("early warning needs --distance-m > 0, --recent-days >= 1 and --baseline-days >= 1")
-    weighted = incidents if "violent" in getattr(incidents, "columns", []) else weigh_incidents(
-        incidents, as_of, weights=weights)
+    weighted = (
+        incidents
+        if "violent" in getattr(incidents, "columns", [])
+        else weigh_incidents(incidents, as_of, weights=weights)
+    )
     dates = pd.to_datetime(weighted["date"], errors="coerce")
     ref = _parse_as_of(as_of, dates) if as_of is not None else weighted.attrs.get("as_of")
     if ref is None:
-        raise InputError(f"{_label(weighted)}: the incidents have no dates; early warning needs an event date "
-                         "per incident (a date or event_date column)")
-    d = defenders if isinstance(defenders, gpd.GeoDataFrame) and "id" in defenders.columns \
+        raise InputError(
+            f"{_label(weighted)}: the incidents have no dates; early warning needs an event date "
+            "per incident (a date or event_date column)"
+        )
+    d = (
+        defenders
+        if isinstance(defenders, gpd.GeoDataFrame) and "id" in defenders.columns
         else layers.as_points(defenders, kind="defenders")
+    )
     age = _age_days(dates, ref)
     window = recent_days + baseline_days
     relevant = np.isfinite(age) & (age >= 0) & (age < window) & weighted["violent"].to_numpy(dtype=bool)
@@ -1002,9 +1147,12 @@ def early_warning(
     off = ~snapped_d["on_network"].to_numpy(dtype=bool)
     if off.any():
         ids = snapped_d.loc[off, "id"].astype(str).tolist()
-        warnings.warn(f"defenders {', '.join(ids[:10])}{' and more' if len(ids) > 10 else ''} are farther "
-                      f"than {max_snap_m:.0f} m from any road: no early warning for them", UserWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"defenders {', '.join(ids[:10])}{' and more' if len(ids) > 10 else ''} are farther "
+            f"than {max_snap_m:.0f} m from any road: no early warning for them",
+            UserWarning,
+            stacklevel=2,
+        )
     empty = pd.DataFrame({c: [] for c in _ALERT_COLUMNS})
     if len(inc) == 0 or not (~off).any():
         return empty
@@ -1012,8 +1160,9 @@ def early_warning(
     inc_edge = np.where(on_inc, inc["edge"].to_numpy(), -1)
     d_edge = snapped_d["edge"].to_numpy()
     edge = np.concatenate([d_edge, inc_edge])
-    frac = np.nan_to_num(np.concatenate([snapped_d["edge_fraction"].to_numpy(dtype=float),
-                                         inc["edge_fraction"].to_numpy(dtype=float)]))
+    frac = np.nan_to_num(
+        np.concatenate([snapped_d["edge_fraction"].to_numpy(dtype=float), inc["edge_fraction"].to_numpy(dtype=float)])
+    )
     ok = edge >= 0
     xy = np.tile(net.node_xy[0], (len(edge), 1))
     xy[ok] = _positions(net, edge[ok], frac[ok])
@@ -1028,8 +1177,11 @@ def early_warning(
     pairs["age"] = age[pairs["incident"].to_numpy()]
     pairs["recent"] = pairs["age"] < recent_days
     fat = pd.to_numeric(inc["fatalities"], errors="coerce").fillna(0).to_numpy()
-    pairs["severe"] = inc["severe"].to_numpy(dtype=bool)[pairs["incident"].to_numpy()] & pairs["recent"] & (
-        pairs["dist"] <= distance_m / 2.0)
+    pairs["severe"] = (
+        inc["severe"].to_numpy(dtype=bool)[pairs["incident"].to_numpy()]
+        & pairs["recent"]
+        & (pairs["dist"] <= distance_m / 2.0)
+    )
     pairs["fat"] = fat[pairs["incident"].to_numpy()]
     names = _street_names(net, inc_edge)
 
@@ -1049,16 +1201,26 @@ def early_warning(
         level = "critical" if surge and not sev.empty else "high" if surge or deadly else "elevated"
         nearest = recent.loc[recent["dist"].idxmin()] if r else None
         street = names[int(nearest["incident"])] if nearest is not None else ""
-        rows.append({
-            "defender_id": ids[who], "score": round(score, 2), "level": level,
-            "reason": _reason(r, b, recent_days, baseline_days, distance_m, nearest, street, sev),
-            "recent_count": r, "baseline_count": b,
-            "baseline_rate_per_week": round(b / baseline_days * 7.0, 3), "expected_recent": round(lam, 3),
-            "p_value": p, "severe_count": len(sev),
-            "nearest_m": None if nearest is None else round(float(nearest["dist"]), 1),
-            "nearest_street": street, "distance_m": distance_m, "recent_days": recent_days,
-            "baseline_days": baseline_days, "as_of": ref.date().isoformat(),
-        })
+        rows.append(
+            {
+                "defender_id": ids[who],
+                "score": round(score, 2),
+                "level": level,
+                "reason": _reason(r, b, recent_days, baseline_days, distance_m, nearest, street, sev),
+                "recent_count": r,
+                "baseline_count": b,
+                "baseline_rate_per_week": round(b / baseline_days * 7.0, 3),
+                "expected_recent": round(lam, 3),
+                "p_value": p,
+                "severe_count": len(sev),
+                "nearest_m": None if nearest is None else round(float(nearest["dist"]), 1),
+                "nearest_street": street,
+                "distance_m": distance_m,
+                "recent_days": recent_days,
+                "baseline_days": baseline_days,
+                "as_of": ref.date().isoformat(),
+            }
+        )
     if not rows:
         return empty
     out = pd.DataFrame(rows, columns=_ALERT_COLUMNS)
@@ -1078,11 +1240,19 @@ def _street_names(net: RoadNetwork, edge: np.ndarray) -> list[str]:
     return out
 
 
-def _reason(r: int, b: int, recent_days: int, baseline_days: int, distance_m: float, nearest: Any,
-            street: str, severe: pd.DataFrame) -> str:
+def _reason(
+    r: int,
+    b: int,
+    recent_days: int,
+    baseline_days: int,
+    distance_m: float,
+    nearest: Any,
+    street: str,
+    severe: pd.DataFrame,
+) -> str:
     per = "week" if recent_days == 7 else f"{recent_days} days"
     rate = b / baseline_days * recent_days
-    before = (f"none in the {baseline_days} days before" if b == 0 else f"{rate:.1f}/{per} before")
+    before = f"none in the {baseline_days} days before" if b == 0 else f"{rate:.1f}/{per} before"
     noun = "violent event" if r == 1 else "violent events"
     span = "the last 7 days" if recent_days == 7 else f"the last {recent_days} days"
     text = f"{r} {noun} within {distance_m:,.0f} m in {span} vs. {before}"
@@ -1090,8 +1260,7 @@ def _reason(r: int, b: int, recent_days: int, baseline_days: int, distance_m: fl
         text += f"; nearest {float(nearest['dist']):,.0f} m" + (f" on {street}" if street else "")
     if len(severe):
         killed = int(severe["fat"].sum())
-        text += (f"; {len(severe)} severe within {distance_m / 2:,.0f} m"
-                 + (f" ({killed} killed)" if killed else ""))
+        text += f"; {len(severe)} severe within {distance_m / 2:,.0f} m" + (f" ({killed} killed)" if killed else "")
     return text
 
 
@@ -1172,8 +1341,14 @@ def run_threat_outputs(
     return threat_summary(result, alerts, files)
 
 
-def write_threat_outputs(result: ThreatResult, out_dir: PathLike, alerts: pd.DataFrame | None = None, *,
-                         title: str = "Threat picture", threat_map: bool = True) -> dict[str, str]:
+def write_threat_outputs(
+    result: ThreatResult,
+    out_dir: PathLike,
+    alerts: pd.DataFrame | None = None,
+    *,
+    title: str = "Threat picture",
+    threat_map: bool = True,
+) -> dict[str, str]:
     """Write ``edge_risk.geojson``, ``hotspots.geojson``, ``node_risk.csv`` (``osmid, lon, lat,
     risk``), ``density_grid.geojson`` (cell centres, ``density`` in weighted incidents per km²),
     ``clusters.geojson`` (if any), ``threat_map.html`` (unless ``threat_map=False``) and, with
@@ -1186,8 +1361,14 @@ def write_threat_outputs(result: ThreatResult, out_dir: PathLike, alerts: pd.Dat
     files["edge_risk"] = str(_io.write_geojson(out / "edge_risk.geojson", result.edge_risk))
     files["hotspots"] = str(_io.write_geojson(out / "hotspots.geojson", result.hotspots))
     net = result.net
-    nodes = pd.DataFrame({"osmid": net.node_id, "lon": net.node_lonlat[:, 0].round(7),
-                          "lat": net.node_lonlat[:, 1].round(7), "risk": result.node_risk})
+    nodes = pd.DataFrame(
+        {
+            "osmid": net.node_id,
+            "lon": net.node_lonlat[:, 0].round(7),
+            "lat": net.node_lonlat[:, 1].round(7),
+            "risk": result.node_risk,
+        }
+    )
     files["node_risk"] = str(_io.write_csv(out / "node_risk.csv", nodes))
     if result.grid is not None:
         files["density_grid"] = str(_io.write_geojson(out / "density_grid.geojson", result.grid.to_gdf()))
@@ -1225,13 +1406,19 @@ def write_threat_map(path: PathLike, result: ThreatResult, *, title: str = "Thre
     from . import maps
 
     if not hasattr(maps, "threat_map"):
-        warnings.warn("this havenmap has no maps.threat_map yet: threat_map.html not written", UserWarning,
-                      stacklevel=2)
+        warnings.warn(
+            "this havenmap has no maps.threat_map yet: threat_map.html not written", UserWarning, stacklevel=2
+        )
         return None
     used = result.incidents[result.incidents["status"].astype(str) == "used"]
-    m = maps.threat_map(roads=result.net, incidents=used,
-                        edge_risk=result.edge_risk, hotspots=result.hotspots, title=title,
-                        as_of=None if result.as_of is None else result.as_of.date().isoformat())
+    m = maps.threat_map(
+        roads=result.net,
+        incidents=used,
+        edge_risk=result.edge_risk,
+        hotspots=result.hotspots,
+        title=title,
+        as_of=None if result.as_of is None else result.as_of.date().isoformat(),
+    )
     if isinstance(m, (str, os.PathLike)):
         return Path(m)
     return maps.save_map(m, path)
@@ -1243,7 +1430,9 @@ def write_alerts(path: PathLike, alerts: pd.DataFrame, as_of: Any = None) -> tup
     json_path = path.with_suffix(".json")
     csv_path = _io.write_csv(path, alerts, private=True)
     stamp = None if as_of is None else pd.Timestamp(as_of).date().isoformat()
-    records = [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in rec.items()}
-               for rec in alerts.to_dict("records")]
+    records = [
+        {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in rec.items()}
+        for rec in alerts.to_dict("records")
+    ]
     _io.write_json(json_path, {"as_of": stamp, "alerts": records}, private=True)
     return csv_path, json_path
