@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic_pbf import write_grid_pbf  # noqa: E402
+from synthetic_pbf import write_grid_pbf
 
 
 def _points(n: int, prefix: str, bounds: tuple[float, float, float, float], rng) -> pd.DataFrame:
