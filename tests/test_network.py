@@ -11,7 +11,8 @@ from scipy.sparse import csgraph
 
 from havenmap import _osm
 from havenmap.errors import NetworkError
-from havenmap.network import _ragged_index, from_graph, load_network
+from havenmap._arrays import ragged_index as _ragged_index
+from havenmap.network import from_graph, load_network
 
 from .conftest import shared_file
 

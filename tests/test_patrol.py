@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from havenmap import _gpx, _legs, _vrp, layers, patrol
+from havenmap import _gpx, _vrp, layers, patrol, routing
 from havenmap.errors import InfeasibleError, InputError, OffNetworkError
 from havenmap.patrol import SCHEDULE_COLUMNS, plan_patrols
 from havenmap.scenario import demo_dir
@@ -211,7 +211,7 @@ def test_leg_matrix_matches_networkx(aguascalientes_drive):
     net = aguascalientes_drive
     pts = random_points_on_edges(net, 14, "s", 21)
     snapped = snap_points(net, pts)
-    legs = _legs.leg_matrix(net, snapped["edge"].to_numpy(), snapped["edge_fraction"].to_numpy())
+    legs = routing.travel_matrix(net, pts, pts)
     graph = split_graph(net, [snapped], net.edge_time)
     ids = list(snapped["id"])
     for i, a in enumerate(ids):
@@ -219,10 +219,10 @@ def test_leg_matrix_matches_networkx(aguascalientes_drive):
         for j, b in enumerate(ids):
             assert legs.time_s[i, j] == pytest.approx(dist.get(b, np.inf), rel=1e-9, abs=1e-6)
     # lengths: the same paths' metres, checked by walking the pieces
-    for i, j in [(0, 5), (3, 9), (12, 1)]:
-        pieces = legs.pieces(i, j)
-        span = legs.spliced.f1[pieces] - legs.spliced.f0[pieces]
-        assert legs.length_m[i, j] == pytest.approx(np.sum(net.edge_length[legs.spliced.parent[pieces]] * span))
+    pieces = legs._matrix.routes(np.array([(0, 5), (3, 9), (12, 1)]))
+    for r, (i, j) in enumerate([(0, 5), (3, 9), (12, 1)]):
+        assert legs.length_m[i, j] == pytest.approx(pieces.total(net.edge_length)[r])
+        assert legs.time_s[i, j] == pytest.approx(pieces.total(net.edge_time)[r])
 
 
 def test_danger_aware_legs_follow_the_weighted_cost_with_physical_times(aguascalientes_drive):
@@ -232,19 +232,17 @@ def test_danger_aware_legs_follow_the_weighted_cost_with_physical_times(aguascal
     weights = net.edge_time * (1 + 2.0 * risk)
     pts = random_points_on_edges(net, 10, "s", 8)
     snapped = snap_points(net, pts)
-    plain = _legs.leg_matrix(net, snapped["edge"].to_numpy(), snapped["edge_fraction"].to_numpy())
-    legs = _legs.leg_matrix(net, snapped["edge"].to_numpy(), snapped["edge_fraction"].to_numpy(), weights)
+    plain = routing.travel_matrix(net, pts, pts)
+    legs = routing.travel_matrix(net, pts, pts, edge_weights=weights)
     graph = split_graph(net, [snapped], weights)
     for i, a in enumerate(snapped["id"]):
         dist = nx.single_source_dijkstra_path_length(graph, a, weight="w")
         for j, b in enumerate(snapped["id"]):
             assert legs.cost[i, j] == pytest.approx(dist.get(b, np.inf), rel=1e-9, abs=1e-6)
             if i != j and np.isfinite(legs.cost[i, j]):
-                pieces = legs.pieces(i, j)
-                span = legs.spliced.f1[pieces] - legs.spliced.f0[pieces]
-                parent = legs.spliced.parent[pieces]
-                assert np.sum(weights[parent] * span) == pytest.approx(legs.cost[i, j], rel=1e-9)
-                assert legs.time_s[i, j] == pytest.approx(np.sum(net.edge_time[parent] * span), rel=1e-9)
+                pieces = legs._matrix.routes(np.array([(i, j)]))
+                assert pieces.total(weights)[0] == pytest.approx(legs.cost[i, j], rel=1e-9)
+                assert legs.time_s[i, j] == pytest.approx(pieces.total(net.edge_time)[0], rel=1e-9)
                 assert legs.time_s[i, j] >= plain.time_s[i, j] - 1e-6
     targets, bases = small_instance(net, 10, 2, 6, 10.0)
     plan = plan_patrols(net, targets, bases, units=2, shift_minutes=10, risk=risk, risk_alpha=2.0, **FAST)
