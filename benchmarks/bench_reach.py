@@ -204,7 +204,7 @@ def worker_nearest(n: int, n_havens: int, n_defenders: int) -> dict:
     from havenmap import coverage as hc
     from havenmap.havens import nearest_havens
 
-    net, havens, defenders, build = _setup(n, n_havens, n_defenders)
+    net, havens, defenders, _ = _setup(n, n_havens, n_defenders)
     hc.coverage(net, defenders.iloc[:10], havens, MINUTES)  # build the snapping index and the CSR once
     before = _peak_mb()
     cpu0 = time.process_time()
