@@ -681,6 +681,29 @@ WeightsOpt = Annotated[
     ),
 ]
 
+MethodOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--method",
+        help="Risk estimator: 'mix' (default: long-term and recent risk) or 'kde' (one half-life; the old default).",
+    ),
+]
+BandwidthOpt = Annotated[
+    float | None,
+    typer.Option("--bandwidth-m", help="Kernel bandwidth along the roads, metres (default: the method's)."),
+]
+HalfLifeOpt = Annotated[
+    float | None,
+    typer.Option("--half-life-days", help="Age at which a recent incident counts half, days (default: the method's)."),
+]
+
+
+def _check_method(method: str | None) -> None:
+    from . import threat
+
+    if method is not None and method not in threat.THREAT_METHODS:
+        raise HavenmapError(f"--method {method!r}: use one of {', '.join(threat.THREAT_METHODS)}")
+
 
 def _threat_inputs(incidents: Path, as_of: str | None, weights: Path | None):
     """Checked incidents, as-of date and type table (before the network is loaded: fail fast)."""
@@ -700,12 +723,9 @@ def threat_command(
     incidents: IncidentsOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
     as_of: AsOfOpt = None,
-    bandwidth_m: Annotated[
-        float, typer.Option("--bandwidth-m", help="Kernel bandwidth along the roads, metres.")
-    ] = 400.0,
-    half_life_days: Annotated[
-        float, typer.Option("--half-life-days", help="Age at which an incident counts half, days.")
-    ] = 30.0,
+    method: MethodOpt = None,
+    bandwidth_m: BandwidthOpt = None,
+    half_life_days: HalfLifeOpt = None,
     weights: WeightsOpt = None,
     cell_m: Annotated[float, typer.Option("--cell-m", help="Cell size of the planar density grid, metres.")] = 100.0,
     permutations: Annotated[
@@ -739,6 +759,7 @@ def threat_command(
     _io.check_output(out, folder=True, create=False)
     from . import threat
 
+    _check_method(method)
     with _step("Reading incidents"):
         inc, table = _threat_inputs(incidents, as_of, weights)
         d = layers.read_defenders(defenders) if defenders is not None else None
@@ -753,6 +774,7 @@ def threat_command(
         _step,
         title=f"Threat picture — {network.name}",
         threat_kw={
+            "method": method,
             "bandwidth_m": bandwidth_m,
             "half_life_days": half_life_days,
             "weights": table,
