@@ -291,6 +291,8 @@ def test_shuffled_dates_score_pai_near_one(demo_walk):
         ({"horizon_days": "7h"}, "--horizon '7h': give whole days or weeks"),
         ({"method": "magic"}, "--method 'magic': use one of"),
         ({"distance_m": -5}, "--distance-m -5: give a positive number"),
+        ({"threat_options": {"kernal": "quartic"}}, "threat_options: 'kernal' is not a parameter of"),
+        ({"threat_options": {"grid": True}}, "threat_options: grid cannot be set there"),
     ],
 )
 def test_bad_parameters_are_named(kw, message):

@@ -64,6 +64,7 @@ incidents and the defenders sent to each worker once; results are identical to a
 from __future__ import annotations
 
 import datetime as _dt
+import inspect
 import math
 import os
 import re
@@ -233,10 +234,25 @@ class BacktestParams:
             raise InputError(f"--bootstrap {self.bootstrap}: give a number of resamples >= 0")
         if not isinstance(self.threat_options, dict):
             raise InputError("threat_options: give a table of compute_threat keyword arguments")
-        reserved = {"grid", "hotspots", "clusters", "method", "bandwidth_m", "half_life_days", "weights"}
+        reserved = {
+            "net",
+            "incidents",
+            "as_of",
+            "grid",
+            "hotspots",
+            "clusters",
+            "method",
+            "bandwidth_m",
+            "half_life_days",
+            "weights",
+        }
         clash = sorted(reserved & set(self.threat_options))
         if clash:
             raise InputError(f"threat_options: {', '.join(clash)} cannot be set there; use the backtest's own options")
+        known = set(inspect.signature(threat.compute_threat).parameters)
+        unknown = sorted(set(self.threat_options) - known)
+        if unknown:
+            raise InputError(f"threat_options: {unknown[0]!r} is not a parameter of havenmap.threat.compute_threat")
         if len(self.as_of_dates) > 100_000:
             raise InputError(f"--step {self.step_days}d makes {len(self.as_of_dates):,} as-of dates; use a longer step")
 
@@ -420,6 +436,13 @@ class _Shared:
     near: sparse.csr_matrix | None  # defenders × pieces: km of the piece when its midpoint is within distance_m
     params: BacktestParams
     weights: pd.DataFrame | None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # what goes to the workers: the network without its caches (search graphs, trees), which each
+        # worker rebuilds once; a serial run keeps using the caller's network and its caches
+        state = dict(self.__dict__)
+        state["net"] = _bare(self.net)
+        return state
 
 
 @dataclass
@@ -731,7 +754,7 @@ def _prepare(
     xy = shapely.get_coordinates(snapped.geometry.to_crs(net.crs).to_numpy())
     d, near, pairs = _prepare_defenders(net, defenders, snapped, params)
     shared = _Shared(
-        net=_bare(net),
+        net=net,
         incidents=snapped,
         day=day.astype(np.int64),
         weight=np.where(on, snapped["weight"].to_numpy(dtype=float), 0.0),
