@@ -7,6 +7,8 @@ A message names the file, the row or id, the column and what to do.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class HavenmapError(Exception):
     """Base class of every error havenmap raises on purpose."""
@@ -46,3 +48,19 @@ def where(path: object, row: int | None = None, column: str | None = None, id: o
     if loc:
         parts.append(", ".join(loc))
     return ": ".join(parts)
+
+
+def listing(items: Iterable[object], limit: int = 10, *, quote: bool = False) -> str:
+    """Items for a one-line message, shortened: ``a, b, c and 50,279 more``.
+
+    ``quote`` shows each item with ``repr`` (for ids that may hold spaces or commas).
+    """
+    shown = []
+    total = 0
+    for item in items:
+        if total < limit:
+            shown.append(repr(str(item)) if quote else str(item))
+        total += 1
+    if total <= limit:
+        return " and ".join([", ".join(shown[:-1]), shown[-1]]) if total > 1 else "".join(shown)
+    return f"{', '.join(shown)} and {total - limit:,} more"
