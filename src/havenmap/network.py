@@ -31,10 +31,11 @@ import pyproj
 import shapely
 from scipy import sparse
 
+from . import _layers_util as _u
 from . import _osm
-from .errors import NetworkError
+from .errors import NetworkError, listing
 
-__all__ = ["RoadNetwork", "from_bbox", "from_graph", "from_place", "load_network", "utm_crs"]
+__all__ = ["RoadNetwork", "check_source", "from_bbox", "from_graph", "from_place", "load_network", "utm_crs"]
 
 OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".xml", ".osm.pbf", ".pbf", ".osm.xml")
 _MIN_WEIGHT = 1e-6  # scipy.sparse drops explicit zeros; a zero-cost edge must stay an edge
@@ -331,16 +332,40 @@ def load_network(
     if isinstance(source, nx.Graph):
         return from_graph(source)
     path = Path(source)
+    if check_source(path, network_type) == "graph":
+        return _load_graphml(path)
+    return from_osm_file(path, network_type, walk_speed_kph=walk_speed_kph)
+
+
+def check_source(path: str | os.PathLike[str], network_type: str = "drive") -> str:
+    """Check a network file can be loaded, without reading it (cheap: run it before other work).
+
+    Returns
+    -------
+    str
+        The ``network_type`` the loaded network will have: ``network_type`` for an OSM file,
+        ``'graph'`` for a GraphML file (used as given, whatever ``network_type`` says).
+
+    Raises
+    ------
+    havenmap.errors.NetworkError
+        Missing file, a folder, an unknown format, an unknown network type.
+    """
+    path = Path(path)
     if not path.exists():
-        raise NetworkError(f"{path}: network file not found")
+        raise NetworkError(f"{path}: network file not found; check the path and the spelling")
+    if path.is_dir():
+        raise NetworkError(f"{path}: is a folder; give the network file (.osm, .osm.bz2, .osm.pbf or .graphml)")
     name = path.name.lower()
     if name.endswith(".graphml"):
-        return _load_graphml(path)
-    if name.endswith(OSM_SUFFIXES):
-        return from_osm_file(path, network_type, walk_speed_kph=walk_speed_kph)
-    raise NetworkError(
-        f"{path}: unknown network format; use an OSM extract (.osm, .osm.bz2, .osm.pbf) or an osmnx .graphml"
-    )
+        return "graph"
+    if not name.endswith(OSM_SUFFIXES):
+        raise NetworkError(
+            f"{path}: unknown network format; use an OSM extract (.osm, .osm.bz2, .osm.pbf) or an osmnx .graphml"
+        )
+    if network_type not in _osm.NETWORK_TYPES:
+        raise NetworkError(f"unknown network type {network_type!r}: use {listing(map(repr, _osm.NETWORK_TYPES))}")
+    return network_type
 
 
 def _load_graphml(path: Path) -> RoadNetwork:
@@ -349,8 +374,11 @@ def _load_graphml(path: Path) -> RoadNetwork:
     try:
         graph = ox.load_graphml(path)
     except Exception as exc:  # osmnx raises a variety of parse errors
-        raise NetworkError(f"{path}: cannot read GraphML ({exc})") from exc
-    net = from_graph(graph)
+        raise NetworkError(
+            f"{path}: cannot read it as an osmnx GraphML ({_u.one_line(exc)}); check the file is complete "
+            "(save it with osmnx.save_graphml or 'havenmap download')"
+        ) from exc
+    net = _from_graph(graph, str(path))
     net.source = str(path)
     return net
 
@@ -481,7 +509,28 @@ def from_graph(graph: nx.MultiDiGraph) -> RoadNetwork:
     used; missing ones are computed (length from geometry, speed from ``speed_kph``,
     ``maxspeed`` or road type). Unprojected graphs are projected to local UTM. The graph
     itself is not modified and is returned by :meth:`RoadNetwork.to_networkx`.
+
+    Raises
+    ------
+    havenmap.errors.NetworkError
+        No nodes or edges, node labels that are not integers, nodes without ``x``/``y``, and
+        a ``length`` or ``travel_time`` that is negative, infinite or not a number (naming
+        the edge).
     """
+    return _from_graph(graph, None)
+
+
+def _from_graph(graph: nx.MultiDiGraph, label: str | None) -> RoadNetwork:
+    """:func:`from_graph`; errors start with ``label`` (the GraphML file) when given."""
+    try:
+        return _graph_arrays(graph)
+    except NetworkError as exc:
+        if label is None:
+            raise
+        raise NetworkError(f"{label}: {exc}") from None
+
+
+def _graph_arrays(graph: nx.MultiDiGraph) -> RoadNetwork:
     if graph.number_of_nodes() == 0 or graph.number_of_edges() == 0:
         raise NetworkError("the graph has no nodes or no edges")
     if not graph.is_directed():
@@ -528,13 +577,13 @@ def from_graph(graph: nx.MultiDiGraph) -> RoadNetwork:
     geom_xy = np.vstack(coords)
 
     planar = np.array([np.hypot(*np.diff(c, axis=0).T).sum() for c in coords])
-    length = np.array([_number(d.get("length"), np.nan) for *_, d in edges])
+    length = _edge_numbers(edges, "length", "metres")
     length = np.where(np.isfinite(length), length, planar)
     speed = np.array([_number(d.get("speed_kph"), np.nan) for *_, d in edges])
     missing = ~np.isfinite(speed) | (speed <= 0)
     if missing.any():
         speed[missing] = [_graph_edge_speed(edges[i][3]) for i in np.flatnonzero(missing)]
-    time = np.array([_number(d.get("travel_time"), np.nan) for *_, d in edges])
+    time = _edge_numbers(edges, "travel_time", "seconds")
     time = np.where(np.isfinite(time), time, length / (speed / 3.6))
 
     attrs = pd.DataFrame(
@@ -582,6 +631,39 @@ def _find_twins(u: np.ndarray, v: np.ndarray, geom_xy: np.ndarray, offsets: np.n
                 twin[i], twin[j] = j, i
                 break
     return twin
+
+
+def _edge_numbers(edges: list[tuple[Any, Any, Any, dict[str, Any]]], key: str, unit: str) -> np.ndarray:
+    """Edge attribute ``key`` as floats, NaN where an edge has none (to be computed).
+
+    A value that is there but negative, infinite or not a number is refused, naming the edge:
+    it would make routes shorter than their roads (or break the shortest-path search).
+    """
+    values = np.full(len(edges), np.nan)
+    bad: list[int] = []
+    for i, (*_, data) in enumerate(edges):
+        raw = data.get(key)
+        raw = (raw[0] if raw else None) if isinstance(raw, list) else raw
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            continue
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            value = np.nan
+        if not (np.isfinite(value) and value >= 0):
+            bad.append(i)
+        values[i] = value
+    if bad:
+        u, v, k, data = edges[bad[0]]
+        raw = data.get(key)
+        value = float(values[bad[0]])
+        problem = "is negative" if value < 0 else "is infinite" if np.isinf(value) else "is not a number"
+        others = f" (and {len(bad) - 1:,} more edges)" if len(bad) > 1 else ""
+        raise NetworkError(
+            f"edge (u={u}, v={v}, key={k}): {key} {_u.show(raw)} {problem}{others}; give every edge a {key} "
+            f"in {unit}, 0 or more, or remove the attribute to have it computed"
+        )
+    return values
 
 
 def _number(value: Any, default: float) -> float:
