@@ -43,12 +43,15 @@ from typing import Any
 from . import _io, layers, maps, report
 from .errors import InputError
 from .havens import nearest_havens
-from .network import RoadNetwork, load_network
+from .network import RoadNetwork, check_source, load_network
 from .snap import DEFAULT_MAX_SNAP_M
 
-__all__ = ["Scenario", "demo_dir", "load_scenario", "run_scenario"]
+__all__ = ["COVERAGE_FILES", "Scenario", "demo_dir", "input_files", "load_scenario", "output_files", "run_scenario"]
 
 Step = Callable[[str], contextlib.AbstractContextManager[Any]]
+
+#: Files the coverage writer (:func:`havenmap.coverage.write_coverage_outputs`) may write, relative to its folder.
+COVERAGE_FILES = ("service_areas.geojson", "coverage.csv", "coverage.json", "n_minus_1.csv", "closures_impact.csv")
 
 
 @dataclass
@@ -71,6 +74,26 @@ class Scenario:
     threat: dict[str, Any] = field(default_factory=dict)
     patrol: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def output_files() -> tuple[str, ...]:
+    """Files :func:`run_scenario` may write, relative to its folder (glob patterns)."""
+    from . import patrol as patrol_mod
+    from . import threat as threat_mod
+
+    return (
+        "map.html",
+        "nearest_havens.geojson",
+        "report.json",
+        *(f"coverage/{name}" for name in COVERAGE_FILES),
+        *(f"threat/{name}" for name in threat_mod.OUTPUT_FILES),
+        *(f"patrol/{name}" for name in patrol_mod.OUTPUT_FILES),
+    )
+
+
+def input_files(scenario: Scenario) -> dict[str, Path | None]:
+    """The scenario's input files by key (``network``, ``havens``, ...; None where not given)."""
+    return {key: getattr(scenario, key) for key in ("network", "havens", "defenders", "incidents", "bases", "targets")}
 
 
 def demo_dir() -> Path:
@@ -191,12 +214,18 @@ def run_scenario(
     out = Path(out_dir)
     for sub in ("threat", "coverage", "patrol"):  # fail before any work, not half-way through
         _io.check_output(out / sub, folder=True, create=False)
-    with step(f"Loading the {scenario.network_type} network {scenario.network.name}"):
-        net = load_network(scenario.network, scenario.network_type)
-    with step("Reading havens, defenders and incidents"):
+    check_source(scenario.network, scenario.network_type)
+    patrolling = scenario.bases is not None and scenario.targets is not None
+    with step("Reading havens, defenders and incidents"):  # every input checked before the network loads
         havens = layers.read_havens(scenario.havens)
         defenders = layers.read_defenders(scenario.defenders)
         incidents = layers.read_incidents(scenario.incidents) if scenario.incidents else None
+        targets = patrol_mod.read_targets(scenario.targets) if patrolling else None
+        bases = layers.read_bases(scenario.bases) if patrolling else None
+        if incidents is not None:
+            threat_mod.weigh_incidents(incidents, scenario.as_of)
+    with step(f"Loading the {scenario.network_type} network {scenario.network.name}"):
+        net = load_network(scenario.network, scenario.network_type)
 
     threat = alerts = None
     if incidents is not None:
@@ -232,14 +261,12 @@ def run_scenario(
         coverage_summary = coverage_mod.write_coverage_outputs(out / "coverage", cov, areas)
 
     plan = None
-    if scenario.bases is not None and scenario.targets is not None:
+    if patrolling:
         cfg = {"units": 2, "shift_minutes": 60.0, "days": 3, "seed": 0, **scenario.patrol}
         with step(
             f"Patrol plans: {cfg['units']} unit(s), {cfg['shift_minutes']:g}-minute shifts, {cfg['days']} day(s)"
         ):
-            plan = patrol_mod.plan_patrols(
-                net, patrol_mod.read_targets(scenario.targets), layers.read_bases(scenario.bases), **cfg
-            )
+            plan = patrol_mod.plan_patrols(net, targets, bases, **cfg)
             patrol_mod.write_patrol_outputs(plan, out / "patrol", roads=net, title=f"{scenario.name}: patrols")
 
     summary = report.nearest_report(
