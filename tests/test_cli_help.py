@@ -77,7 +77,7 @@ def test_help_shows_types_choices_and_defaults(capsys, name):
         if param.is_flag:
             assert re.match(rf"^(-\w, )?{param.opts[0]}\s{{2,}}", entry), entry  # a plain flag, no placeholder
             continue
-        assert re.search(r"<[\w |]+>|\[[\w|]+\]", entry.split("  ")[0]), entry  # a type or the choices
+        assert re.search(r"<[\w |,]+>|\[[\w|]+\]", entry.split("  ")[0]), entry  # a type or the choices
         if param.default is not None and not param.required:
             assert "[default: " in entry, entry
     if "--cost" in blocks:

@@ -329,7 +329,7 @@ def _run_with_umask(umask: int, *args: object) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("umask", [0o077, 0o022, 0o000])
+@pytest.mark.parametrize("umask", [0o077, 0o022, 0o000], ids=["umask077", "umask022", "umask000"])
 def test_file_modes_follow_the_umask_and_sensitive_files_stay_owner_only(tmp_path, umask):
     routes = tmp_path / "new" / "routes.geojson"  # routes start at defenders: private, and so its new folder
     page = tmp_path / "maps" / "routes.html"  # aggregated defenders: an ordinary file

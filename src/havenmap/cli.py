@@ -127,26 +127,37 @@ DefendersOpt = Annotated[
     ),
 ]
 HavensOpt = Annotated[Path, typer.Option("--havens", help="Safe havens: same point formats, with an id column.")]
-IdOpt = Annotated[str | None, typer.Option("--id", help="Id column of the point files (default: 'id', any case).")]
+IdOpt = Annotated[
+    str | None, typer.Option("--id", metavar="<column>", help="Id column of the point files (default: 'id', any case).")
+]
 LatOpt = Annotated[
     str | None,
-    typer.Option("--lat", help="Latitude column of CSV point files (default: latitude or lat, any case)."),
+    typer.Option(
+        "--lat", metavar="<column>", help="Latitude column of CSV point files (default: latitude or lat, any case)."
+    ),
 ]
 LonOpt = Annotated[
     str | None,
-    typer.Option("--lon", help="Longitude column of CSV point files (default: longitude, lon, lng or long)."),
+    typer.Option(
+        "--lon", metavar="<column>", help="Longitude column of CSV point files (default: longitude, lon, lng or long)."
+    ),
 ]
 CrsOpt = Annotated[
     str | None,
     typer.Option(
         "--crs",
+        metavar="<crs>",
         help="CRS of CSV point files' coordinates when not longitude/latitude in degrees (EPSG:4326), "
         "e.g. EPSG:32613 for x/y in metres.",
     ),
 ]
 LayerOpt = Annotated[
     str | None,
-    typer.Option("--layer", help="Layer to read from GeoPackage point files that hold several (the error lists them)."),
+    typer.Option(
+        "--layer",
+        metavar="<name>",
+        help="Layer to read from GeoPackage point files that hold several (the error lists them).",
+    ),
 ]
 SnapOpt = Annotated[
     float,
@@ -274,9 +285,11 @@ def nearest(
 def download(
     out: Annotated[Path, typer.Option("--out", "-o", help="GraphML file to write (load it later with --network).")],
     place: Annotated[
-        str | None, typer.Option("--place", help="Place name to geocode, e.g. 'Kallio, Helsinki'.")
+        str | None, typer.Option("--place", metavar="<place>", help="Place name to geocode, e.g. 'Kallio, Helsinki'.")
     ] = None,
-    bbox: Annotated[str | None, typer.Option("--bbox", help="west,south,east,north in degrees.")] = None,
+    bbox: Annotated[
+        str | None, typer.Option("--bbox", metavar="<w,s,e,n>", help="west,south,east,north in degrees.")
+    ] = None,
     network_type: NetworkTypeOpt = "drive",
 ) -> None:
     """Download a road network from OpenStreetMap (the only command that uses the internet).
@@ -543,7 +556,9 @@ def coverage_command(
     defenders: DefendersOpt,
     havens: HavensOpt,
     out: OutFolderOpt,
-    minutes: Annotated[str, typer.Option("--minutes", "-m", help="Time bands in minutes, e.g. 5,10,15.")] = "5,10,15",
+    minutes: Annotated[
+        str, typer.Option("--minutes", "-m", metavar="<list>", help="Time bands in minutes, e.g. 5,10,15.")
+    ] = "5,10,15",
     closures: ClosuresOpt = None,
     risk: RiskOpt = None,
     alpha: AlphaOpt = 1.0,
@@ -687,11 +702,15 @@ def map_command(
     bases: Annotated[Path | None, typer.Option("--bases", help="Patrol bases (points with id, name).")] = None,
     title: Annotated[
         str | None,
-        typer.Option("--title", help="Scenario name shown in the title box (default: havenmap — NETWORK FILE)."),
+        typer.Option(
+            "--title", metavar="<text>", help="Scenario name shown in the title box (default: havenmap — NETWORK FILE)."
+        ),
     ] = None,
     as_of: Annotated[
         str | None,
-        typer.Option("--as-of", help="Date of the picture, YYYY-MM-DD (default: the latest incident)."),
+        typer.Option(
+            "--as-of", metavar="<date>", help="Date of the picture, YYYY-MM-DD (default: the latest incident)."
+        ),
     ] = None,
     recent_days: Annotated[
         float,
@@ -859,7 +878,8 @@ IncidentsOpt = Annotated[
     ),
 ]
 AsOfOpt = Annotated[
-    str | None, typer.Option("--as-of", help="Reference date YYYY-MM-DD (default: the latest incident).")
+    str | None,
+    typer.Option("--as-of", metavar="<date>", help="Reference date YYYY-MM-DD (default: the latest incident)."),
 ]
 WeightsOpt = Annotated[
     Path | None,
@@ -1092,7 +1112,7 @@ def execute(argv: Sequence[str] | None = None) -> int:
     command = typer.main.get_command(app)
     _shown.clear()
     with warnings.catch_warnings():
-        warnings.simplefilter("always")  # repeats are dropped by _show_warning, once per run
+        warnings.simplefilter("always", UserWarning)  # repeats are dropped by _show_warning, once per run
         warnings.showwarning = _show_warning
         try:
             result = command.main(args or ["--help"], prog_name="havenmap", standalone_mode=False)

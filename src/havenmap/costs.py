@@ -44,7 +44,7 @@ import pyproj
 import shapely
 
 from . import _layers_util as _u
-from .errors import InputError
+from .errors import InputError, listing
 from .network import RoadNetwork
 from .snap import edge_tree
 
@@ -238,11 +238,10 @@ def closure_mask(
         np.add.at(hits, polys[b], 1)
     idle = np.flatnonzero(hits == 0)
     if len(idle):
-        ids = ", ".join(str(i) for i in local["barrier_id"].to_numpy()[idle[:10]])
-        more = f" and {len(idle) - 10} more" if len(idle) > 10 else ""
+        ids = listing(local["barrier_id"].to_numpy()[idle])
         warnings.warn(
             f"{label}: {len(idle)} barrier(s) close no road (checkpoints farther than "
-            f"{point_tolerance_m:g} m from any road, or lines/areas off the roads): {ids}{more}",
+            f"{point_tolerance_m:g} m from any road, or lines/areas off the roads): {ids}",
             stacklevel=2,
         )
     mask = np.zeros(net.n_edges, dtype=bool)
