@@ -72,6 +72,10 @@ class RoadNetwork:
         Edge ``i``'s geometry is ``geom_xy[geom_offsets[i]:geom_offsets[i+1]]`` (projected), from u to v.
     edge_attrs : pandas.DataFrame
         One row per edge: ``highway``, ``name``, ``osmid``, ``oneway`` where known.
+    build_info : dict
+        How the network was built, for its report (:func:`havenmap.lines.network_report`):
+        empty for OSM files and graphs; for road line layers the joins made, crossings left
+        unjoined, pieces dropped and where each speed came from.
     """
 
     crs: pyproj.CRS
@@ -90,6 +94,7 @@ class RoadNetwork:
     geom_xy: np.ndarray
     edge_attrs: pd.DataFrame
     source: str = "<memory>"
+    build_info: dict[str, Any] = field(default_factory=dict, repr=False)
     _graph: Any = field(default=None, repr=False)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -367,46 +372,123 @@ def from_osm_file(
 
 def _from_ways(ways: _osm.OsmWays, network_type: str, walk_speed_kph: float) -> RoadNetwork:
     refs, offsets = ways.refs, ways.offsets
-    n_ways = len(offsets) - 1
-    way_of_pos = np.repeat(np.arange(n_ways), np.diff(offsets))
-    _, inverse = np.unique(refs, return_inverse=True)
-    counts = np.bincount(inverse)
-    is_node = counts[inverse] >= 2
+    seg_start, seg_end, seg_way = split_paths(refs, offsets)
+    lonlat = np.column_stack([ways.lon, ways.lat])
+    nodes_at = np.unique(np.concatenate([seg_start, seg_end]))
+    center = lonlat[nodes_at].mean(axis=0)
+    crs = utm_crs(float(center[0]), float(center[1]))
+    forward, backward = _osm.way_directions(ways.tags, network_type)
+    tags = ways.tags
+    attrs = pd.DataFrame(
+        {
+            "osmid": ways.way_id,
+            "highway": pd.array(tags["highway"], dtype="string"),
+            "name": pd.array(tags["name"], dtype="string"),
+            "oneway": ~(forward & backward),
+            "maxspeed": pd.array(tags["maxspeed"], dtype="string"),
+        }
+    )
+    return assemble_network(
+        refs,
+        lonlat,
+        _project(lonlat, crs),
+        seg_start,
+        seg_end,
+        forward[seg_way],
+        backward[seg_way],
+        _osm.way_speeds(tags, network_type, walk_speed_kph)[seg_way],
+        attrs.iloc[seg_way].reset_index(drop=True),
+        crs=crs,
+        network_type=network_type,
+    )
+
+
+def split_paths(point_id: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut vertex paths into road pieces between graph nodes.
+
+    A node is a path end or a point that occurs more than once (an intersection: the same
+    ``point_id`` at several positions). Interior vertices stay as geometry, as in osmnx's
+    simplified graphs.
+
+    Parameters
+    ----------
+    point_id : (p,) int64
+        Identity of the point at every vertex position; equal ids are the same place.
+    offsets : (w + 1,) int64
+        Path ``i`` owns positions ``offsets[i]:offsets[i+1]`` (at least two each).
+
+    Returns
+    -------
+    seg_start, seg_end, seg_path : (s,) int64
+        First and last vertex position of each piece and the path it belongs to.
+    """
+    n_paths = len(offsets) - 1
+    path_of_pos = np.repeat(np.arange(n_paths), np.diff(offsets))
+    _, inverse = np.unique(point_id, return_inverse=True)
+    is_node = np.bincount(inverse)[inverse] >= 2
     is_node[offsets[:-1]] = True
     is_node[offsets[1:] - 1] = True
-
     pos = np.flatnonzero(is_node)
-    same_way = way_of_pos[pos[:-1]] == way_of_pos[pos[1:]]
-    seg_start, seg_end = pos[:-1][same_way], pos[1:][same_way]
-    seg_way = way_of_pos[seg_start]
+    same_path = path_of_pos[pos[:-1]] == path_of_pos[pos[1:]]
+    seg_start, seg_end = pos[:-1][same_path], pos[1:][same_path]
+    return seg_start, seg_end, path_of_pos[seg_start]
 
-    lonlat = np.column_stack([ways.lon, ways.lat])
-    center = lonlat[pos].mean(axis=0)
-    crs = utm_crs(float(center[0]), float(center[1]))
-    xy = _project(lonlat, crs)
-    step = _osm.haversine_m(ways.lon[:-1], ways.lat[:-1], ways.lon[1:], ways.lat[1:])
+
+def assemble_network(
+    point_id: np.ndarray,
+    lonlat: np.ndarray,
+    xy: np.ndarray,
+    seg_start: np.ndarray,
+    seg_end: np.ndarray,
+    seg_forward: np.ndarray,
+    seg_backward: np.ndarray,
+    seg_speed: np.ndarray,
+    seg_attrs: pd.DataFrame,
+    *,
+    crs: pyproj.CRS,
+    network_type: str,
+) -> RoadNetwork:
+    """Build a :class:`RoadNetwork` from road pieces cut out of vertex paths (see :func:`split_paths`).
+
+    Every piece becomes a forward edge (vertex order) where ``seg_forward``, a backward
+    edge where ``seg_backward``; a piece open both ways gives twin edges sharing its
+    geometry. Lengths are great-circle metres along the vertices (as osmnx), times follow
+    from ``seg_speed`` (km/h). Node ids are the sorted distinct ``point_id`` of piece ends.
+
+    Parameters
+    ----------
+    point_id : (p,) int64
+        Identity of the point at every vertex position.
+    lonlat, xy : (p, 2) float64
+        Vertex longitude/latitude and projected coordinates (metres, ``crs``).
+    seg_start, seg_end : (s,) int64
+        First and last vertex position of every piece (consecutive positions of one path).
+    seg_forward, seg_backward : (s,) bool
+        Directions open on every piece.
+    seg_speed : (s,) float64
+        Travel speed, km/h.
+    seg_attrs : pandas.DataFrame
+        One row per piece; becomes ``edge_attrs``.
+    """
+    step = _osm.haversine_m(lonlat[:-1, 0], lonlat[:-1, 1], lonlat[1:, 0], lonlat[1:, 1])
     cum = np.concatenate([[0.0], np.cumsum(step)])
     seg_length = cum[seg_end] - cum[seg_start]
+    fwd = np.flatnonzero(seg_forward)
+    bwd = np.flatnonzero(seg_backward)
 
-    forward, backward = _osm.way_directions(ways.tags, network_type)
-    speeds = _osm.way_speeds(ways.tags, network_type, walk_speed_kph)
-    fwd = np.flatnonzero(forward[seg_way])
-    bwd = np.flatnonzero(backward[seg_way])
+    node_ids, node_index = np.unique(point_id[np.concatenate([seg_start, seg_end])], return_inverse=True)
+    seg_u, seg_v = node_index[: len(seg_start)], node_index[len(seg_start) :]
+    node_pos = np.zeros(len(node_ids), dtype=np.int64)
+    node_pos[seg_u] = seg_start
+    node_pos[seg_v] = seg_end
 
-    node_ids, node_index = np.unique(refs[pos], return_inverse=True)
-    index_of_pos = np.full(len(refs), -1, dtype=np.int64)
-    index_of_pos[pos] = node_index
-    node_first = np.zeros(len(node_ids), dtype=np.int64)
-    node_first[node_index] = pos
-
-    seg_u, seg_v = index_of_pos[seg_start], index_of_pos[seg_end]
     edge_seg = np.concatenate([fwd, bwd])
     reverse = np.concatenate([np.zeros(len(fwd), bool), np.ones(len(bwd), bool)])
     edge_u = np.where(reverse, seg_v[edge_seg], seg_u[edge_seg])
     edge_v = np.where(reverse, seg_u[edge_seg], seg_v[edge_seg])
 
     twin = np.full(len(edge_seg), -1, dtype=np.int64)
-    both = np.flatnonzero(forward[seg_way] & backward[seg_way])
+    both = np.flatnonzero(seg_forward & seg_backward)
     fwd_pos = np.full(len(seg_start), -1, dtype=np.int64)
     fwd_pos[fwd] = np.arange(len(fwd))
     bwd_pos = np.full(len(seg_start), -1, dtype=np.int64)
@@ -414,36 +496,23 @@ def _from_ways(ways: _osm.OsmWays, network_type: str, walk_speed_kph: float) -> 
     twin[fwd_pos[both]] = bwd_pos[both]
     twin[bwd_pos[both]] = fwd_pos[both]
 
-    counts_pts = seg_end - seg_start + 1
-    geom_counts = counts_pts[edge_seg]
+    geom_counts = (seg_end - seg_start + 1)[edge_seg]
     geom_offsets = np.concatenate([[0], np.cumsum(geom_counts)])
     flat = _ragged_index(seg_start[edge_seg], geom_counts)
-    # reversed edges walk their segment backwards: mirror positions within each edge's run
+    # reversed edges walk their piece backwards: mirror positions within each edge's run
     rev_rep = np.repeat(reverse, geom_counts)
     start_rep = np.repeat(seg_start[edge_seg], geom_counts)
     end_rep = np.repeat(seg_end[edge_seg], geom_counts)
     flat = np.where(rev_rep, start_rep + end_rep - flat, flat)
-    geom_xy = xy[flat]
 
-    way_idx = seg_way[edge_seg]
-    edge_speed = speeds[way_idx]
+    edge_speed = np.asarray(seg_speed, dtype=np.float64)[edge_seg]
     edge_length = seg_length[edge_seg]
-    tags = ways.tags
-    attrs = pd.DataFrame(
-        {
-            "osmid": ways.way_id[way_idx],
-            "highway": _take(tags["highway"], way_idx),
-            "name": _take(tags["name"], way_idx),
-            "oneway": ~(forward & backward)[way_idx],
-            "maxspeed": _take(tags["maxspeed"], way_idx),
-        }
-    )
     return RoadNetwork(
         crs=crs,
         network_type=network_type,
         node_id=node_ids,
-        node_xy=xy[node_first],
-        node_lonlat=lonlat[node_first],
+        node_xy=xy[node_pos],
+        node_lonlat=lonlat[node_pos],
         edge_u=edge_u,
         edge_v=edge_v,
         edge_key=_parallel_keys(edge_u, edge_v),
@@ -452,13 +521,9 @@ def _from_ways(ways: _osm.OsmWays, network_type: str, walk_speed_kph: float) -> 
         edge_speed=edge_speed,
         edge_twin=twin,
         geom_offsets=geom_offsets,
-        geom_xy=geom_xy,
-        edge_attrs=attrs,
+        geom_xy=xy[flat],
+        edge_attrs=seg_attrs.iloc[edge_seg].reset_index(drop=True),
     )
-
-
-def _take(values: list[str | None], idx: np.ndarray) -> pd.Series:
-    return pd.Series(pd.array(values, dtype="string")).iloc[idx].reset_index(drop=True)
 
 
 def _parallel_keys(u: np.ndarray, v: np.ndarray) -> np.ndarray:
