@@ -314,6 +314,7 @@ def load_network(
     network_type: str = "drive",
     *,
     walk_speed_kph: float = _osm.WALK_SPEED_KPH,
+    line_options: Any = None,
 ) -> RoadNetwork:
     """Load a road network from a file or an osmnx graph.
 
@@ -321,31 +322,53 @@ def load_network(
     ----------
     source
         ``.osm``, ``.osm.bz2``, ``.osm.pbf`` (OSM data, filtered to ``network_type``),
-        ``.graphml`` (an osmnx graph, used as given), or an in-memory ``nx.MultiDiGraph``
-        following osmnx conventions (used as given).
+        a road line layer (``.shp``, ``.gpkg``, ``.geojson``, ``.parquet``, ``.fgb``: see
+        :mod:`havenmap.lines`), ``.graphml`` (an osmnx graph, used as given), or an
+        in-memory ``nx.MultiDiGraph`` following osmnx conventions (used as given).
     network_type
         'drive' (one-ways honoured, speeds from ``maxspeed`` or road type) or 'walk'
         (every road both ways at ``walk_speed_kph``), or 'all'. Ignored for graphs.
     walk_speed_kph
         Walking speed for walk networks, km/h.
+    line_options
+        A :class:`havenmap.lines.LineOptions` (layer, snap tolerance, attribute columns...)
+        for line layers; settings other than the defaults are an error for other sources.
 
     Returns
     -------
     RoadNetwork
     """
+    from . import lines
+
+    opts = line_options if line_options is not None else lines.LineOptions()
     if isinstance(source, nx.Graph):
+        _no_line_options(opts, "an osmnx graph")
         return from_graph(source)
     path = Path(source)
     if not path.exists():
         raise NetworkError(f"{path}: network file not found")
     name = path.name.lower()
+    if name.endswith(lines.LINE_SUFFIXES):
+        return lines.read_lines(path, options=opts.replace(network_type=network_type, walk_speed_kph=walk_speed_kph))
     if name.endswith(".graphml"):
+        _no_line_options(opts, path.name)
         return _load_graphml(path)
     if name.endswith(OSM_SUFFIXES):
+        _no_line_options(opts, path.name)
         return from_osm_file(path, network_type, walk_speed_kph=walk_speed_kph)
     raise NetworkError(
-        f"{path}: unknown network format; use an OSM extract (.osm, .osm.bz2, .osm.pbf) or an osmnx .graphml"
+        f"{path}: unknown network format; use an OSM extract (.osm, .osm.bz2, .osm.pbf), a road line layer "
+        f"({', '.join(lines.LINE_SUFFIXES)}) or an osmnx .graphml"
     )
+
+
+def _no_line_options(opts: Any, what: str) -> None:
+    used = opts.line_specific
+    if used:
+        raise NetworkError(
+            f"{used[0]} (--{used[0].replace('_', '-')}) applies to road line layers (.shp, .gpkg, ...), "
+            f"not to {what}; leave it out"
+        )
 
 
 def _load_graphml(path: Path) -> RoadNetwork:
@@ -374,8 +397,9 @@ def _from_ways(ways: _osm.OsmWays, network_type: str, walk_speed_kph: float) -> 
     refs, offsets = ways.refs, ways.offsets
     seg_start, seg_end, seg_way = split_paths(refs, offsets)
     lonlat = np.column_stack([ways.lon, ways.lat])
-    nodes_at = np.unique(np.concatenate([seg_start, seg_end]))
-    center = lonlat[nodes_at].mean(axis=0)
+    at_node = np.zeros(len(refs), dtype=bool)
+    at_node[seg_start] = at_node[seg_end] = True
+    center = lonlat[at_node].mean(axis=0)
     crs = utm_crs(float(center[0]), float(center[1]))
     forward, backward = _osm.way_directions(ways.tags, network_type)
     tags = ways.tags
