@@ -51,6 +51,14 @@ class Paths:
     def path_of_position(self) -> np.ndarray:
         return np.repeat(np.arange(self.n_paths), self.counts)
 
+    def subset(self, keep: np.ndarray) -> Paths:
+        """The paths where ``keep`` (one bool per path)."""
+        if keep.all():
+            return self
+        counts = self.counts[keep]
+        at = np.repeat(keep, self.counts)
+        return Paths(self.xy[at], self.lonlat[at], np.concatenate([[0], np.cumsum(counts)]), self.row[keep])
+
     def lines(self) -> np.ndarray:
         """The paths as shapely LineStrings (projected)."""
         return shapely.linestrings(self.xy, indices=self.path_of_position())
@@ -410,6 +418,22 @@ def sequence_hash(point_id: np.ndarray, start: np.ndarray, end: np.ndarray) -> t
             hashes.append(np.add.reduceat(values * powers[within], offsets[:-1]).view(np.int64))
     low, high = np.minimum(u, v), np.maximum(u, v)
     return np.column_stack([low, high, counts, *hashes]), flipped
+
+
+def merge_duplicates(
+    point_id: np.ndarray, start: np.ndarray, end: np.ndarray, forward: np.ndarray, backward: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keep the first of pieces over the same points (either way round), open in every direction any copy is.
+
+    Returns ``(keep, forward, backward)``: which pieces stay and their directions.
+    """
+    key, flipped = sequence_hash(point_id, start, end)
+    first = duplicate_groups(key)
+    keep = first == np.arange(len(first))
+    # directions in the canonical order, pooled over the copies (one copy drawn per direction)
+    along = np.bincount(first, weights=np.where(flipped, backward, forward), minlength=len(first)) > 0
+    against = np.bincount(first, weights=np.where(flipped, forward, backward), minlength=len(first)) > 0
+    return keep, np.where(flipped, against, along), np.where(flipped, along, against)
 
 
 def duplicate_groups(key: np.ndarray) -> np.ndarray:

@@ -545,20 +545,19 @@ def _build(frame: gpd.GeoDataFrame, opts: LineOptions, source: str) -> RoadNetwo
     if paths.n_paths == 0:
         raise NetworkError(f"{where}: every line has zero length; check the layer's geometries")
 
+    # whole lines drawn twice first (their shared vertices must not become nodes), then pieces
     pid, _ = _lines.point_ids(paths.xy)
+    keep, path_fwd, path_bwd = _lines.merge_duplicates(
+        pid, paths.offsets[:-1], paths.offsets[1:] - 1, rows.forward[paths.row], rows.backward[paths.row]
+    )
+    duplicates = int((~keep).sum())
+    pid = pid[np.repeat(keep, paths.counts)]
+    paths, path_fwd, path_bwd = paths.subset(keep), path_fwd[keep], path_bwd[keep]
     seg_start, seg_end, seg_path = split_paths(pid, paths.offsets)
-    seg_row = paths.row[seg_path]
-    key, flipped = _lines.sequence_hash(pid, seg_start, seg_end)
-    first = _lines.duplicate_groups(key)
-    keep = first == np.arange(len(first))
-    # a duplicate's directions count for the piece it repeats (copies drawn one per direction)
-    along = np.where(flipped, rows.backward[seg_row], rows.forward[seg_row])
-    against = np.where(flipped, rows.forward[seg_row], rows.backward[seg_row])
-    along = np.bincount(first, weights=along, minlength=len(first)) > 0
-    against = np.bincount(first, weights=against, minlength=len(first)) > 0
-    forward = np.where(flipped, against, along)[keep]
-    backward = np.where(flipped, along, against)[keep]
-    seg_start, seg_end, seg_row = seg_start[keep], seg_end[keep], seg_row[keep]
+    keep, forward, backward = _lines.merge_duplicates(pid, seg_start, seg_end, path_fwd[seg_path], path_bwd[seg_path])
+    duplicates += int((~keep).sum())
+    seg_start, seg_end, seg_row = seg_start[keep], seg_end[keep], paths.row[seg_path[keep]]
+    forward, backward = forward[keep], backward[keep]
 
     attrs = rows.attrs.iloc[seg_row].reset_index(drop=True)
     attrs["oneway"] = ~(forward & backward)
@@ -573,7 +572,7 @@ def _build(frame: gpd.GeoDataFrame, opts: LineOptions, source: str) -> RoadNetwo
         rows.speed[seg_row],
         attrs,
         crs=utm,
-        network_type="walk" if opts.network_type == "walk" else "drive",
+        network_type=opts.network_type,
     )
     net.node_id = np.arange(net.n_nodes, dtype=np.int64)
     net.source = source
@@ -592,7 +591,7 @@ def _build(frame: gpd.GeoDataFrame, opts: LineOptions, source: str) -> RoadNetwo
         "dropped": {
             "empty_geometries": int(empty.sum()),
             "zero_length_pieces": zero + zero_after,
-            "duplicate_pieces": int((~keep).sum()),
+            "duplicate_pieces": duplicates,
             **{f"left_out_{k}": v for k, v in rows.left_out.items()},
         },
         "speed_sources": {name: int(edge_source[name]) for name in _SPEED_SOURCES if edge_source.get(name, 0) > 0},
@@ -611,14 +610,17 @@ def _source_crs(frame: gpd.GeoDataFrame, where: str) -> pyproj.CRS:
         )
     try:
         crs = pyproj.CRS.from_user_input(frame.crs)
-        pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
     except pyproj.exceptions.CRSError as exc:
-        raise NetworkError(f"{where}: its CRS cannot be used ({one_line(exc)}); reproject the layer") from None
-    if crs.is_engineering or (not crs.is_geographic and not crs.is_projected):
+        raise NetworkError(f"{where}: its CRS cannot be read ({one_line(exc)}); reproject the layer") from None
+    if crs.is_engineering or not (crs.is_geographic or crs.is_projected):
         raise NetworkError(
             f"{where}: its CRS ({crs.name}) is not tied to the Earth, so its roads cannot be placed; "
             "reproject the layer to a known CRS such as EPSG:4326"
         )
+    try:
+        pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    except pyproj.exceptions.ProjError as exc:
+        raise NetworkError(f"{where}: its CRS ({crs.name}) cannot be converted to longitude/latitude ({exc})") from None
     return crs
 
 
@@ -699,6 +701,10 @@ def _row_attributes(frame: gpd.GeoDataFrame, opts: LineOptions, where: str) -> _
     source = np.full(n, _SPEED_SOURCES.index("default"), dtype=np.int8)
     by_class_out = np.zeros(n, dtype=bool)
     unknown: dict[str, int] = {}
+    if opts.speed_column is not None:  # checked even where walking ignores it
+        col = find_column(columns, (), explicit=opts.speed_column)
+        speed = _parse_speeds(frame[col], col, opts.speed_unit, where)
+        source[np.isfinite(speed)] = _SPEED_SOURCES.index("speed_column")
     if walk:
         speed[:] = opts.walk_speed_kph
         source[:] = _SPEED_SOURCES.index("walk")
@@ -706,10 +712,6 @@ def _row_attributes(frame: gpd.GeoDataFrame, opts: LineOptions, where: str) -> _
             speed[classes == "steps"] = opts.walk_speed_kph / 2
             by_class_out = pd.Series(classes).isin(WALK_EXCLUDED_CLASSES).to_numpy()
     else:
-        if opts.speed_column is not None:
-            col = find_column(columns, (), explicit=opts.speed_column)
-            speed = _parse_speeds(frame[col], col, opts.speed_unit, where)
-            source[np.isfinite(speed)] = _SPEED_SOURCES.index("speed_column")
         if classes is not None:
             table = {**CLASS_SPEEDS_KPH, **(opts.class_speeds or {})}
             codes, uniques = pd.factorize(classes)
@@ -976,21 +978,23 @@ def _first_values(table: pd.DataFrame, column: str) -> np.ndarray:
     """A column's values with lists (osmnx's merged edges) reduced to their first element."""
     if column not in table.columns:
         return np.full(len(table), None, dtype=object)
-    values = table[column]
+    values = table[column].reset_index(drop=True)
     if values.dtype != object:
         return values.to_numpy()
-    return values.map(lambda v: (v[0] if v else None) if isinstance(v, list) else v).to_numpy(dtype=object)
+    flat = values.explode()  # lists become one row each, under their row's index
+    return flat[~flat.index.duplicated()].to_numpy(dtype=object)
 
 
 def _frame_speeds(table: pd.DataFrame) -> np.ndarray:
-    """Speeds (km/h) from ``maxspeed``, else the road type, else the default (as from_graph)."""
+    """Speeds (km/h) from ``maxspeed`` (the mean of several), else the road type, else the default (as from_graph)."""
     n = len(table)
     speed = np.full(n, np.nan)
     if "maxspeed" in table.columns:
-        raw = table["maxspeed"].map(lambda v: ";".join(map(str, v)) if isinstance(v, list) else v)
-        codes, uniques = pd.factorize(raw.astype("string").fillna(""))
-        parsed = np.array([_osm.parse_maxspeed(u) for u in uniques], dtype=np.float64)
-        speed = parsed[codes] if len(uniques) else speed
+        flat = table["maxspeed"].reset_index(drop=True).explode()
+        codes, uniques = pd.factorize(flat.astype("string").fillna(""))
+        parsed = np.array([_osm.parse_maxspeed(u) for u in uniques], dtype=np.float64)  # distinct values only
+        if len(uniques):
+            speed = pd.Series(parsed[codes], index=flat.index).groupby(level=0).mean().to_numpy()
     highway = pd.Series(_first_values(table, "highway")).astype("string").fillna("")
     codes, uniques = pd.factorize(highway)
     by_type = np.array([_osm.DRIVE_SPEED_KPH.get(u, _osm.DEFAULT_DRIVE_SPEED_KPH) for u in uniques])
