@@ -365,6 +365,19 @@ def test_crossings_stay_apart_unless_split():
     assert assert_matches_oracle(split, momepy_graph(noded.to_crs(split.crs)), weight="mm_len") > 30
 
 
+def test_a_line_crossing_itself_joins_there_only_when_split():
+    figure = LineString([(0, 0), (100, 100), (100, 0), (0, 100)])  # crosses itself at (50, 50)
+    apart = planar(from_lines(layer(figure)))
+    assert network_report(apart).crossings == 1 and apart.n_nodes == 2
+    assert planar_distances(apart, [local(apart, 0, 0)])[0][local(apart, 0, 100)] == pytest.approx(
+        2 * np.hypot(100, 100) + 100
+    )
+    split = planar(from_lines(layer(figure), split_crossings=True))
+    middle = local(split, 50, 50)
+    assert split.n_nodes == 3 and (split.edge_u == middle).sum() == 4
+    assert planar_distances(split, [local(split, 0, 0)])[0][local(split, 0, 100)] == pytest.approx(np.hypot(100, 100))
+
+
 def test_lines_through_a_shared_vertex_join_like_osm_nodes():
     a = LineString([(0, 0), (100, 0), (200, 0)])
     b = LineString([(100, -100), (100, 0), (100, 100)])  # both pass through (100, 0)

@@ -59,10 +59,6 @@ class Paths:
         at = np.repeat(keep, self.counts)
         return Paths(self.xy[at], self.lonlat[at], np.concatenate([[0], np.cumsum(counts)]), self.row[keep])
 
-    def lines(self) -> np.ndarray:
-        """The paths as shapely LineStrings (projected)."""
-        return shapely.linestrings(self.xy, indices=self.path_of_position())
-
 
 def point_ids(xy: np.ndarray) -> tuple[np.ndarray, int]:
     """Identity of every vertex: equal coordinates get equal ids (0..n-1, in x-then-y order)."""
@@ -383,7 +379,7 @@ def crossings(paths: Paths, split: bool, to_lonlat, chunk: int = 200_000) -> tup
     seg = np.concatenate([i[need_a], j[need_b]])
     which = np.concatenate([np.flatnonzero(need_a), np.flatnonzero(need_b)])
     line = path_of[start[seg]]
-    _, unique = np.unique(place[which] * paths.n_paths + line, return_index=True)
+    _, unique = np.unique(place[which] * len(start) + seg, return_index=True)  # once per place and segment
     seg, which, line = seg[unique], which[unique], line[unique]
     along = dist[start[seg]] + np.hypot(*(xy[which] - p0[seg]).T)
     moved = insert_vertices(paths, line, along, xy[which], to_lonlat(xy[which]), pos=start[seg] + 1)

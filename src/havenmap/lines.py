@@ -828,24 +828,21 @@ def _speed_value(text: str, factor: float) -> float:
 
 
 def _hints(frame: gpd.GeoDataFrame, opts: LineOptions) -> list[str]:
-    """Columns that look like the attributes the user did not name."""
+    """Columns that look like the attributes the user did not name, and what leaving them out means."""
     columns = list(frame.columns)
     hints = []
-    for option, names, consequence in (
-        ("oneway_column", ("oneway", "one_way", "direction", "dir_travel"), "every line is two-way"),
-        ("speed_column", ("maxspeed", "max_speed", "speed", "speed_kph", "speedlimit"), None),
-        ("class_column", ("fclass", "highway", "road_class", "class", "type"), None),
+    for option, names, what in (
+        ("oneway_column", ("oneway", "one_way", "direction", "dir_travel"), "directions"),
+        ("speed_column", ("maxspeed", "max_speed", "speed", "speed_kph", "speedlimit"), "speeds"),
+        ("class_column", ("fclass", "highway", "road_class", "class", "type"), "road classes"),
     ):
         if getattr(opts, option) is not None:
             continue
         found = find_column(columns, names)
-        if option == "speed_column" and opts.class_column is None and found is None:
-            continue
         if found is not None:
-            flag = "--" + option.replace("_", "-")
-            hints.append(f"column {str(found)!r} looks like {option.split('_')[0]}s: use {flag} {found}")
-        elif consequence:
-            hints.append(f"no {option.replace('_', ' ')}: {consequence}")
+            hints.append(f"column {str(found)!r} looks like {what}: use --{option.replace('_', '-')} {found}")
+    if opts.oneway_column is None:
+        hints.append("no --oneway-column: every line is two-way")
     return hints
 
 
