@@ -450,11 +450,19 @@ def _wanted_columns(available: list[str], opts: LineOptions, where: str) -> list
         found = find_column(available, names)
         if found is not None:
             wanted.append(found)
-    for hint in ("oneway", "one_way", "fclass", "highway", "maxspeed"):
-        found = find_column(available, (hint,))
+    for option, (names, _) in _HINT_COLUMNS.items():
+        found = find_column(available, names) if getattr(opts, option) is None else None
         if found is not None:
             wanted.append(found)
     return list(dict.fromkeys(wanted))
+
+
+#: Columns that look like attributes, per option: reported as hints when the option is not given.
+_HINT_COLUMNS = {
+    "oneway_column": (("oneway", "one_way", "direction", "dir_travel"), "directions"),
+    "speed_column": (("maxspeed", "max_speed", "speed", "speed_kph", "speedlimit"), "speeds"),
+    "class_column": (("fclass", "highway", "road_class", "class", "type"), "road classes"),
+}
 
 
 # ---------------------------------------------------------------------- building
@@ -831,11 +839,7 @@ def _hints(frame: gpd.GeoDataFrame, opts: LineOptions) -> list[str]:
     """Columns that look like the attributes the user did not name, and what leaving them out means."""
     columns = list(frame.columns)
     hints = []
-    for option, names, what in (
-        ("oneway_column", ("oneway", "one_way", "direction", "dir_travel"), "directions"),
-        ("speed_column", ("maxspeed", "max_speed", "speed", "speed_kph", "speedlimit"), "speeds"),
-        ("class_column", ("fclass", "highway", "road_class", "class", "type"), "road classes"),
-    ):
+    for option, (names, what) in _HINT_COLUMNS.items():
         if getattr(opts, option) is not None:
             continue
         found = find_column(columns, names)
