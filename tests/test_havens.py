@@ -149,7 +149,7 @@ def test_custom_edge_weights_close_roads_without_touching_the_network():
 def test_cut_pieces_match_shapely_substring(aguascalientes_drive):
     from shapely.ops import substring
 
-    from havenmap.havens import _cut_pieces
+    from havenmap._graph import _cut_pieces
 
     net = aguascalientes_drive
     rng = np.random.default_rng(7)

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from havenmap import _gpx, _vrp, layers, patrol
+from havenmap import _gpx, _vrp, layers, patrol, routing
 from havenmap.errors import InfeasibleError, InputError, OffNetworkError
 from havenmap.patrol import SCHEDULE_COLUMNS, plan_patrols
 from havenmap.scenario import demo_dir
@@ -213,26 +213,22 @@ def _stops(net, n: int, seed: int):
 
 
 def test_leg_matrix_matches_networkx(aguascalientes_drive):
-    from havenmap.routing import travel_matrix
-
     net = aguascalientes_drive
     places, pts = _stops(net, 14, 21)
-    legs = travel_matrix(net, pts, pts)
+    legs = routing.travel_matrix(net, pts, pts)
     _, t, length = Oracle.for_network(net).matrix(places, places)
     np.testing.assert_allclose(legs.time_s, t, rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(legs.length_m, length, rtol=1e-9, atol=1e-6)  # the same routes' metres
 
 
 def test_danger_aware_legs_follow_the_weighted_cost_with_physical_times(aguascalientes_drive):
-    from havenmap.routing import travel_matrix
-
     net = aguascalientes_drive
     rng = np.random.default_rng(4)
     risk = np.where(rng.random(net.n_edges) < 0.3, rng.uniform(1, 5, net.n_edges), 0.0)
     weights = net.edge_time * (1 + 2.0 * risk)
     places, pts = _stops(net, 10, 8)
-    plain = travel_matrix(net, pts, pts)
-    legs = travel_matrix(net, pts, pts, edge_weights=weights)
+    plain = routing.travel_matrix(net, pts, pts)
+    legs = routing.travel_matrix(net, pts, pts, edge_weights=weights)
     cost, t, length = Oracle.for_network(net, edge_weights=weights).matrix(places, places)
     np.testing.assert_allclose(legs.cost, cost, rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(legs.time_s, t, rtol=1e-9, atol=1e-6)  # physical times along the chosen routes
