@@ -233,7 +233,7 @@ def test_danger_aware_legs_follow_the_weighted_cost_with_physical_times(aguascal
     np.testing.assert_allclose(legs.cost, cost, rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(legs.time_s, t, rtol=1e-9, atol=1e-6)  # physical times along the chosen routes
     np.testing.assert_allclose(legs.length_m, length, rtol=1e-9, atol=1e-6)
-    assert (legs.time_s >= plain.time_s - 1e-6).all()
+    assert (legs.time_s >= plain.time_s - 1e-5).all()  # no danger-aware leg is faster than the fastest
 
 
 def test_danger_aware_plan_is_feasible(aguascalientes_drive):
