@@ -15,37 +15,33 @@ default 50 m buffer) gets coarser cells and a proportionally wider buffer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import contourpy
 import numpy as np
 import shapely
 from scipy import ndimage
 
-from ._arrays import ragged_index
+from ._arrays import first_of_runs, ragged_index
 from ._graph import Reach
 from .network import RoadNetwork
 
 __all__ = ["MAX_CELLS", "band_polygons", "haven_polygons", "reach_samples"]
 
 #: Grid cells per haven raster before the grid coarsens (bounds memory and time per haven).
-MAX_CELLS = 1_000_000
-
-
-def _vertex_cum(net: RoadNetwork) -> tuple[np.ndarray, np.ndarray]:
-    """The network's cumulative vertex lengths and the segment lengths (0 between edges)."""
-    cum = net.vertex_cum
-    return cum, np.diff(cum)
+MAX_CELLS = 262_144
 
 
 def reach_samples(
     net: RoadNetwork, reach: Reach, bands_s: np.ndarray, spacing_m: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Points along the reached part of every piece, at most ``spacing_m`` apart, with their times.
+    """Points along the reached roads, at most ``spacing_m`` apart, with the travel time at each.
 
-    Each piece is sampled from where its time drops to the largest band to its end towards
-    the source, vertex to vertex of the road geometry (so the samples lie on the road); the
-    exact cut of every other band is a sample too, so each band's reach is represented to
-    the cut. Work per sample is a few sequential array passes (per-piece and per-segment
-    values are computed first and repeated).
+    Both directions of a street (and the source's own road) are merged first: along a
+    physical road the time is the smaller of its reached pieces' linear times, so each road is
+    sampled once, vertex to vertex of its geometry (the samples lie on the road), from where
+    the time first drops to the largest band. The exact cut of every other band is a sample
+    too, so each band's reach is represented to the cut.
     """
     t_max = float(bands_s.max())
     inside = reach.t1 <= t_max
@@ -55,57 +51,101 @@ def reach_samples(
     with np.errstate(divide="ignore", invalid="ignore"):
         s_start = np.clip(1.0 - np.where(dt > 0, (t_max - t1) / dt, 1.0), 0.0, 1.0)
     a, ta = f0 + s_start * span, t0 - s_start * dt  # reached part: fraction a (time ta) .. f1 (time t1)
-    cum, seg = _vertex_cum(net)
-    start = net.geom_offsets[e]
-    last = net.geom_offsets[e + 1] - 2  # first vertex of the edge's last segment
-    length = cum[last + 1] - cum[start]
-    pos_a = cum[start] + a * length
-    pos_b = cum[start] + f1 * length
-    j0, j1 = start.copy(), start.copy()
-    bent = np.flatnonzero(last > start)
-    if len(bent):
-        j0[bent] = np.clip(np.searchsorted(cum, pos_a[bent], side="right") - 1, start[bent], last[bent])
-        j1[bent] = np.clip(np.searchsorted(cum, pos_b[bent], side="left") - 1, j0[bent], last[bent])
-    # one row per (piece, geometry segment) overlapping the reached part
-    n_seg = j1 - j0 + 1
-    pid = np.repeat(np.arange(len(e)), n_seg)
-    j = ragged_index(j0, n_seg)
-    lo = np.maximum(cum[j], pos_a[pid])
-    hi = np.maximum(np.minimum(cum[j + 1], pos_b[pid]), lo)
-    seg_len = seg[j]
-    xy = net.geom_xy
-    step = xy[j + 1] - xy[j]
+    # the reached parts as fractions x along each physical road (its canonical edge), time linear in x
+    road = net.canonical_edge[e]
+    flip = road != e
+    lo, hi = np.where(flip, 1.0 - f1, a), np.where(flip, 1.0 - a, f1)
+    t_lo, t_hi = np.where(flip, t1, ta), np.where(flip, ta, t1)
+    order = np.argsort(road)  # grouping only: no need for a stable sort
+    road, lo, hi, t_lo, t_hi = road[order], lo[order], hi[order], t_lo[order], t_hi[order]
+    first = first_of_runs(road)
+    g_start = np.flatnonzero(first)
+    g_count = np.diff(np.append(g_start, len(road)))
+    g_road = road[g_start]
+    g_lo, g_hi = np.minimum.reduceat(lo, g_start), np.maximum.reduceat(hi, g_start)
+    owner, x, where_xy = _road_samples(net, g_road, g_lo, g_hi, spacing_m)
+    # time at each sample: the smallest over the road's pieces covering it (samples come grouped by road)
+    times = np.full(len(x), np.inf)
     with np.errstate(divide="ignore", invalid="ignore"):
-        u_lo = np.where(seg_len > 0, (lo - cum[j]) / seg_len, 0.0)
-        u_hi = np.where(seg_len > 0, (hi - cum[j]) / seg_len, 0.0)
-        slope = np.where(pos_b > pos_a, (t1 - ta) / (pos_b - pos_a), 0.0)[pid]
-    p_lo = xy[j] + u_lo[:, None] * step
-    p_hi = xy[j] + u_hi[:, None] * step
-    tm_lo = ta[pid] + slope * (lo - pos_a[pid])
-    tm_hi = ta[pid] + slope * (hi - pos_a[pid])
-    n_s = np.maximum(np.ceil((hi - lo) / spacing_m).astype(np.int64), 1) + 1
-    ends = np.cumsum(n_s)
-    w = (
-        (np.arange(ends[-1]) - np.repeat(ends - n_s, n_s)) / np.repeat(n_s - 1, n_s).astype(np.float64)
-        if len(n_s)
-        else np.zeros(0)
-    )
-    pts = np.repeat(p_lo, n_s, axis=0) + w[:, None] * np.repeat(p_hi - p_lo, n_s, axis=0)
-    times = np.repeat(tm_lo, n_s) + w * np.repeat(tm_hi - tm_lo, n_s)
-    # exact band cuts (the widest band's cut is the first sample of each piece already)
-    cut_e, cut_f, cut_t = [], [], []
+        slope = np.where(hi > lo, (t_hi - t_lo) / (hi - lo), 0.0)
+    per_road = np.bincount(owner, minlength=len(g_road))
+    first_sample = np.cumsum(per_road) - per_road
+    for slot in range(int(g_count.max()) if len(g_count) else 0):
+        groups = np.flatnonzero(g_count > slot)
+        idx = ragged_index(first_sample[groups], per_road[groups]) if len(groups) < len(g_road) else None
+        xs = x if idx is None else x[idx]
+        r = g_start[owner if idx is None else owner[idx]] + slot
+        t = t_lo[r] + slope[r] * (xs - lo[r])
+        t[(xs < lo[r] - 1e-12) | (xs > hi[r] + 1e-12)] = np.inf
+        if idx is None:
+            np.minimum(times, t, out=times)
+        else:
+            times[idx] = np.minimum(times[idx], t)
+    keep = np.flatnonzero(times <= t_max)
+    xy, times = where_xy(keep), times[keep]
+    # exact band cuts
+    cut_road, cut_x, cut_t = [], [], []
     for band in bands_s[bands_s < t_max]:
         with np.errstate(divide="ignore", invalid="ignore"):
-            g = (ta - band) / (ta - t1)
-        hit = np.flatnonzero((ta > band) & (t1 <= band) & np.isfinite(g))
-        cut_e.append(e[hit])
-        cut_f.append(a[hit] + g[hit] * (f1[hit] - a[hit]))
+            g = (band - t_lo) / (t_hi - t_lo)
+        hit = np.flatnonzero((np.minimum(t_lo, t_hi) <= band) & (np.maximum(t_lo, t_hi) > band) & np.isfinite(g))
+        cut_road.append(road[hit])
+        cut_x.append(lo[hit] + g[hit] * (hi[hit] - lo[hit]))
         cut_t.append(np.full(len(hit), band))
-    if cut_e:
-        ce = np.concatenate(cut_e)
-        pts = np.vstack([pts, net.points_along(ce, np.concatenate(cut_f))])
+    if cut_road:
+        pts = net.points_along(np.concatenate(cut_road), np.concatenate(cut_x))
+        xy = np.vstack([xy, pts])
         times = np.concatenate([times, *cut_t])
-    return pts, times
+    return xy, times
+
+
+def _road_samples(
+    net: RoadNetwork, road: np.ndarray, lo: np.ndarray, hi: np.ndarray, spacing_m: float
+) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """Samples at most ``spacing_m`` apart along the road over fractions ``lo..hi`` of edges ``road``.
+
+    Each geometry segment of the sampled part gets evenly spaced samples from its start (and
+    the road its end point), so every point of road lies within ``spacing_m / 2`` of a sample,
+    bends included. Per-segment values are computed once and repeated (sequential memory),
+    so the work per sample is a few passes over small arrays.
+
+    Returns the owner row and fraction along the edge of every sample, and a function giving
+    the (x, y) of the samples kept (positions are computed only for those).
+    """
+    cum = net.vertex_cum
+    start = net.geom_offsets[road]
+    n_seg = net.geom_offsets[road + 1] - 1 - start
+    length = cum[start + n_seg] - cum[start]
+    pos_lo, pos_hi = cum[start] + lo * length, cum[start] + hi * length
+    pid = np.repeat(np.arange(len(road)), n_seg)
+    j = ragged_index(start, n_seg)
+    c0, c1 = cum[j], cum[j + 1]
+    s_lo, s_hi = np.maximum(c0, pos_lo[pid]), np.minimum(c1, pos_hi[pid])
+    overlap = np.flatnonzero(s_hi >= s_lo)
+    pid, j, c0, c1, s_lo, s_hi = pid[overlap], j[overlap], c0[overlap], c1[overlap], s_lo[overlap], s_hi[overlap]
+    n_row = np.maximum(np.ceil((s_hi - s_lo) / spacing_m).astype(np.int64), 1)
+    last = np.ones(len(pid), dtype=bool)
+    last[:-1] = pid[1:] != pid[:-1]
+    counts = n_row + last  # the road's end point closes its last segment
+    rep = np.repeat(np.arange(len(pid)), counts)
+    k = np.arange(len(rep)) - np.repeat(np.cumsum(counts) - counts, counts)
+    step = (s_hi - s_lo) / n_row
+    d = s_lo[rep] + k * step[rep]
+    owner = pid[rep]
+    inv_len = np.divide(1.0, length, out=np.zeros(len(length)), where=length > 0)
+    x = (d - cum[start][owner]) * inv_len[owner]
+
+    def where_xy(keep: np.ndarray) -> np.ndarray:
+        """(x, y) of the samples ``keep``, interpolated along their geometry segments."""
+        seg = c1 - c0
+        inv = np.divide(1.0, seg, out=np.zeros(len(seg)), where=seg > 0)
+        r = rep[keep]
+        u = (d[keep] - c0[r]) * inv[r]
+        x0, y0 = net.geom_xy[j, 0], net.geom_xy[j, 1]
+        dx, dy = net.geom_xy[j + 1, 0] - x0, net.geom_xy[j + 1, 1] - y0
+        return np.column_stack([x0[r] + u * dx[r], y0[r] + u * dy[r]])
+
+    return owner, x, where_xy
 
 
 def haven_polygons(
@@ -161,7 +201,7 @@ def band_polygons(
     shape = (np.floor((hi - origin) / cell).astype(np.int64) + pad + 1)[::-1]  # rows (y), cols (x)
     ij = np.floor((xy - origin) / cell).astype(np.int64)
     grid = np.full(shape, np.inf, dtype=np.float32)
-    np.minimum.at(grid, (ij[:, 1], ij[:, 0]), times.astype(np.float32))
+    np.minimum.at(grid.reshape(-1), ij[:, 1] * shape[1] + ij[:, 0], times.astype(np.float32))  # 1-D: fast path
     r = cells_per_buffer
     yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
     grid = ndimage.minimum_filter(grid, footprint=(xx**2 + yy**2) <= r * r, mode="constant", cval=np.inf)

@@ -929,7 +929,13 @@ def _routes(nn: Nearest, found: PlaceCosts, points: np.ndarray, ranks: np.ndarra
 # ====================================================================== many-to-many
 @dataclass(eq=False)
 class Matrix:
-    """Costs between two point sets (see :func:`travel_matrix`): ``cost``, ``time_s`` (A, B); ``inf`` = no route."""
+    """Costs between two point sets (see :func:`travel_matrix`): ``cost``, ``time_s`` (origins × destinations);
+    ``inf`` = no route.
+
+    The searches run from one side (``reverse``: from the destinations, on the reversed graph);
+    ``_links`` are the other side's links to the network and ``_direct`` the same-road links
+    (``point`` = searched point, ``node`` = the other point).
+    """
 
     att: _Attached
     origins: Places
@@ -937,28 +943,31 @@ class Matrix:
     cost: np.ndarray
     time_s: np.ndarray
     limit: float
-    _entries: _Links = field(repr=False)
+    reverse: bool
+    _links: _Links = field(repr=False)
     _direct: _Links = field(repr=False)
     _length: np.ndarray | None = field(default=None, repr=False)
+    _forward: Matrix | None = field(default=None, repr=False)
 
     @property
     def length_m(self) -> np.ndarray:
         """Road length of every route, metres (computed on first use: another pass of the searches)."""
         if self._length is None:
-            self._length = self._along(self.att.entry_value(self.att.cg.net.edge_length), self.att.cg.net.edge_length)
+            net = self.att.cg.net
+            self._length = self._along(self.att.entry_value(net.edge_length), net.edge_length)
         return self._length
 
     def _along(self, entry_value: np.ndarray, per_edge: np.ndarray) -> np.ndarray:
-        out = np.full(self.cost.shape, np.inf)
-        for chunk in _chunks(np.arange(len(self.origins)), self.att.size):
+        searched = self.destinations if self.reverse else self.origins
+        out = np.full((len(searched), len(self.destinations if not self.reverse else self.origins)), np.inf)
+        for chunk in _chunks(np.flatnonzero(searched.on), self.att.size):
             dist, pred = csgraph.dijkstra(
                 self.att.matrix, directed=True, indices=self.att.n_base + chunk, limit=self.limit,
                 return_predecessors=True,
             )  # fmt: skip
             values = _tree_values(self.att, pred, entry_value)
-            out[chunk] = _evaluate(dist, values, self._entries, self._direct, chunk, len(self.destinations), per_edge)[
-                1
-            ]
+            out[chunk] = _evaluate(dist, values, self._links, self._direct, chunk, out.shape[1], per_edge)[1]
+        out = out.T if self.reverse else out
         out[~np.isfinite(self.cost)] = np.inf
         return out
 
@@ -967,6 +976,12 @@ class Matrix:
 
         One search per distinct origin (in chunks), then each route is read off its tree.
         """
+        if self.reverse:  # routes are read off forward trees
+            if self._forward is None:
+                self._forward = travel_matrix(
+                    self.att.cg, self.origins, self.destinations, limit=self.limit, reverse=False
+                )
+            return self._forward.routes(pairs)
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
         parts: list[Pieces | None] = [None] * len(pairs)
         origins = np.unique(pairs[:, 0])
@@ -984,7 +999,7 @@ class Matrix:
         empty = Pieces(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0, np.int64), 1)
         if not np.isfinite(self.cost[origin, dest]):
             return empty
-        ent = self._entries.take(np.flatnonzero(self._entries.point == dest))
+        ent = self._links.take(np.flatnonzero(self._links.point == dest))
         via = dist[ent.node] + ent.cost
         direct = self._direct.take(np.flatnonzero((self._direct.point == origin) & (self._direct.node == dest)))
         best_direct = direct.cost.min() if len(direct.cost) else np.inf
@@ -1012,7 +1027,8 @@ def _chunks(items: np.ndarray, n_nodes: int) -> Iterator[np.ndarray]:
 
 
 def _evaluate(dist, values, entries: _Links, direct: _Links, chunk: np.ndarray, n_dest: int, per_edge):
-    """Costs and path values from a chunk of origins to every destination: via their entry links or directly."""
+    """Costs and path values between a chunk of searched points and every other point: through the other
+    points' links to the network (``entries``: ``point`` = the other point) or directly along a road."""
     rows = len(chunk)
     cost = np.full((rows, n_dest), np.inf)
     value = np.full((rows, n_dest), np.inf)
@@ -1045,35 +1061,42 @@ def _link_value(links: _Links, per_edge: np.ndarray) -> np.ndarray:
     return np.where(links.edge >= 0, per_edge[np.maximum(links.edge, 0)] * (links.f1 - links.f0), 0.0)
 
 
-def travel_matrix(cg: CostGraph, origins: Places, destinations: Places, *, limit: float = np.inf) -> Matrix:
+def travel_matrix(
+    cg: CostGraph, origins: Places, destinations: Places, *, limit: float = np.inf, reverse: bool | None = None
+) -> Matrix:
     """Cost and physical time (s) of the cheapest route from every origin to every destination.
 
-    One Dijkstra per origin on the forward graph with the origins attached, in chunks that bound
-    memory; a destination takes the better of its entry links, or a direct stretch of road
-    from an origin on its own road. ``limit`` (in cost units) bounds the searches: pairs beyond
-    it are ``inf``. Lengths (:attr:`Matrix.length_m`) and routes (:meth:`Matrix.routes`) come on
-    demand.
+    One Dijkstra per searched point with those points attached, in chunks that bound memory:
+    from the origins on the forward graph, or (``reverse``; by default when there are fewer
+    destinations) from the destinations on the reversed graph. The other side takes the better
+    of its links to the network, or a direct stretch of road to a point on its own road.
+    ``limit`` (cost units) bounds the searches: pairs beyond it are ``inf``. Lengths
+    (:attr:`Matrix.length_m`) and routes (:meth:`Matrix.routes`) come on demand.
     """
-    att = _attach(cg, origins, reverse=False)
-    entries = _links(cg, destinations, leaving=False)
+    if reverse is None:
+        reverse = len(destinations) < len(origins)
+    searched, queried = (destinations, origins) if reverse else (origins, destinations)
+    att = _attach(cg, searched, reverse=reverse)
+    links = _links(cg, queried, leaving=reverse)
     direct = _same_road(cg, origins, destinations)
-    n_o, n_d = len(origins), len(destinations)
-    cost = np.full((n_o, n_d), np.inf)
-    time = np.full((n_o, n_d), np.inf)
-    starts = np.flatnonzero(origins.on)
+    if reverse:  # keyed by the searched side: the destination
+        direct = _Links(direct.node, direct.point, direct.cost, direct.time, direct.edge, direct.f0, direct.f1)
+    cost = np.full((len(searched), len(queried)), np.inf)
+    time = np.full((len(searched), len(queried)), np.inf)
     need_tree = not cg.time_is_cost
     entry_time = att.entry_time() if need_tree else None
-    for chunk in _chunks(starts, att.size):
+    for chunk in _chunks(np.flatnonzero(searched.on), att.size):
         out = csgraph.dijkstra(
             att.matrix, directed=True, indices=att.n_base + chunk, limit=limit, return_predecessors=need_tree
         )
         dist, pred = out if need_tree else (out, None)
         values = _tree_values(att, pred, entry_time) if need_tree else dist
-        c, t = _evaluate(dist, values, entries, direct, chunk, n_d, None)
-        cost[chunk], time[chunk] = c, t
+        cost[chunk], time[chunk] = _evaluate(dist, values, links, direct, chunk, len(queried), None)
+    if reverse:
+        cost, time = cost.T.copy(), time.T.copy()
     cost[cost > limit] = np.inf
     time[~np.isfinite(cost)] = np.inf
-    return Matrix(att, origins, destinations, cost, time, limit, entries, direct)
+    return Matrix(att, origins, destinations, cost, time, limit, reverse, links, direct)
 
 
 # ====================================================================== bounded reach of each source

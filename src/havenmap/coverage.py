@@ -64,6 +64,7 @@ __all__ = [
     "parse_minutes",
     "reach_edges",
     "service_areas",
+    "worst_loss",
     "write_coverage_outputs",
 ]
 
@@ -430,6 +431,41 @@ def closures_impact(without: Coverage, with_closures: Coverage) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------- outputs
+def worst_loss(cov: Coverage, n1: pd.DataFrame | None = None) -> dict[str, Any]:
+    """What losing the worst single haven costs: the haven, and coverage per band before and after.
+
+    The worst haven is the one whose loss leaves most defenders with no haven within the widest
+    band (ties: the one serving most defenders).
+
+    Returns
+    -------
+    dict
+        ``worst_haven`` (id, None without havens), ``lose_all_cover``, ``cut_off`` (defenders),
+        ``covered_before`` and ``covered_after`` (per band label: defenders covered), and
+        ``share_before`` / ``share_after`` (0..1).
+    """
+    n1 = n_minus_1(cov) if n1 is None else n1
+    worst = n1.sort_values(["lose_all_cover", "served"], ascending=False, kind="stable").head(1)
+    before = {_label(m): int(cov.covered(m).sum()) for m in cov.minutes}
+    after = dict(before) if worst.empty else {_label(m): int(worst[f"covered_{_label(m)}"].iat[0]) for m in cov.minutes}
+    n = max(cov.n_defenders, 1)
+    return {
+        "worst_haven": None if worst.empty else str(worst["haven_id"].iat[0]),
+        "lose_all_cover": 0 if worst.empty else int(worst["lose_all_cover"].iat[0]),
+        "cut_off": 0 if worst.empty else int(worst["cut_off"].iat[0]),
+        "covered_before": before,
+        "covered_after": after,
+        "share_before": {b: round(c / n, 4) for b, c in before.items()},
+        "share_after": {b: round(c / n, 4) for b, c in after.items()},
+    }
+
+
+def _rounded_times(frame: pd.DataFrame) -> pd.DataFrame:
+    """Times (columns ending in ``_s`` or named ``time_*``) to 0.1 s for the CSVs people read."""
+    columns = [c for c in frame.columns if c.endswith("_s") or c.startswith("time_")]
+    return frame.round({c: 1 for c in columns if pd.api.types.is_float_dtype(frame[c])})
+
+
 def write_coverage_outputs(
     out_dir: str | os.PathLike[str],
     cov: Coverage,
@@ -452,21 +488,16 @@ def write_coverage_outputs(
     n1 = n_minus_1(cov) if n1 is None else n1
     summary = cov.to_json()
     summary["minutes"] = list(cov.minutes)
-    worst = n1.sort_values(["lose_all_cover", "served"], ascending=False, kind="stable").head(1)
-    summary["n_minus_1"] = {
-        "worst_haven": None if worst.empty else str(worst["haven_id"].iat[0]),
-        "lose_all_cover": 0 if worst.empty else int(worst["lose_all_cover"].iat[0]),
-        "cut_off": 0 if worst.empty else int(worst["cut_off"].iat[0]),
-    }
+    summary["n_minus_1"] = worst_loss(cov, n1)
     if impact is not None:
         summary["closures"] = {"cut_off": int(impact["cut_off"].sum()), "slowed": int((~impact["cut_off"]).sum())}
     summary.update(extra or {})
     if areas is not None:
         _io.write_geojson(out / "service_areas.geojson", areas, private=True)
-    _io.write_csv(out / "coverage.csv", cov.defenders, private=True)
+    _io.write_csv(out / "coverage.csv", _rounded_times(cov.defenders), private=True)
     _io.write_csv(out / "n_minus_1.csv", n1, private=True)
     if impact is not None:
-        _io.write_csv(out / "closures_impact.csv", impact, private=True)
+        _io.write_csv(out / "closures_impact.csv", _rounded_times(impact), private=True)
     _io.write_json(out / "coverage.json", summary, private=True)
     return summary
 
