@@ -10,8 +10,9 @@ import pytest
 from scipy.sparse import csgraph
 
 from havenmap import _osm
+from havenmap._arrays import ragged_index as _ragged_index
 from havenmap.errors import NetworkError
-from havenmap.network import _ragged_index, from_graph, load_network
+from havenmap.network import from_graph, load_network
 
 from .conftest import shared_file
 

@@ -21,6 +21,8 @@ from scipy import sparse
 from scipy.sparse import csgraph
 from scipy.spatial import cKDTree
 
+from ._arrays import ragged_index
+
 #: Two points closer than this (metres) are the same point when placing new vertices.
 SAME_POINT_M = 1e-6
 _NEIGHBOURS = 16  # vertices examined around each loose end (own-line vertices are skipped)
@@ -102,12 +104,6 @@ def _has(sorted_keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """Whether each query is in ``sorted_keys`` (binary search)."""
     pos = np.searchsorted(sorted_keys, queries).clip(0, max(len(sorted_keys) - 1, 0))
     return (sorted_keys[pos] == queries) if len(sorted_keys) else np.zeros(len(queries), dtype=bool)
-
-
-def _ragged(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Concatenated ``arange(s, s + c)`` for every (s, c)."""
-    ends = np.cumsum(counts)
-    return np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(starts - (ends - counts), counts)
 
 
 def _paths_near(paths: Paths, points: np.ndarray, distance: float) -> np.ndarray:
@@ -218,7 +214,7 @@ def join_ends(paths: Paths, tolerance_m: float, to_lonlat) -> tuple[Paths, EndJo
     if len(rest):
         near_paths = _paths_near(paths, paths.xy[cand[rest]], tolerance_m)
         lines = shapely.linestrings(
-            paths.xy[_ragged(paths.offsets[near_paths], paths.counts[near_paths])],
+            paths.xy[ragged_index(paths.offsets[near_paths], paths.counts[near_paths])],
             indices=np.repeat(np.arange(len(near_paths)), paths.counts[near_paths]),
         )
         points = shapely.points(paths.xy[cand[rest]])

@@ -22,7 +22,7 @@ from rich.text import Text
 
 from . import _io, layers, report, scenario
 from .errors import HavenmapError
-from .havens import nearest_havens
+from .havens import assign_havens, nearest_havens
 from .lines import DEFAULT_SNAP_TOLERANCE_M, LineOptions, network_report
 from .network import RoadNetwork, load_network
 from .snap import DEFAULT_MAX_SNAP_M
@@ -755,11 +755,12 @@ def map_command(
         from . import coverage as cov_mod
 
         with _step("Routing defenders to their nearest haven"):
+            found = assign_havens(net, kw["defenders"], kw["havens"], k=2)  # one answer: status and routes
             if kw["coverage"] is None:
-                kw["coverage"] = cov_mod.coverage(net, kw["defenders"], kw["havens"], (slow_minutes,)).defenders
+                kw["coverage"] = cov_mod.coverage_of(found, (slow_minutes,)).defenders
             if kw["service_areas"] is None:
                 kw["service_areas"] = cov_mod.service_areas(net, kw["havens"], (5, 10, 15))
-            routes = nearest_havens(net, kw["defenders"], kw["havens"], k=1)
+            routes = found.table(1)
             kw["routes"] = routes.loc[routes["reachable"]]
     with _step("Drawing the map"):
         m = maps.commander_map(

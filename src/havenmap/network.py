@@ -32,12 +32,12 @@ import shapely
 from scipy import sparse
 
 from . import _osm
+from ._arrays import ragged_index
 from .errors import NetworkError
 
 __all__ = ["RoadNetwork", "from_bbox", "from_graph", "from_place", "load_network", "utm_crs"]
 
 OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".xml", ".osm.pbf", ".pbf", ".osm.xml")
-_MIN_WEIGHT = 1e-6  # scipy.sparse drops explicit zeros; a zero-cost edge must stay an edge
 
 
 @dataclass(eq=False)
@@ -142,8 +142,9 @@ class RoadNetwork:
 
         ``weights`` (one per edge, ``inf`` or NaN = edge closed) overrides ``cost``.
         """
-        w = self.edge_cost(cost) if weights is None else np.asarray(weights, dtype=np.float64)
-        return csr_min(self.edge_u, self.edge_v, w, self.n_nodes)[0]
+        from ._graph import cost_graph
+
+        return cost_graph(self, cost, weights).csr(reverse=False).matrix
 
     # ------------------------------------------------------------------ geometry
     @cached_property
@@ -173,14 +174,35 @@ class RoadNetwork:
         idx = np.arange(self.n_edges) if edges is None else np.asarray(edges)
         counts = self.geom_offsets[idx + 1] - self.geom_offsets[idx]
         starts = self.geom_offsets[idx]
-        flat = _ragged_index(starts, counts)
+        flat = ragged_index(starts, counts)
         return shapely.linestrings(self.geom_xy[flat], indices=np.repeat(np.arange(len(idx)), counts))
+
+    def points_along(self, edge: np.ndarray, fraction: np.ndarray) -> np.ndarray:
+        """Projected (x, y) of the points at ``fraction`` (of planar length) along directed edges ``edge``."""
+        edge = np.asarray(edge, dtype=np.int64)
+        cum = self.vertex_cum
+        start = self.geom_offsets[edge]
+        last = self.geom_offsets[edge + 1] - 2  # the edge's last segment's first vertex
+        target = cum[start] + np.clip(fraction, 0.0, 1.0) * (cum[last + 1] - cum[start])
+        j = start.copy()
+        bent = last > start  # straight edges have one segment: no search
+        if bent.any():
+            j[bent] = np.clip(np.searchsorted(cum, target[bent], side="right") - 1, start[bent], last[bent])
+        length = cum[j + 1] - cum[j]
+        t = np.divide(target - cum[j], length, out=np.zeros_like(target), where=length > 0)
+        xy = self.geom_xy
+        return xy[j] + np.clip(t, 0.0, 1.0)[:, None] * (xy[j + 1] - xy[j])
+
+    @cached_property
+    def canonical_edge(self) -> np.ndarray:
+        """Per directed edge: the directed edge standing for its physical road (itself, or the lower-index twin)."""
+        idx = np.arange(self.n_edges)
+        return np.where((self.edge_twin >= 0) & (self.edge_twin < idx), self.edge_twin, idx)
 
     @cached_property
     def undirected_edges(self) -> np.ndarray:
         """One directed edge per physical road piece (a one-way edge, or the lower-index twin)."""
-        idx = np.arange(self.n_edges)
-        return idx[(self.edge_twin < 0) | (idx < self.edge_twin)]
+        return np.flatnonzero(self.canonical_edge == np.arange(self.n_edges))
 
     @cached_property
     def bounds_lonlat(self) -> tuple[float, float, float, float]:
@@ -263,36 +285,6 @@ class RoadNetwork:
         if not np.all(found):
             raise KeyError(f"node id {ids[~found][0]!r} is not in the network")
         return order[pos]
-
-
-# ---------------------------------------------------------------------- CSR helpers
-def csr_min(u: np.ndarray, v: np.ndarray, w: np.ndarray, n: int) -> tuple[sparse.csr_matrix, np.ndarray]:
-    """Build an n × n CSR matrix keeping the cheapest of parallel edges.
-
-    Edges with non-finite weight are left out (closed). Returns the matrix and, aligned with
-    its ``data``, the index of the edge each entry came from.
-    """
-    keep = np.flatnonzero(np.isfinite(w))
-    order = keep[np.lexsort((w[keep], v[keep], u[keep]))]
-    uu, vv = u[order], v[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = (uu[1:] != uu[:-1]) | (vv[1:] != vv[:-1])
-    order = order[first]
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(u[order], minlength=n), out=indptr[1:])
-    data = np.maximum(w[order], _MIN_WEIGHT)
-    matrix = sparse.csr_matrix((data, v[order].astype(np.int32), indptr), shape=(n, n))
-    return matrix, order
-
-
-def _ragged_index(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Concatenate ``arange(s, s + c)`` for every (s, c) without a Python loop."""
-    counts = np.asarray(counts, dtype=np.int64)
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    ends = np.cumsum(counts)
-    return np.arange(total) + np.repeat(np.asarray(starts, np.int64) - (ends - counts), counts)
 
 
 # ---------------------------------------------------------------------- projection
@@ -522,7 +514,7 @@ def assemble_network(
 
     geom_counts = (seg_end - seg_start + 1)[edge_seg]
     geom_offsets = np.concatenate([[0], np.cumsum(geom_counts)])
-    flat = _ragged_index(seg_start[edge_seg], geom_counts)
+    flat = ragged_index(seg_start[edge_seg], geom_counts)
     # reversed edges walk their piece backwards: mirror positions within each edge's run
     rev_rep = np.repeat(reverse, geom_counts)
     start_rep = np.repeat(seg_start[edge_seg], geom_counts)
@@ -667,7 +659,7 @@ def _find_twins(u: np.ndarray, v: np.ndarray, geom_xy: np.ndarray, offsets: np.n
         mine = geom_xy[offsets[i] : offsets[i + 1]]
         for j in by_pair.get((b, a), []):
             same_shape = twin[j] < 0 and offsets[j + 1] - offsets[j] == len(mine)
-            if same_shape and np.allclose(geom_xy[offsets[j] : offsets[j + 1]][::-1], mine, atol=1e-6):
+            if same_shape and np.allclose(geom_xy[offsets[j] : offsets[j + 1]][::-1], mine, rtol=0.0, atol=1e-6):
                 twin[i], twin[j] = j, i
                 break
     return twin

@@ -49,7 +49,7 @@ from typing import Any
 
 from . import _io, layers, maps, report
 from .errors import InputError
-from .havens import nearest_havens
+from .havens import assign_havens
 from .lines import LineOptions, network_report
 from .network import RoadNetwork, load_network
 from .snap import DEFAULT_MAX_SNAP_M
@@ -229,21 +229,20 @@ def run_scenario(
             alerts = threat_mod.early_warning(net, threat.incidents, defenders, threat.as_of, **alert_kw)
         threat_mod.write_threat_outputs(threat, out / "threat", alerts, title=f"{scenario.name}: threat")
 
+    bands = ", ".join(f"{m:g}" for m in scenario.minutes)
     with step(f"Routing {len(defenders)} defenders to their {scenario.k} nearest of {len(havens)} havens"):
-        nearest = nearest_havens(
+        # one answer for routes, coverage, N-1, status and the map
+        found = assign_havens(
             net,
             defenders,
             havens,
-            k=scenario.k,
+            k=max(scenario.k, 2),
             cost=scenario.cost,
             max_snap_m=scenario.snap_max_distance_m,
-            risk=None if threat is None else threat.risk,
         )
-    bands = ", ".join(f"{m:g}" for m in scenario.minutes)
+        nearest = found.table(scenario.k, risk=None if threat is None else threat.risk)
     with step(f"Coverage, service areas and haven loss for {bands} min"):
-        cov = coverage_mod.coverage(
-            net, defenders, havens, scenario.minutes, cost=scenario.cost, max_snap_m=scenario.snap_max_distance_m
-        )
+        cov = coverage_mod.coverage_of(found, scenario.minutes)
         areas = coverage_mod.service_areas(
             net, havens, scenario.minutes, cost=scenario.cost, max_snap_m=scenario.snap_max_distance_m
         )
