@@ -219,6 +219,12 @@ def test_spaghetti_network_distances_between_snapped_points():
     assert rows.sum() > 200 and cols.sum() >= 6
     # spaghetti rounds vertices to 11 significant digits (0.1 mm at UTM northings): 1 mm tolerance
     np.testing.assert_allclose(got[np.ix_(rows, cols)], expected[np.ix_(rows, cols)], rtol=0, atol=1e-3)
+    # undirected road metres between the same points (threat kernels, alerts) agree too
+    from havenmap.routing import network_distances
+
+    pairs = network_distances(net, crimes, schools, 1e6)
+    table = pairs.pivot(index="a_id", columns="b_id", values="distance_m").loc[crimes["id"], schools["id"]]
+    np.testing.assert_allclose(table.to_numpy()[np.ix_(rows, cols)], expected[np.ix_(rows, cols)], rtol=0, atol=1e-3)
 
 
 # ---------------------------------------------------------------------- the same roads from OSM and from a shapefile
