@@ -545,28 +545,9 @@ def _build(frame: gpd.GeoDataFrame, opts: LineOptions, source: str) -> RoadNetwo
         raise NetworkError(f"{where}: no line is left for a {opts.network_type} network ({_describe(rows.left_out)})")
 
     paths, to_lonlat, utm = _project(geoms[use], use, crs, where)
-    paths, zero = _lines.drop_repeated(paths)
-    paths, joins = _lines.join_ends(paths, opts.snap_tolerance_m, to_lonlat)
-    paths, zero_after = _lines.drop_repeated(paths)
-    paths, cross = _lines.crossings(paths, opts.split_crossings, to_lonlat)
-    paths, _ = _lines.drop_repeated(paths)
-    if paths.n_paths == 0:
-        raise NetworkError(f"{where}: every line has zero length; check the layer's geometries")
-
-    # whole lines drawn twice first (their shared vertices must not become nodes), then pieces
-    pid, _ = _lines.point_ids(paths.xy)
-    keep, path_fwd, path_bwd = _lines.merge_duplicates(
-        pid, paths.offsets[:-1], paths.offsets[1:] - 1, rows.forward[paths.row], rows.backward[paths.row]
-    )
-    duplicates = int((~keep).sum())
-    pid = pid[np.repeat(keep, paths.counts)]
-    paths, path_fwd, path_bwd = paths.subset(keep), path_fwd[keep], path_bwd[keep]
-    seg_start, seg_end, seg_path = split_paths(pid, paths.offsets)
-    keep, forward, backward = _lines.merge_duplicates(pid, seg_start, seg_end, path_fwd[seg_path], path_bwd[seg_path])
-    duplicates += int((~keep).sum())
-    seg_start, seg_end, seg_row = seg_start[keep], seg_end[keep], paths.row[seg_path[keep]]
-    forward, backward = forward[keep], backward[keep]
-
+    paths, topology = _topology(paths, opts, to_lonlat, where)
+    paths, pid, seg_start, seg_end, seg_row, forward, backward, duplicates = _pieces(paths, rows)
+    zero_length = topology.pop("zero_length_pieces")
     attrs = rows.attrs.iloc[seg_row].reset_index(drop=True)
     attrs["oneway"] = ~(forward & backward)
     net = assemble_network(
@@ -584,30 +565,75 @@ def _build(frame: gpd.GeoDataFrame, opts: LineOptions, source: str) -> RoadNetwo
     )
     net.node_id = np.arange(net.n_nodes, dtype=np.int64)
     net.source = source
-    edge_source = net.edge_attrs["speed_source"].value_counts()
+    by_source = net.edge_attrs["speed_source"].value_counts()
     net.build_info = {
         "kind": "lines",
         "layer": opts.layer,
         "source_crs": crs.to_string(),
         "lines": len(frame),
-        "options": {k: v for k, v in asdict(opts).items() if k != "layer"},
         "snap_tolerance_m": opts.snap_tolerance_m,
-        "ends_joined": joins.ends_joined,
-        "max_join_m": joins.max_move_m,
-        "crossings": cross.places,
-        "split_crossings": cross.split,
+        **topology,
         "dropped": {
             "empty_geometries": int(empty.sum()),
-            "zero_length_pieces": zero + zero_after,
+            "zero_length_pieces": zero_length,
             "duplicate_pieces": duplicates,
             **{f"left_out_{k}": v for k, v in rows.left_out.items()},
         },
-        "speed_sources": {name: int(edge_source[name]) for name in _SPEED_SOURCES if edge_source.get(name, 0) > 0},
+        "speed_sources": {name: int(by_source[name]) for name in _SPEED_SOURCES if by_source.get(name, 0) > 0},
         "unknown_classes": rows.unknown_classes,
         "left_out_classes": rows.left_out_classes,
         "hints": _hints(frame, opts),
     }
     return net
+
+
+def _topology(paths: _lines.Paths, opts: LineOptions, to_lonlat, where: str) -> tuple[_lines.Paths, dict[str, Any]]:
+    """Clean the paths and join them: repeated vertices, loose ends within the tolerance, crossings."""
+    paths, zero = _lines.drop_repeated(paths)
+    paths, joins = _lines.join_ends(paths, opts.snap_tolerance_m, to_lonlat)
+    paths, zero_after = _lines.drop_repeated(paths)
+    paths, cross = _lines.crossings(paths, opts.split_crossings, to_lonlat)
+    paths, _ = _lines.drop_repeated(paths)
+    if paths.n_paths == 0:
+        raise NetworkError(f"{where}: every line has zero length; check the layer's geometries")
+    return paths, {
+        "ends_joined": joins.ends_joined,
+        "max_join_m": joins.max_move_m,
+        "crossings": cross.places,
+        "split_crossings": cross.split,
+        "zero_length_pieces": zero + zero_after,
+    }
+
+
+def _pieces(paths: _lines.Paths, rows: _Rows):
+    """Road pieces between nodes, each once (duplicates merged), with their directions and feature rows.
+
+    Returns the paths left, their point ids, and per piece its first and last vertex
+    position, feature row, directions; plus how many duplicates were merged.
+
+    Whole lines drawn twice are merged first, so their shared vertices do not become nodes;
+    then pieces (overlapping stretches between the same nodes).
+    """
+    pid, _ = _lines.point_ids(paths.xy)
+    keep, path_fwd, path_bwd = _lines.merge_duplicates(
+        pid, paths.offsets[:-1], paths.offsets[1:] - 1, rows.forward[paths.row], rows.backward[paths.row]
+    )
+    duplicates = int((~keep).sum())
+    pid = pid[np.repeat(keep, paths.counts)]
+    paths, path_fwd, path_bwd = paths.subset(keep), path_fwd[keep], path_bwd[keep]
+    seg_start, seg_end, seg_path = split_paths(pid, paths.offsets)
+    keep, forward, backward = _lines.merge_duplicates(pid, seg_start, seg_end, path_fwd[seg_path], path_bwd[seg_path])
+    duplicates += int((~keep).sum())
+    return (
+        paths,
+        pid,
+        seg_start[keep],
+        seg_end[keep],
+        paths.row[seg_path[keep]],
+        forward[keep],
+        backward[keep],
+        duplicates,
+    )
 
 
 def _source_crs(frame: gpd.GeoDataFrame, where: str) -> pyproj.CRS:
