@@ -33,6 +33,7 @@ from scipy import sparse
 
 from . import _osm
 from ._arrays import ragged_index
+from ._lines import find_twins
 from .errors import NetworkError
 
 __all__ = ["RoadNetwork", "from_bbox", "from_graph", "from_place", "load_network", "utm_crs"]
@@ -638,31 +639,13 @@ def from_graph(graph: nx.MultiDiGraph) -> RoadNetwork:
         edge_length=length,
         edge_time=time,
         edge_speed=speed,
-        edge_twin=_find_twins(edge_u, edge_v, geom_xy, geom_offsets),
+        edge_twin=find_twins(edge_u, edge_v, geom_xy, geom_offsets),
         geom_offsets=geom_offsets,
         geom_xy=geom_xy,
         edge_attrs=attrs,
         _graph=graph,
     )
     return net
-
-
-def _find_twins(u: np.ndarray, v: np.ndarray, geom_xy: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Pair each edge with a reverse edge whose geometry is its mirror image (else -1)."""
-    twin = np.full(len(u), -1, dtype=np.int64)
-    by_pair: dict[tuple[int, int], list[int]] = {}
-    for i, pair in enumerate(zip(u.tolist(), v.tolist(), strict=True)):
-        by_pair.setdefault(pair, []).append(i)
-    for i, (a, b) in enumerate(zip(u.tolist(), v.tolist(), strict=True)):
-        if twin[i] >= 0 or a == b:
-            continue
-        mine = geom_xy[offsets[i] : offsets[i + 1]]
-        for j in by_pair.get((b, a), []):
-            same_shape = twin[j] < 0 and offsets[j + 1] - offsets[j] == len(mine)
-            if same_shape and np.allclose(geom_xy[offsets[j] : offsets[j + 1]][::-1], mine, rtol=0.0, atol=1e-6):
-                twin[i], twin[j] = j, i
-                break
-    return twin
 
 
 def _number(value: Any, default: float) -> float:
