@@ -622,9 +622,9 @@ def test_a_geopackage_with_several_layers_needs_layer(tmp_path, hm):
     points.iloc[:3].to_file(gpkg, layer="visitors")
     args = ("nearest", *WALK, "--defenders", gpkg, "--havens", DEMO / "havens.geojson", "--out", tmp_path / "r")
     line = refused(hm(*args))
-    assert "people.gpkg: holds 2 layers ('defenders' and 'visitors'); choose one with --layer" in line
-    refused(hm(*args, "--layer", "staff"), "has no layer 'staff'", "'defenders' and 'visitors'")
-    result = hm(*args, "--layer", "defenders")
+    assert "people.gpkg: holds 2 layers ('defenders' and 'visitors'); choose one with --points-layer" in line
+    refused(hm(*args, "--points-layer", "staff"), "has no layer 'staff'", "'defenders' and 'visitors'")
+    result = hm(*args, "--points-layer", "defenders")
     assert result.code == 0, result.err
     assert "48 of 50" in result.out
 

@@ -148,6 +148,7 @@ class _Claim:
     def __init__(self, option: str, path: PathLike, folder: bool | None) -> None:
         self.option, self.given = option, Path(path)
         self.folder = self.given.is_dir() if folder is None else folder
+        self.file = self.given.is_file()
         self.resolved = Path(os.path.abspath(self.given)).resolve()
         try:
             info = os.stat(self.given)
@@ -162,7 +163,8 @@ class _Claim:
         if self.same(other):
             return True
         inside = other.resolved.is_relative_to(self.resolved), self.resolved.is_relative_to(other.resolved)
-        return (self.folder and inside[0]) or (other.folder and inside[1])
+        # a path "inside" an existing file is that file named as a folder: the same conflict
+        return ((self.folder or self.file) and inside[0]) or ((other.folder or other.file) and inside[1])
 
 
 def _as_list(value: PathLike | Sequence[PathLike] | None) -> list[PathLike]:
@@ -185,7 +187,8 @@ def _input_conflict(out: _Claim, inp: _Claim) -> str:
             f"{head}: the output folder holds the {inp.option} input {inp.given}; choose an output folder "
             "that holds none of the inputs (a run owns its output folder)"
         )
-    return f"{head}: lies inside the {inp.option} input folder {inp.given}; write the output elsewhere"
+    what = "input folder" if inp.folder else "input"
+    return f"{head}: lies inside the {inp.option} {what} {inp.given}; write the output elsewhere"
 
 
 def _output_conflict(first: _Claim, second: _Claim) -> str:

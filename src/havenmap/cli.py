@@ -27,12 +27,13 @@ from rich.text import Text
 
 from . import _checks, _io, layers, report, scenario
 from .errors import HavenmapError, listing
-from .havens import nearest_havens
-from .network import check_source, load_network
+from .havens import assign_havens, nearest_havens
+from .lines import DEFAULT_SNAP_TOLERANCE_M, LineOptions, network_report
+from .network import RoadNetwork, check_source, load_network
 from .snap import DEFAULT_MAX_SNAP_M, check_max_snap_m
 
 #: Commands in the order of a planner's work; ``havenmap --help`` lists them so.
-WORKFLOW = ("demo", "run", "threat", "alerts", "coverage", "nearest", "site", "patrol", "map", "download")
+WORKFLOW = ("demo", "run", "threat", "alerts", "coverage", "nearest", "site", "patrol", "map", "network", "download")
 
 app = typer.Typer(
     name="havenmap",
@@ -110,14 +111,20 @@ Cost = Literal["time", "length"]
 NetworkType = Literal["drive", "walk"]
 
 NetworkOpt = Annotated[
-    Path, typer.Option("--network", "-n", help="Road network: .osm, .osm.bz2, .osm.pbf or osmnx .graphml.")
+    Path,
+    typer.Option(
+        "--network",
+        "-n",
+        help="Road network: .osm, .osm.bz2, .osm.pbf, osmnx .graphml, or a road line layer "
+        "(.shp, .gpkg, .geojson, .parquet, .fgb).",
+    ),
 ]
 NetworkTypeOpt = Annotated[
     NetworkType,
     typer.Option(
         "--network-type",
         metavar="[drive|walk]",
-        help="For OSM files: drive (one-ways honoured) or walk (every road both ways). A .graphml is used as given.",
+        help="drive (one-ways honoured) or walk (every road both ways at walking speed); a .graphml is used as given.",
     ),
 ]
 DefendersOpt = Annotated[
@@ -151,10 +158,10 @@ CrsOpt = Annotated[
         "e.g. EPSG:32613 for x/y in metres.",
     ),
 ]
-LayerOpt = Annotated[
+PointsLayerOpt = Annotated[
     str | None,
     typer.Option(
-        "--layer",
+        "--points-layer",
         metavar="<name>",
         help="Layer to read from GeoPackage point files that hold several (the error lists them).",
     ),
@@ -174,9 +181,106 @@ CostOpt = Annotated[
 OutFolderOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder (the command owns its files).")]
 
 
-def _load(network: Path, network_type: str):
+# road line layers (see havenmap.lines): the same options on every command that takes --network
+_LINES = "Road line layers"
+LayerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--layer", metavar="<name>", help="Layer of a road line GeoPackage with several.", rich_help_panel=_LINES
+    ),
+]
+SnapToleranceOpt = Annotated[
+    float,
+    typer.Option(
+        "--snap-tolerance-m",
+        help="Loose line ends within this distance (metres) of a vertex or a line join it; 0: shared vertices only.",
+        rich_help_panel=_LINES,
+    ),
+]
+SplitCrossingsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--split-crossings",
+        help="Join lines where they cross without a shared vertex (off: bridges and flyovers stay apart).",
+        rich_help_panel=_LINES,
+    ),
+]
+OnewayColumnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--oneway-column",
+        metavar="<column>",
+        help="Direction column: yes/no/-1 (OSM), FT/TF/B/N (ESRI), F/T/B (Geofabrik). Without it: two-way.",
+        rich_help_panel=_LINES,
+    ),
+]
+SpeedColumnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--speed-column",
+        metavar="<column>",
+        help="Speed column (km/h, or e.g. '30 mph'; 0/empty = unknown).",
+        rich_help_panel=_LINES,
+    ),
+]
+SpeedUnitOpt = Annotated[
+    Literal["kph", "mph"],
+    typer.Option(
+        "--speed-unit",
+        metavar="[kph|mph]",
+        help="Unit of plain numbers in --speed-column.",
+        rich_help_panel=_LINES,
+    ),
+]
+ClassColumnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--class-column",
+        metavar="<column>",
+        help="Road class column (OSM highway, Geofabrik fclass, or your own) for default speeds.",
+        rich_help_panel=_LINES,
+    ),
+]
+ClassSpeedsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--class-speeds",
+        help="CSV (class,speed_kph) or TOML (class = km/h) overriding the class speeds; 0 = not a road.",
+        rich_help_panel=_LINES,
+    ),
+]
+
+
+def _line_options(
+    layer: str | None,
+    snap_tolerance_m: float,
+    split_crossings: bool,
+    oneway_column: str | None,
+    speed_column: str | None,
+    speed_unit: str,
+    class_column: str | None,
+    class_speeds: Path | None,
+) -> LineOptions:
+    """The line-layer options of a command (checked by LineOptions, before any slow work)."""
+    return LineOptions(
+        layer=layer,
+        snap_tolerance_m=snap_tolerance_m,
+        split_crossings=split_crossings,
+        oneway_column=oneway_column,
+        speed_column=speed_column,
+        speed_unit=speed_unit,
+        class_column=class_column,
+        class_speeds=class_speeds,
+    )
+
+
+def _load_network(network: Path, network_type: str, options: LineOptions, *, summary: bool = True) -> RoadNetwork:
+    """Load any network; for a line layer also print its report's one-line summary."""
     with _step(f"Loading the {network_type} network {network.name}"):
-        return load_network(network, network_type)
+        net = load_network(network, network_type, line_options=options)
+    if summary and net.build_info.get("kind") == "lines":
+        _say(network_report(net).summary(), err=True)
+    return net
 
 
 # ---------------------------------------------------------------------- demo
@@ -219,6 +323,14 @@ def nearest(
         typer.Option("--incidents", help="Incidents to draw as a heatmap on --map (ACLED, UCDP GED, CSV, GeoJSON...)."),
     ] = None,
     network_type: NetworkTypeOpt = "drive",
+    layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
     max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
     exact_defenders: Annotated[
         bool, typer.Option("--exact-defenders", help="Show exact defender points on --map (sensitive!).")
@@ -227,7 +339,7 @@ def nearest(
     lat_column: LatOpt = None,
     lon_column: LonOpt = None,
     crs: CrsOpt = None,
-    layer: LayerOpt = None,
+    points_layer: PointsLayerOpt = None,
     closures: ClosuresOpt = None,
     risk: RiskOpt = None,
     alpha: AlphaOpt = 1.0,
@@ -242,6 +354,7 @@ def nearest(
     _needs_risk(risk, alpha, max_risk)
     inputs = {
         "--network": network,
+        "--class-speeds": class_speeds,
         "--defenders": defenders,
         "--havens": havens,
         "--incidents": incidents,
@@ -249,15 +362,18 @@ def nearest(
         "--risk": risk,
     }
     _io.check_paths(inputs, {"--out": out, "--map": map_path})
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
     check_source(network, network_type)
     with _step("Reading the inputs"):
         columns = {"id_column": id_column, "lat_column": lat_column, "lon_column": lon_column, "crs": crs}
-        columns["layer"] = layer
+        columns["layer"] = points_layer
         d = layers.read_defenders(defenders, **_point_options(defenders, columns))
         h = layers.read_havens(havens, **_point_options(havens, columns))
-        inc = layers.read_incidents(incidents, layer=layer) if incidents else None
+        inc = layers.read_incidents(incidents, layer=points_layer) if incidents else None
         barriers, risk_table = _read_cost_inputs(closures, risk)
-    net = _load(network, network_type)
+    net = _load_network(network, network_type, line_opts)
     weights, risk_arr = _cost_model(net, cost, barriers, risk_table, alpha, max_risk)
     with _step(f"Routing {len(d)} defenders to their {k} nearest of {len(h)} havens"):
         result = nearest_havens(net, d, h, k=k, cost=cost, max_snap_m=max_snap_m, edge_weights=weights, risk=risk_arr)
@@ -316,6 +432,44 @@ def download(
     with _io.atomic_path(out) as tmp:
         ox.save_graphml(net.to_networkx(), tmp)
     _say(f"{net.n_nodes:,} nodes, {net.n_edges:,} edges written to {out}")
+
+
+# ---------------------------------------------------------------------- network report
+@app.command("network", short_help="Build the road network and report what it holds (and what not).")
+def network_command(
+    network: NetworkOpt,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder for network_report.json.")] = None,
+    network_type: NetworkTypeOpt = "drive",
+    layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
+) -> None:
+    """Build the road network and report what it holds, and why a defender may look cut off.
+
+    Nodes, edges, km of road, components and the share of km outside the largest, dangling
+    ends; for road line layers also the ends joined within --snap-tolerance-m, crossings left
+    apart (or joined with --split-crossings), pieces dropped and how each edge got its speed.
+    With --out, writes OUT/network_report.json (see the README for its fields).
+    """
+    report_file = None if out is None else out / "network_report.json"  # the one file written into OUT
+    _io.check_paths({"--network": network, "--class-speeds": class_speeds}, {"--out": report_file})
+    if out is not None:
+        _io.check_output(out, folder=True, create=False)
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
+    check_source(network, network_type)
+    net = _load_network(network, network_type, line_opts, summary=False)
+    found = network_report(net)
+    for line in found.describe():
+        _say(line)
+    if report_file is not None:
+        _say(f"Report written to {found.write(report_file)}")
 
 
 # ---------------------------------------------------------------------- patrols
@@ -398,8 +552,16 @@ def patrol_command(
         bool, typer.Option("--exact", help="Place defender targets at their exact road point (outputs owner-only).")
     ] = False,
     network_type: NetworkTypeOpt = "drive",
-    max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
     layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
+    max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
+    points_layer: PointsLayerOpt = None,
 ) -> None:
     """Plan patrol routes: every unit from its base and back within its shift, collecting target priority.
 
@@ -418,6 +580,7 @@ def patrol_command(
     _needs_risk(risk, alpha, None)
     inputs = {
         "--network": network,
+        "--class-speeds": class_speeds,
         "--bases": bases,
         "--targets": targets,
         "--units": units_file,
@@ -427,23 +590,26 @@ def patrol_command(
         "--risk": risk,
     }
     _io.check_paths(inputs, {"--out": out}, folders=["--out"])
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
     profile = check_source(network, network_type)
     with _step("Reading bases, units and targets"):
-        b = layers.read_bases(bases, layer=layer)
+        b = layers.read_bases(bases, layer=points_layer)
         unit_spec = int(units) if units_file is None else pt.read_units(units_file)
         pt.check_units(unit_spec, b, shift_minutes, profile)
-        parts = [pt.read_targets(targets, layer=layer)] if targets else []
+        parts = [pt.read_targets(targets, layer=points_layer)] if targets else []
         hot = _read_geo(hotspots, "--hotspots") if hotspots else None
         if checkins:
-            parts.append(pt.targets_from_havens(layers.read_havens(checkins, layer=layer)))
-        d = layers.read_defenders(defenders, layer=layer) if defenders else None
+            parts.append(pt.targets_from_havens(layers.read_havens(checkins, layer=points_layer)))
+        d = layers.read_defenders(defenders, layer=points_layer) if defenders else None
         if d is not None:
             pt.check_consent(d)
         if not parts and hot is None and d is None:
             raise HavenmapError("no targets: give --targets, --hotspots, --checkins or --defenders (with consent)")
         risk_table = costs.read_risk_table(risk) if risk else None
     with _io.output_folder(out, pt.OUTPUT_FILES) as stage:  # checked now; filled at the end
-        net = _load(network, network_type)
+        net = _load_network(network, network_type, line_opts)
         with _step("Placing the targets on the roads"):
             if hot is not None:
                 parts.append(pt.targets_from_hotspots(net, hot))
@@ -573,12 +739,20 @@ def coverage_command(
         ),
     ] = 50.0,
     network_type: NetworkTypeOpt = "drive",
+    layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
     max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
     id_column: IdOpt = None,
     lat_column: LatOpt = None,
     lon_column: LonOpt = None,
     crs: CrsOpt = None,
-    layer: LayerOpt = None,
+    points_layer: PointsLayerOpt = None,
 ) -> None:
     """Who reaches a haven within each time band, what losing any one haven does, and what closures cut off.
 
@@ -594,17 +768,26 @@ def coverage_command(
 
     bands = cov_mod.parse_minutes(minutes)
     _needs_risk(risk, alpha, max_risk)
-    inputs = {"--network": network, "--defenders": defenders, "--havens": havens, "--closures": closures}
+    inputs = {
+        "--network": network,
+        "--class-speeds": class_speeds,
+        "--defenders": defenders,
+        "--havens": havens,
+        "--closures": closures,
+    }
     _io.check_paths({**inputs, "--risk": risk}, {"--out": out}, folders=["--out"])
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
     check_source(network, network_type)
     with _step("Reading the inputs"):
         columns = {"id_column": id_column, "lat_column": lat_column, "lon_column": lon_column, "crs": crs}
-        columns["layer"] = layer
+        columns["layer"] = points_layer
         d = layers.read_defenders(defenders, **_point_options(defenders, columns))
         h = layers.read_havens(havens, **_point_options(havens, columns))
         barriers, risk_table = _read_cost_inputs(closures, risk)
     with _io.output_folder(out, scenario.COVERAGE_FILES) as stage:  # checked now; filled at the end
-        net = _load(network, network_type)
+        net = _load_network(network, network_type, line_opts)
         weights, _ = _cost_model(net, cost, barriers, risk_table, alpha, max_risk)
         with _step(f"Coverage of {len(d)} defenders by {len(h)} havens"):
             cov = cov_mod.coverage(net, d, h, bands, cost=cost, edge_weights=weights, max_snap_m=max_snap_m)
@@ -744,6 +927,14 @@ def map_command(
     ] = None,
     network_type: NetworkTypeOpt = "drive",
     layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
+    points_layer: PointsLayerOpt = None,
 ) -> None:
     """Draw the commander's map: threat, havens and their reach, defenders' status, alerts and patrols.
 
@@ -763,6 +954,7 @@ def map_command(
         ]
     inputs = {
         "--network": network,
+        "--class-speeds": class_speeds,
         "--incidents": incidents,
         "--havens": havens,
         "--defenders": defenders,
@@ -776,13 +968,16 @@ def map_command(
         "--bases": bases,
     }
     _io.check_paths(inputs, {"--out": out})
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
     check_source(network, network_type)
     with _step("Reading the layers"):
         kw = {
-            "incidents": layers.read_incidents(incidents, layer=layer) if incidents else None,
-            "havens": layers.read_havens(havens, layer=layer) if havens else None,
-            "defenders": layers.read_defenders(defenders, layer=layer) if defenders else None,
-            "bases": layers.read_bases(bases, layer=layer) if bases else None,
+            "incidents": layers.read_incidents(incidents, layer=points_layer) if incidents else None,
+            "havens": layers.read_havens(havens, layer=points_layer) if havens else None,
+            "defenders": layers.read_defenders(defenders, layer=points_layer) if defenders else None,
+            "bases": layers.read_bases(bases, layer=points_layer) if bases else None,
             "coverage": _read_table(coverage, "--coverage") if coverage else None,
             "alerts": _read_table(alerts, "--alerts") if alerts else None,
             "service_areas": _read_geo(service_areas, "--service-areas") if service_areas else None,
@@ -790,18 +985,19 @@ def map_command(
             "hotspots": _read_geo(hotspots, "--hotspots") if hotspots else None,
         }
         if patrols is not None:
-            kw["patrol_routes"], kw["patrol_stops"] = _read_patrols(patrols, targets, layer)
-    net = _load(network, network_type)
+            kw["patrol_routes"], kw["patrol_stops"] = _read_patrols(patrols, targets, points_layer)
+    net = _load_network(network, network_type, line_opts)
     if kw["havens"] is not None and kw["defenders"] is not None:
         # the network is here: compute what the commander needs rather than draw "status unknown"
         from . import coverage as cov_mod
 
         with _step("Routing defenders to their nearest haven"):
+            found = assign_havens(net, kw["defenders"], kw["havens"], k=2)  # one answer: status and routes
             if kw["coverage"] is None:
-                kw["coverage"] = cov_mod.coverage(net, kw["defenders"], kw["havens"], (slow_minutes,)).defenders
+                kw["coverage"] = cov_mod.coverage_of(found, (slow_minutes,)).defenders
             if kw["service_areas"] is None:
                 kw["service_areas"] = cov_mod.service_areas(net, kw["havens"], (5, 10, 15))
-            routes = nearest_havens(net, kw["defenders"], kw["havens"], k=1)
+            routes = found.table(1)
             kw["routes"] = routes.loc[routes["reachable"]]
     with _step("Drawing the map"):
         m = maps.commander_map(
@@ -944,6 +1140,14 @@ def threat_command(
         typer.Option("--defenders", "-d", help="Also write OUT/alerts.csv and alerts.json for these defenders."),
     ] = None,
     network_type: NetworkTypeOpt = "drive",
+    layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
     max_snap_m: Annotated[
         float,
         typer.Option(
@@ -952,7 +1156,7 @@ def threat_command(
             callback=_snap_check,
         ),
     ] = 500.0,
-    layer: LayerOpt = None,
+    points_layer: PointsLayerOpt = None,
 ) -> None:
     """Risk on every road from incident reports: network kernel density, Gi* hotspots, emerging clusters.
 
@@ -965,14 +1169,23 @@ def threat_command(
     """
     from . import threat
 
-    inputs = {"--network": network, "--incidents": incidents, "--weights": weights, "--defenders": defenders}
+    inputs = {
+        "--network": network,
+        "--class-speeds": class_speeds,
+        "--incidents": incidents,
+        "--weights": weights,
+        "--defenders": defenders,
+    }
     _io.check_paths(inputs, {"--out": out}, folders=["--out"])
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
     check_source(network, network_type)
     with _step("Reading incidents" + (" and defenders" if defenders is not None else "")):
-        inc, table, _ = _threat_inputs(incidents, as_of, weights, layer, half_life_days)
-        d = layers.read_defenders(defenders, layer=layer) if defenders is not None else None
+        inc, table, _ = _threat_inputs(incidents, as_of, weights, points_layer, half_life_days)
+        d = layers.read_defenders(defenders, layer=points_layer) if defenders is not None else None
     with _io.output_folder(out, threat.OUTPUT_FILES) as stage:  # checked now; filled at the end
-        net = _load(network, network_type)
+        net = _load_network(network, network_type, line_opts)
         summary = threat.run_threat_outputs(
             net,
             inc,
@@ -1034,8 +1247,16 @@ def alerts_command(
     ] = 0.01,
     weights: WeightsOpt = None,
     network_type: NetworkTypeOpt = "drive",
-    max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
     layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
+    max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
+    points_layer: PointsLayerOpt = None,
 ) -> None:
     """Early warning: defenders facing a surge of violence, or a severe incident, close by on the roads.
 
@@ -1047,14 +1268,23 @@ def alerts_command(
 
     if out.suffix.lower() == ".json":
         raise HavenmapError(f"--out {out}: name the CSV file (e.g. alerts.csv); the JSON is written beside it")
-    inputs = {"--network": network, "--incidents": incidents, "--defenders": defenders, "--weights": weights}
+    inputs = {
+        "--network": network,
+        "--class-speeds": class_speeds,
+        "--incidents": incidents,
+        "--defenders": defenders,
+        "--weights": weights,
+    }
     _io.check_paths(inputs, {"--out": out, "--out (its .json)": out.with_suffix(".json")})
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
     check_source(network, network_type)
     with _step("Reading incidents and defenders"):
-        _, _, weighted = _threat_inputs(incidents, as_of, weights, layer)
+        _, _, weighted = _threat_inputs(incidents, as_of, weights, points_layer)
         threat.alert_date(weighted, as_of)
-        d = layers.read_defenders(defenders, layer=layer)
-    net = _load(network, network_type)
+        d = layers.read_defenders(defenders, layer=points_layer)
+    net = _load_network(network, network_type, line_opts)
     with _step(f"Early warning for {len(d)} defenders"):
         alerts = threat.early_warning(
             net,

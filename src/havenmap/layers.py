@@ -112,7 +112,7 @@ INCIDENT_COLUMNS = (
 UCDP_VIOLENCE = {1: "state-based conflict", 2: "non-state conflict", 3: "one-sided violence"}
 
 _ID_NAMES = ("id",)
-_LAYER_OPTION = "--layer (layer=)"
+_LAYER_OPTION = "--points-layer (layer=)"
 _ID_OPTION = "--id (id_column=)"
 _LAT_OPTION = "--lat (lat_column=)"
 _LON_OPTION = "--lon (lon_column=)"
