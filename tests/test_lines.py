@@ -704,7 +704,9 @@ def test_bad_layers_through_every_command_in_a_real_process(tmp_path):
     """The user's view: one line on stderr, exit status 2, no traceback, nothing written."""
     _text_speed(tmp_path / "roads.gpkg")
     out = tmp_path / "out"
-    d = ["--defenders", "d.csv", "--havens", "h.csv"]
+    for name in ("d.csv", "h.csv"):  # readable points: the point files are checked before the network loads
+        (tmp_path / name).write_text("id,latitude,longitude\np1,0.0,0.0\n")
+    d = ["--defenders", str(tmp_path / "d.csv"), "--havens", str(tmp_path / "h.csv")]
     for command in (["nearest", *d, "--out", str(out / "r.geojson")], ["coverage", *d, "--out", str(out)]):
         proc = run(command[0], "--network", str(tmp_path / "roads.gpkg"), "--speed-column", "maxspeed", *command[1:])
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
