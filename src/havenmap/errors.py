@@ -30,6 +30,14 @@ class InfeasibleError(HavenmapError):
     """A planning request cannot be satisfied (e.g. a shift shorter than any round trip)."""
 
 
+def shortened(items: object, limit: int = 5) -> str:
+    """Up to ``limit`` items as ``'a', 'b', 'c' and 1,234 more`` (for messages about many ids)."""
+    values = [str(v) for v in items]  # type: ignore[attr-defined]
+    head = ", ".join(repr(v) for v in values[:limit])
+    rest = len(values) - limit
+    return head + (f" and {rest:,} more" if rest > 0 else "")
+
+
 def where(path: object, row: int | None = None, column: str | None = None, id: object = None) -> str:
     """Format the location part of an error message: ``file: row 7, id 'x', column 'lat'``.
 
