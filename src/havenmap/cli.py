@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.text import Text
 
 from . import _io, layers, report, scenario
-from .errors import HavenmapError
+from .errors import HavenmapError, shortened
 from .havens import nearest_havens
 from .network import load_network
 from .snap import DEFAULT_MAX_SNAP_M
@@ -535,12 +535,24 @@ def map_command(
     ] = None,
     recent_days: Annotated[float, typer.Option("--recent-days", help="Incidents of the last N days are markers.")] = 30,
     slow_minutes: Annotated[
-        float,
-        typer.Option("--slow-minutes", help="Defenders reaching a haven within this are 'covered', beyond it 'slow'."),
-    ] = 10.0,
+        float | None,
+        typer.Option(
+            "--slow-minutes",
+            help="Defenders reaching a haven within this many minutes are in time, beyond it listed as too slow "
+            "(default: the last service-area band, 15 when computed here).",
+        ),
+    ] = None,
     cell_size_m: Annotated[
-        float, typer.Option("--cell-size-m", help="Side of the defender grid cells, metres.")
+        float, typer.Option("--cell-size-m", help="Side of the defender grid cells, metres (at least 100).")
     ] = 500.0,
+    k_anonymity: Annotated[
+        int,
+        typer.Option(
+            "--k-anonymity",
+            help="Each defender cell holds at least this many defenders: smaller ones are merged, then shown "
+            "as 'fewer than k' (1 = no floor).",
+        ),
+    ] = 5,
     exact_defenders: Annotated[
         bool, typer.Option("--exact-defenders", help="Show exact defender points (sensitive! the file is owner-only).")
     ] = False,
@@ -563,6 +575,11 @@ def map_command(
         _parse_as_of(as_of, pd.Series([], dtype="datetime64[ns]"))
     _io.check_output(out, create=False)
     from . import maps
+    from .privacy import DefenderPrivacy
+
+    privacy = DefenderPrivacy(exact=exact_defenders, cell_size_m=cell_size_m, k=k_anonymity)  # checked before work
+    if slow_minutes is not None and not slow_minutes > 0:
+        raise HavenmapError(f"--slow-minutes {slow_minutes}: give a positive number of minutes")
 
     with _step(f"Loading the {network_type} network {network.name}"):
         net = load_network(network, network_type)
@@ -585,19 +602,22 @@ def map_command(
         from . import coverage as cov_mod
 
         with _step("Routing defenders to their nearest haven"):
-            if kw["coverage"] is None:
-                kw["coverage"] = cov_mod.coverage(net, kw["defenders"], kw["havens"], (slow_minutes,)).defenders
             if kw["service_areas"] is None:
                 kw["service_areas"] = cov_mod.service_areas(net, kw["havens"], (5, 10, 15))
+            if slow_minutes is None:
+                slow_minutes = _last_band(kw["service_areas"])
+            if kw["coverage"] is None:
+                kw["coverage"] = cov_mod.coverage(net, kw["defenders"], kw["havens"], (slow_minutes,)).defenders
             routes = nearest_havens(net, kw["defenders"], kw["havens"], k=1)
             kw["routes"] = routes.loc[routes["reachable"]]
+    if slow_minutes is None:
+        slow_minutes = _last_band(kw["service_areas"]) if kw["service_areas"] is not None else 15.0
     with _step("Drawing the map"):
         m = maps.commander_map(
             roads=net,
             title=title or f"havenmap — {network.name}",
             as_of=as_of,
-            exact_defenders=exact_defenders,
-            cell_size_m=cell_size_m,
+            privacy=privacy,
             tiles=tiles,
             recent_days=recent_days,
             slow_minutes=slow_minutes,
@@ -611,17 +631,14 @@ def map_command(
 
 
 def _read_table(path: Path, option: str):
-    """A CSV or JSON table with ids kept as text."""
-    import pandas as pd
+    """One of our own CSV/JSON tables, every id exactly as written (see ``_io.read_table``)."""
+    return _io.read_table(path, option)
 
-    if not path.exists():
-        raise HavenmapError(f"{option} {path}: file not found")
-    try:
-        if path.suffix.lower() == ".json":
-            return pd.read_json(path, dtype={"defender_id": str})
-        return pd.read_csv(path, dtype={"defender_id": str, "haven_id": str})
-    except (ValueError, OSError) as exc:
-        raise HavenmapError(f"{option} {path}: cannot read the table ({exc})") from None
+
+def _last_band(service_areas) -> float:
+    """The largest ``minutes`` band of a service-area layer (15 when it has none)."""
+    minutes = pd.to_numeric(service_areas.get("minutes", pd.Series(dtype=float)), errors="coerce").dropna()
+    return float(minutes.max()) if len(minutes) else 15.0
 
 
 def _read_geo(path: Path, option: str):
@@ -653,8 +670,8 @@ def _read_patrols(folder: Path, targets: Path | None):
     missing = sorted(set(visits["target_id"]) - set(where.index))
     if missing:
         raise HavenmapError(
-            f"--targets {targets}: no target with id {missing[0]!r} of the patrol schedule "
-            f"({len(missing)} missing); pass the targets file the plan was made with"
+            f"--targets {targets}: {len(missing):,} target id(s) of the patrol schedule match no target "
+            f"({shortened(missing)}); pass the targets file the plan was made with"
         )
     geometry = where.loc[visits["target_id"]].to_numpy()
     stops = gpd.GeoDataFrame(visits[["unit", "day", "stop", "target_id"]], geometry=geometry, crs=points.crs)
