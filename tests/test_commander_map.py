@@ -1219,6 +1219,25 @@ def test_the_other_maps_follow_the_same_rules(session, run, tmp_path, which):
     view.page.close()
 
 
+def test_threat_map_shows_hot_spots_not_heat_and_lists_them(demo):
+    """The threat map alone: hot-spot roads on (heat, incidents and risk one click away), hot-spot areas in the summary."""
+    from havenmap.maps import threat_map
+
+    from .test_maps import calls
+
+    kw = demo["kwargs"]
+    m = threat_map(
+        roads=kw["roads"], incidents=kw["incidents"], edge_risk=kw["edge_risk"], hotspots=kw["hotspots"], as_of=AS_OF
+    )
+    shown = {d["key"]: d["show"] for d in calls(m)["layer"]}
+    assert shown == {"roads": True, "hotspots": True, "heat": False, "recent": False, "risk": False}
+    summary = calls(m)["finish"][0]["summary"]
+    kinds = [line["kind"] for line in summary["lines"]]
+    assert summary["heading"] == "Where the threat is" and kinds[0] == "hotspot" and kinds[-1] == "recent"
+    assert sum(int(line["count"]) for line in summary["lines"] if line["kind"] == "hotspot") == len(kw["hotspots"])
+    assert int(summary["lines"][-1]["count"].replace(",", "")) == expected_recent(kw["incidents"])
+
+
 # ====================================================================== the CLI
 
 
@@ -1362,6 +1381,31 @@ def test_cli_map_joins_our_files_exactly(tmp_path):
     assert "coverage: 5 of 5 defender ids match no defender ('=cmd', '+1', '-x', '@y', 'D5')" in other.stderr
     alerts_only = _cli(*base, "-d", str(d / "defenders.csv"), "--alerts", str(tmp_path / "alerts.csv"))
     assert alerts_only.returncode == 2 and "alerts: 2 of 2 defender ids match no defender" in alerts_only.stderr
+
+
+def test_cli_map_patrols_with_formula_like_target_ids(tmp_path):
+    """--patrols joins patrol_schedule.csv (written with the formula guard) to the targets exactly."""
+    from havenmap import _io
+
+    d = hm.demo_dir()
+    net = hm.load_network(d / "helsinki.osm.pbf", "walk")
+    tricky = ["+cmd", "=x", "-y", "@z"]
+    targets = layers.read_points(d / "targets.csv").head(4).assign(id=tricky)
+    _points_csv(targets, tmp_path / "targets.csv", ["id"])
+    bases = layers.read_bases(d / "bases.csv")
+    routes, stops = synthetic_patrols(net, targets, bases, days=1, units=["u1"])
+    patrols = tmp_path / "patrols"
+    patrols.mkdir()
+    routes.to_file(patrols / "patrol_routes.geojson")
+    _io.write_csv(patrols / "patrol_schedule.csv", stops.drop(columns="geometry"))
+    assert "'+cmd" in (patrols / "patrol_schedule.csv").read_text()
+    out = tmp_path / "map.html"
+    proc = _cli("map", "-n", str(d / "helsinki.osm.pbf"), "--network-type", "walk", "--patrols", str(patrols),
+                "--targets", str(tmp_path / "targets.csv"), "--out", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text(encoding="utf-8")
+    for ident in tricky:
+        assert json.dumps(f"target {ident}") in text  # each stop's tooltip names its target as written
 
 
 def test_exact_mode_shows_points_and_is_private(ags, tmp_path):

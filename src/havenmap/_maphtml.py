@@ -1,11 +1,12 @@
-"""Private helpers for :mod:`havenmap.maps`: safe text, compact geometry, grids, time bins, page assets.
+"""Private helpers for :mod:`havenmap.maps`: safe text, compact geometry, palettes, time bins, page assets.
 
-Nothing here draws on a map by itself; :mod:`havenmap.maps` composes these pieces. The
-page's own JavaScript (``HM_JS``) and CSS (``HM_CSS``) live at the end of this module:
-every layer is handed to the browser as compact JSON (lines as Google-polyline strings
-at 1e-5 degrees, heat as integer grid cells) and built there with Leaflet. User text is
-placed into the page only through ``textContent`` (never parsed as HTML), except in the
-title, legend and layer-control labels, which are built here with :func:`safe_text`.
+Nothing here draws on a map by itself; :mod:`havenmap._maplayers` composes these pieces
+through :class:`havenmap.maps.MapBuilder`. Every layer is handed to the browser as compact
+JSON (lines as Google-polyline strings at 1e-5 degrees, heat as integer grid cells) and
+built there with Leaflet by the page library, package data ``havenmap/assets/hm.js`` (with
+``hm.css``), read by :func:`page_js` / :func:`page_css`. User text is placed into the page
+only through ``textContent`` (never parsed as HTML); the page title is escaped with
+:func:`safe_text`.
 """
 
 from __future__ import annotations
