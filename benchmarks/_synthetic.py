@@ -21,7 +21,8 @@ import pandas as pd
 import pyproj
 import shapely
 
-from havenmap.network import RoadNetwork, _ragged_index
+from havenmap._arrays import ragged_index as _ragged_index
+from havenmap.network import RoadNetwork
 
 #: Projected CRS of the synthetic city (UTM 14N, around Aguascalientes, Mexico).
 CRS = pyproj.CRS.from_epsg(32614)

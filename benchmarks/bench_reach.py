@@ -13,6 +13,8 @@ times, in one run:
   and, separately, havenmap's polygons (``service_areas``, end to end);
 * **N-1 over 50 havens** (10,000 defenders): havenmap's coverage + ``n_minus_1`` vs one
   coverage run, vs recomputing coverage 50 times (brute force), vs networkx (50 multi-source runs);
+* **nearest havens with routes** for 100,000 defenders (``nearest_havens``, k = 1, route
+  geometry, and the GeoJSON written) against ``coverage`` of the same defenders, peak memory;
 * **peak memory** of the havenmap process for that size (``ru_maxrss``; each size and each
   library runs in its own subprocess, so the numbers do not mix);
 
@@ -98,17 +100,18 @@ def worker_havenmap(n: int, repeat: int) -> dict:
     """Timings of havenmap and of the raw scipy floor on one size."""
     from scipy.sparse import csgraph
 
-    from havenmap import _reach
+    from havenmap import _graph
     from havenmap import coverage as hc
     from havenmap.snap import snap_points
 
     net, havens, defenders, build = _setup(n, N_HAVENS, N_DEFENDERS)
     out = {"n": net.n_nodes, "edges": net.n_edges, "build_s": build}
-    # one-time per network: the snapping index and the cached reversed CSR
+    # one-time per network: the snapping index and the cost graph's cached CSR
     start = time.perf_counter()
     snap_points(net, havens)
-    _reach.base_graph(net)
-    _reach.base_graph(net).in_open()
+    graph = _graph.cost_graph(net)
+    graph.csr(reverse=True)
+    graph.in_open()
     out["setup_s"] = time.perf_counter() - start
     nodes = _haven_nodes(net, havens)
     rev = net.csr().T.tocsr()
@@ -120,9 +123,8 @@ def worker_havenmap(n: int, repeat: int) -> dict:
     limit = 60.0 * max(MINUTES)
 
     def hm_reach():
-        snapped = snap_points(net, havens)
-        src = _reach.attach(_reach.base_graph(net), snapped["edge"].to_numpy(), snapped["edge_fraction"].to_numpy())
-        return sum(len(r.edge) for r in _reach.bounded_reach(src, limit))
+        places = _graph.Places.from_snapped(net, snap_points(net, havens))
+        return sum(len(r.edge) for r in _graph.bounded_reach(_graph.cost_graph(net), places, limit))
 
     def floor_reach():
         total = 0
@@ -196,6 +198,41 @@ def worker_networkx(n: int, repeat: int) -> dict:
     return out
 
 
+def worker_nearest(n: int, n_havens: int, n_defenders: int) -> dict:
+    """``nearest_havens`` with routes for many defenders vs ``coverage`` for the same ones, fresh process."""
+    from havenmap import _io
+    from havenmap import coverage as hc
+    from havenmap.havens import nearest_havens
+
+    net, havens, defenders, _ = _setup(n, n_havens, n_defenders)
+    hc.coverage(net, defenders.iloc[:10], havens, MINUTES)  # build the snapping index and the CSR once
+    before = _peak_mb()
+    cpu0 = time.process_time()
+    cov = hc.coverage(net, defenders, havens, MINUTES)
+    t_cov = time.process_time() - cpu0
+    cpu0 = time.process_time()
+    routes = nearest_havens(net, defenders, havens, k=1)
+    t_near = time.process_time() - cpu0
+    cpu0 = time.process_time()
+    with tempfile.TemporaryDirectory() as tmp:
+        _io.write_geojson(Path(tmp) / "routes.geojson", routes, private=True)
+        size = (Path(tmp) / "routes.geojson").stat().st_size
+    t_write = time.process_time() - cpu0
+    same = np.allclose(routes["travel_time_s"].to_numpy(), cov.defenders["travel_time_s"].to_numpy(), equal_nan=True)
+    return {
+        "n": net.n_nodes,
+        "defenders": n_defenders,
+        "coverage_s": t_cov,
+        "nearest_s": t_near,
+        "write_s": t_write,
+        "output_mb": size / 1e6,
+        "peak_before_mb": before,
+        "peak_mb": _peak_mb(),
+        "same_times": bool(same),
+        "mean_route_m": float(np.nanmean(routes["distance_m"])),
+    }
+
+
 def worker_scale(n: int, n_havens: int, n_defenders: int) -> dict:
     """End to end: coverage + N-1 + service areas + the CLI's output files, fresh process."""
     from havenmap import _io
@@ -256,6 +293,8 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=None, help="node count of the scale run (default: largest)")
     parser.add_argument("--scale-havens", type=int, default=100)
     parser.add_argument("--scale-defenders", type=int, default=10_000)
+    parser.add_argument("--nearest-nodes", type=int, default=100_000, help="grid size of the nearest-with-routes run")
+    parser.add_argument("--nearest-defenders", type=int, default=100_000)
     parser.add_argument("--nx-budget", type=float, default=180.0, help="skip networkx above this estimate (s)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
@@ -267,6 +306,8 @@ def main() -> None:
             result = worker_havenmap(n, args.repeat)
         elif kind == "networkx":
             result = worker_networkx(n, args.repeat)
+        elif kind == "nearest":
+            result = worker_nearest(n, int(args.worker[2]), int(args.worker[3]))
         else:
             result = worker_scale(n, int(args.worker[2]), int(args.worker[3]))
         print(json.dumps(result))
@@ -322,6 +363,14 @@ def main() -> None:
         f"wall clock {_fmt(sc['total_s'])}"
     )
     print(f"  peak RSS {sc['peak_mb']:,.0f} MB · outputs {sc['output_mb']:.1f} MB · covered per band {sc['covered']}")
+    nr = _run(["--worker", "nearest", str(args.nearest_nodes), "100", str(args.nearest_defenders)])
+    print(
+        f"\nnearest havens with routes for {nr['defenders']:,} defenders, 100 havens, {nr['n']:,}-node grid "
+        f"(mean route {nr['mean_route_m']:,.0f} m): nearest_havens {_fmt(nr['nearest_s'])} vs coverage "
+        f"{_fmt(nr['coverage_s'])} of the same defenders = {_ratio(nr['nearest_s'], nr['coverage_s'])}; "
+        f"GeoJSON {nr['output_mb']:.0f} MB written in {_fmt(nr['write_s'])}; peak RSS {nr['peak_mb']:,.0f} MB "
+        f"({nr['peak_before_mb']:,.0f} MB before routing); same times as coverage: {nr['same_times']}"
+    )
 
 
 def _print_size(hm: dict, nxr: dict) -> None:

@@ -20,7 +20,7 @@ from libpysal.weights import WSP
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from havenmap import _io, _kde, threat
+from havenmap import _graph, _io, _kde, threat
 from havenmap._scan import space_time_scan
 from havenmap.errors import InputError
 from havenmap.network import from_graph
@@ -210,12 +210,39 @@ def test_weights_table_overrides_defaults(tmp_path):
         threat.read_weights(pd.DataFrame({"event_type": ["Riots"]}))
 
 
+def _split_pieces(net, edge, frac):
+    """Test oracle: the undirected road pieces with points inserted as nodes n, n+1, ... (written here, from
+    scratch): arrays a, b, length (m), parent (canonical edge), and the node of every point."""
+    canon = net.canonical_edge
+    phys = net.undirected_edges
+    cuts = {}
+    for j, (e, f) in enumerate(zip(edge, frac, strict=True)):
+        c = int(canon[e])
+        cuts.setdefault(c, []).append((f if c == e else 1 - f, net.n_nodes + j))
+    a, b, length, parent = [], [], [], []
+    for c in phys.tolist():
+        prev, prev_f = int(net.edge_u[c]), 0.0
+        for f, node in sorted(cuts.get(c, [])):
+            a.append(prev), b.append(node), length.append((f - prev_f) * net.edge_length[c]), parent.append(c)
+            prev, prev_f = node, f
+        a.append(prev), b.append(int(net.edge_v[c])), length.append((1 - prev_f) * net.edge_length[c])
+        parent.append(c)
+    a, b, length = np.array(a), np.array(b), np.array(length)
+    n = net.n_nodes + len(edge)
+    rows, cols, w = np.r_[a, b], np.r_[b, a], np.r_[length, length] + 1e-12
+    order = np.lexsort((w, cols, rows))  # parallel pieces: keep the shortest
+    first = np.r_[True, (np.diff(rows[order]) != 0) | (np.diff(cols[order]) != 0)]
+    keep = order[first]
+    matrix = sparse.csr_matrix((w[keep], (rows[keep], cols[keep])), shape=(n, n))
+    return a, b, length, np.array(parent), matrix, net.n_nodes + np.arange(len(edge))
+
+
 # --------------------------------------------------------------------------- network KDE vs brute force
 
 
 def test_network_kde_matches_brute_force_on_real_streets(demo_walk):
     net = demo_walk
-    g = _kde.base_graph(net)
+    g = _graph.undirected_graph(net)
     matrix = sparse.csr_matrix((g.data, g.indices, g.indptr), shape=(g.n, g.n))
     rng = np.random.default_rng(7)
     cand = rng.choice(len(g.a), 200, replace=False)
@@ -231,20 +258,20 @@ def test_network_kde_matches_brute_force_on_real_streets(demo_walk):
     # density integrated numerically along every piece
     edge = g.parent[pieces]
     frac = offsets / net.edge_length[edge]
-    sg, nodes = _kde.point_graph(net, edge, frac, threat._positions(net, edge, frac))
-    dist = csgraph.dijkstra(sparse.csr_matrix((sg.data, sg.indices, sg.indptr), shape=(sg.n, sg.n)), indices=nodes)
+    sa, sb, slength, sparent, smatrix, nodes = _split_pieces(net, edge, frac)
+    dist = csgraph.dijkstra(smatrix, indices=nodes)
     truth_nodes = (w[:, None] * quartic(dist[:, : net.n_nodes] / h)).sum(axis=0) / h
-    np.testing.assert_allclose(node_density, truth_nodes, atol=1e-15)
+    np.testing.assert_allclose(node_density, truth_nodes, atol=1e-12)
     x = (np.arange(400) + 0.5) / 400  # midpoint rule, 400 samples per piece
-    mass = np.zeros(len(sg.a))
+    mass = np.zeros(len(sa))
     for i in range(len(nodes)):
-        reach = np.flatnonzero(np.minimum(dist[i, sg.a], dist[i, sg.b]) < h)
+        reach = np.flatnonzero(np.minimum(dist[i, sa], dist[i, sb]) < h)
         d = np.minimum(
-            dist[i, sg.a[reach]][:, None] + x * sg.length[reach, None],
-            dist[i, sg.b[reach]][:, None] + (1 - x) * sg.length[reach, None],
+            dist[i, sa[reach]][:, None] + x * slength[reach, None],
+            dist[i, sb[reach]][:, None] + (1 - x) * slength[reach, None],
         )
-        mass[reach] += w[i] * quartic(d / h).mean(axis=1) * sg.length[reach] / h
-    truth = np.bincount(sg.parent, mass, minlength=net.n_edges)[g.parent]
+        mass[reach] += w[i] * quartic(d / h).mean(axis=1) * slength[reach] / h
+    truth = np.bincount(sparent, mass, minlength=net.n_edges)[g.parent]
     assert truth.sum() > 5
     np.testing.assert_allclose(piece_mass, truth, atol=5e-6)  # the numerical integration's own error
 
@@ -258,8 +285,7 @@ def test_gi_star_equals_esda(demo_walk):
     assert (w != w.T).nnz == 0 and np.all(w.diagonal() == 1)
     # the band is right: midpoint-to-midpoint network distance <= 120 m, by brute force for 25 pieces
     half = np.full(len(phys), 0.5)
-    sg, nodes = _kde.point_graph(demo_walk, phys, half, threat._positions(demo_walk, phys, half))
-    full = sparse.csr_matrix((sg.data, sg.indices, sg.indptr), shape=(sg.n, sg.n))
+    *_, full, nodes = _split_pieces(demo_walk, phys, half)
     some = np.arange(0, len(phys), len(phys) // 25)[:25]
     d = csgraph.dijkstra(full, indices=nodes[some])[:, nodes]
     np.testing.assert_array_equal(w[some].toarray() > 0, d <= 120.0)

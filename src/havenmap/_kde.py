@@ -1,18 +1,8 @@
-"""Bounded network distances in spatial tiles, and network kernel density estimation on them.
+"""Network kernel density estimation along the roads (threat risk), on the routing core's undirected graph.
 
-Network distances never undercut straight-line distances, so every node within network
-distance ``limit`` of a source lies within the same straight-line distance. Sources are
-grouped into square tiles of side ``side >= limit``; one tile's sources only need the
-subgraph of the tiles around it. Each tile runs ``scipy.sparse.csgraph.dijkstra`` with
-``limit`` on that small subgraph, for its sources in chunks, so the work grows with the
-number of sources times the size of a bandwidth ball, never with sources times the whole
-network. A margin of 2 % + 1 m covers projection scale error and lengths slightly shorter
-than the geometry.
-
-The graphs here are *undirected*: risk sits on the road, whatever the direction of travel.
-Their edges are "pieces": the physical road pieces of the network (:func:`base_graph`),
-or those cut at spliced points (:func:`point_graph`, used to find pairs of points within a
-distance); each piece keeps its parent network edge so per-edge values can be summed back.
+The graph is *undirected* (:func:`havenmap._graph.undirected_graph`): risk sits on the road,
+whatever the direction of travel. Its edges are the physical road pieces; bounded distances
+come from the core's tiled searches (:func:`havenmap._graph.bounded_blocks`).
 
 Kernel density (the "simple" network KDE of Xie & Yan 2008 / Okabe et al. 2009): a point of
 weight ``w`` contributes ``w · k(d / h) / h`` per metre at network distance ``d``, with ``k``
@@ -31,27 +21,14 @@ gets the full kernel); it ranks places consistently, which is what risk needs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
 import numpy as np
-from scipy import sparse
-from scipy.sparse import csgraph
 
-from ._routing import splice
-from .network import RoadNetwork, _ragged_index, csr_min
+from ._arrays import ragged_index
+from ._graph import UGraph, bounded_blocks
 
-__all__ = [
-    "KERNELS",
-    "UGraph",
-    "base_graph",
-    "bounded_blocks",
-    "kernel_cdf",
-    "kernel_pdf",
-    "network_kde",
-    "pairs_within",
-    "point_graph",
-]
+__all__ = ["KERNELS", "kernel_cdf", "kernel_pdf", "network_kde"]
 
 #: Supported kernels: name -> (pdf on |t| < 1, K(t) = integral from 0 to min(t, 1)).
 KERNELS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]] = {
@@ -63,7 +40,6 @@ KERNELS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarra
     "triangular": (lambda t: 1.0 - t, lambda t: t - t * t / 2.0),
     "uniform": (lambda t: np.full_like(t, 0.5), lambda t: 0.5 * t),
 }
-_MARGIN_REL, _MARGIN_ABS = 0.02, 1.0
 
 
 def kernel_pdf(name: str, t: np.ndarray) -> np.ndarray:
@@ -77,184 +53,6 @@ def kernel_pdf(name: str, t: np.ndarray) -> np.ndarray:
 def kernel_cdf(name: str, t: np.ndarray) -> np.ndarray:
     """``K(t) = ∫_0^min(t, 1) k(s) ds`` for ``t >= 0`` (``K(1) = K(∞) = 1/2``)."""
     return KERNELS[name][1](np.minimum(np.asarray(t, dtype=np.float64), 1.0))
-
-
-@dataclass
-class UGraph:
-    """An undirected graph of road pieces with node coordinates.
-
-    Attributes
-    ----------
-    xy : (n, 2) float
-        Node coordinates, metres (projected).
-    a, b, length, parent : (P,) arrays
-        Piece end nodes, length (m) and the physical network edge (directed edge index) it belongs to.
-    indptr, indices, data
-        Symmetric CSR adjacency (cheapest parallel piece per node pair), metres.
-    out_ptr, out_piece
-        Node -> the pieces whose ``a`` end it is (CSR-style).
-    """
-
-    xy: np.ndarray
-    a: np.ndarray
-    b: np.ndarray
-    length: np.ndarray
-    parent: np.ndarray
-    indptr: np.ndarray = field(repr=False)
-    indices: np.ndarray = field(repr=False)
-    data: np.ndarray = field(repr=False)
-    out_ptr: np.ndarray = field(repr=False)
-    out_piece: np.ndarray = field(repr=False)
-    local: np.ndarray = field(repr=False)
-
-    @property
-    def n(self) -> int:
-        """Number of nodes."""
-        return len(self.xy)
-
-    @classmethod
-    def build(cls, a: np.ndarray, b: np.ndarray, length: np.ndarray, parent: np.ndarray, xy: np.ndarray) -> UGraph:
-        """Build from piece arrays (metres) and node coordinates."""
-        n = len(xy)
-        matrix, _ = csr_min(np.concatenate([a, b]), np.concatenate([b, a]), np.concatenate([length, length]), n)
-        order = np.argsort(a, kind="stable")
-        out_ptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(a, minlength=n), out=out_ptr[1:])
-        return cls(
-            xy=xy,
-            a=a,
-            b=b,
-            length=length,
-            parent=parent,
-            indptr=matrix.indptr.astype(np.int64),
-            indices=matrix.indices.astype(np.int64),
-            data=matrix.data,
-            out_ptr=out_ptr,
-            out_piece=order,
-            local=np.full(n, -1, dtype=np.int64),
-        )
-
-    def subgraph(self, nodes: np.ndarray) -> sparse.csr_matrix:
-        """CSR of the subgraph induced by ``nodes`` (local numbering = position in ``nodes``).
-
-        ``self.local`` must map ``nodes`` to ``0..len(nodes)-1`` and everything else to -1.
-        """
-        starts = self.indptr[nodes]
-        counts = self.indptr[nodes + 1] - starts
-        flat = _ragged_index(starts, counts)
-        cols = self.local[self.indices[flat]]
-        keep = cols >= 0
-        rows = np.repeat(np.arange(len(nodes)), counts)[keep]
-        indptr = np.zeros(len(nodes) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=len(nodes)), out=indptr[1:])
-        return sparse.csr_matrix(
-            (self.data[flat][keep], cols[keep].astype(np.int32), indptr), shape=(len(nodes), len(nodes))
-        )
-
-
-def point_graph(net: RoadNetwork, edge: np.ndarray, fraction: np.ndarray, xy: np.ndarray) -> tuple[UGraph, np.ndarray]:
-    """The undirected piece graph of ``net`` with points spliced in as nodes.
-
-    Parameters
-    ----------
-    edge, fraction
-        Each point's directed edge index (-1: not on the network) and fraction along it.
-    xy
-        Each point's projected coordinates (metres), on the road.
-
-    Returns
-    -------
-    (UGraph, node) where ``node[j]`` is point j's node (``net.n_nodes + j``; -1 when off-network).
-    """
-    spliced = splice(net, edge, fraction)
-    idx = np.arange(net.n_edges)
-    canonical = (net.edge_twin < 0) | (idx < net.edge_twin)
-    keep = canonical[spliced.parent]
-    parent = spliced.parent[keep]
-    length = net.edge_length[parent] * (spliced.f1[keep] - spliced.f0[keep])
-    node_xy = np.vstack([net.node_xy, np.asarray(xy, dtype=np.float64).reshape(-1, 2)])
-    graph = UGraph.build(spliced.src[keep], spliced.dst[keep], length, parent, node_xy)
-    node = np.where(np.asarray(edge) >= 0, net.n_nodes + np.arange(len(edge)), -1)
-    return graph, node
-
-
-def _tile_side(xy: np.ndarray, reach: float, target: int) -> float:
-    """Tile side (m): at least ``reach``; larger when sources are sparse (about ``target`` per tile)."""
-    if len(xy) < 2:
-        return max(reach, 1.0)
-    span = np.ptp(xy, axis=0)
-    area = max(float(span[0]) * float(span[1]), reach * reach)
-    return max(reach, float(np.sqrt(target * area / len(xy))), 1.0)
-
-
-def bounded_blocks(
-    graph: UGraph,
-    sources: np.ndarray,
-    limit: float,
-    *,
-    anchor_xy: np.ndarray | None = None,
-    extra: np.ndarray | None = None,
-    chunk: int = 64,
-    target_per_tile: int = 16,
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Bounded multi-source shortest paths, tile by tile.
-
-    Parameters
-    ----------
-    sources
-        (N,) source nodes, or (N, 2) node pairs (both searched in the same chunk).
-    limit
-        Distance limit, metres.
-    anchor_xy, extra
-        Where each source sits for tiling (default: its node) and how much farther than
-        ``limit`` its searches may reach from there (default 0), metres.
-
-    Yields
-    ------
-    (sel, block, dist)
-        ``sel`` are positions in ``sources``; ``block`` the graph nodes of the tile's
-        neighbourhood; ``dist[i, j]`` the network distance (m) from source ``sources[sel[i]]``
-        (for pairs: rows ``0..k-1`` the first nodes, ``k..2k-1`` the second) to ``block[j]``
-        (``inf`` beyond ``limit``). Every node within ``limit`` of a searched node is in its
-        block. While the consumer holds a yielded block, ``graph.local`` maps block nodes to
-        their column in ``dist`` (-1 elsewhere).
-    """
-    sources = np.asarray(sources, dtype=np.int64)
-    if len(sources) == 0:
-        return
-    anchor = graph.xy[sources] if anchor_xy is None else np.asarray(anchor_xy, dtype=np.float64)
-    extra = np.zeros(len(sources)) if extra is None else np.asarray(extra, dtype=np.float64)
-    reach = limit * (1.0 + _MARGIN_REL) + _MARGIN_ABS
-    side = _tile_side(anchor, reach, target_per_tile)
-    pad = int(np.ceil((reach + extra.max() * (1.0 + _MARGIN_REL)) / side))
-    origin = np.minimum(graph.xy.min(axis=0), anchor.min(axis=0))
-    cell = np.floor((graph.xy - origin) / side).astype(np.int64) + pad
-    src_cell = np.floor((anchor - origin) / side).astype(np.int64) + pad
-    ny = int(max(cell[:, 1].max(), src_cell[:, 1].max())) + pad + 1
-    key = cell[:, 0] * ny + cell[:, 1]
-    order = np.argsort(key, kind="stable")
-    sorted_key = key[order]
-    src_key = src_cell[:, 0] * ny + src_cell[:, 1]
-    src_order = np.argsort(src_key, kind="stable")
-    tiles, tile_start = np.unique(src_key[src_order], return_index=True)
-    tile_end = np.append(tile_start[1:], len(src_order))
-    for t, k in enumerate(tiles.tolist()):
-        tile_sel = src_order[tile_start[t] : tile_end[t]]
-        r = int(np.ceil((reach + extra[tile_sel].max() * (1.0 + _MARGIN_REL)) / side))
-        lo = np.array([k + dx * ny - r for dx in range(-r, r + 1)])
-        lo_pos = np.searchsorted(sorted_key, lo, side="left")
-        hi_pos = np.searchsorted(sorted_key, lo + 2 * r, side="right")
-        block = order[_ragged_index(lo_pos, hi_pos - lo_pos)]
-        graph.local[block] = np.arange(len(block))
-        try:
-            sub = graph.subgraph(block)
-            for c0 in range(0, len(tile_sel), chunk):
-                sel = tile_sel[c0 : c0 + chunk]
-                idx = sources[sel].T.ravel()  # pairs: all first nodes, then all second nodes
-                dist = csgraph.dijkstra(sub, directed=True, indices=graph.local[idx], limit=limit)
-                yield sel, block, dist
-        finally:
-            graph.local[block] = -1
 
 
 def network_kde(
@@ -316,7 +114,7 @@ def network_kde(
         _own_piece(graph, kernel, h, held[sel], first[sel], count[sel], o_sorted, w_sorted, d_a, d_b, own_fix)
         q, x = np.nonzero((d_a < h) | (d_b < h))  # (held piece in chunk, block column)
         n_pts = count[sel][q]
-        pt = _ragged_index(first[sel][q], n_pts)  # points, positions in the sorted arrays
+        pt = ragged_index(first[sel][q], n_pts)  # points, positions in the sorted arrays
         q, x = np.repeat(q, n_pts), np.repeat(x, n_pts)
         o, length = o_sorted[pt], graph.length[held[sel][q]]
         t = np.minimum(o + d_a[q, x], length - o + d_b[q, x]) / h
@@ -329,7 +127,7 @@ def network_kde(
         # m-terms: pieces whose a end is this node and whose b end is near too
         starts = graph.out_ptr[node]
         n_out = graph.out_ptr[node + 1] - starts
-        other = graph.out_piece[_ragged_index(starts, n_out)]
+        other = graph.out_piece[ragged_index(starts, n_out)]
         rep = np.repeat(np.arange(len(node)), n_out)
         col = graph.local[graph.b[other]]
         inside = col >= 0
@@ -358,7 +156,7 @@ def _own_piece(
     own_fix: np.ndarray,
 ) -> None:
     """Replace, on each point's own piece, the generic integral by ``K(o/h) + K((L−o)/h)``."""
-    pt = _ragged_index(first, count)
+    pt = ragged_index(first, count)
     q = np.repeat(np.arange(len(pieces)), count)
     p = pieces[q]
     o, length = o_sorted[pt], graph.length[p]
@@ -369,43 +167,3 @@ def _own_piece(
     generic = 2 * cdf(kernel, (t_a + t_b + length / h) / 2) - cdf(kernel, t_a) - cdf(kernel, t_b)
     truth = cdf(kernel, o / h) + cdf(kernel, np.maximum(length - o, 0.0) / h)
     np.add.at(own_fix, p, w_sorted[pt] * (truth - generic))
-
-
-def base_graph(net: RoadNetwork) -> UGraph:
-    """The undirected graph of ``net``'s physical road pieces (cached on the network)."""
-
-    def build() -> UGraph:
-        phys = net.undirected_edges
-        return UGraph.build(net.edge_u[phys], net.edge_v[phys], net.edge_length[phys], phys, net.node_xy)
-
-    return net.cached("kde_base_graph", build)
-
-
-def pairs_within(
-    graph: UGraph, sources: np.ndarray, target_id: np.ndarray, limit: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All (source, target) pairs within network distance ``limit``.
-
-    Parameters
-    ----------
-    sources
-        Source nodes.
-    target_id
-        Per graph node: the target number it carries, or -1.
-
-    Returns
-    -------
-    (source position, target id, distance m), one entry per pair within ``limit``.
-    """
-    out_s, out_t, out_d = [], [], []
-    for sel, block, dist in bounded_blocks(graph, sources, limit):
-        tid = target_id[block]
-        cols = np.flatnonzero(tid >= 0)
-        sub = dist[:, cols]
-        i, j = np.nonzero(sub <= limit)
-        out_s.append(sel[i])
-        out_t.append(tid[cols[j]])
-        out_d.append(sub[i, j])
-    if not out_s:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    return np.concatenate(out_s), np.concatenate(out_t), np.concatenate(out_d)

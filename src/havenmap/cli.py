@@ -22,8 +22,9 @@ from rich.text import Text
 
 from . import _io, layers, report, scenario
 from .errors import HavenmapError, shortened
-from .havens import nearest_havens
-from .network import load_network
+from .havens import assign_havens, nearest_havens
+from .lines import DEFAULT_SNAP_TOLERANCE_M, LineOptions, network_report
+from .network import RoadNetwork, load_network
 from .snap import DEFAULT_MAX_SNAP_M
 
 app = typer.Typer(
@@ -38,10 +39,17 @@ out_console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
 NetworkOpt = Annotated[
-    Path, typer.Option("--network", "-n", help="Road network: .osm, .osm.bz2, .osm.pbf or osmnx .graphml.")
+    Path,
+    typer.Option(
+        "--network",
+        "-n",
+        help="Road network: .osm, .osm.bz2, .osm.pbf, osmnx .graphml, or a road line layer "
+        "(.shp, .gpkg, .geojson, .parquet, .fgb).",
+    ),
 ]
 NetworkTypeOpt = Annotated[
-    str, typer.Option("--network-type", help="For OSM files: 'drive' (one-ways honoured) or 'walk'.")
+    str,
+    typer.Option("--network-type", help="'drive' (one-ways honoured) or 'walk' (both ways at walking speed)."),
 ]
 DefendersOpt = Annotated[
     Path,
@@ -66,6 +74,93 @@ CrsOpt = Annotated[
 SnapOpt = Annotated[
     float, typer.Option("--max-snap-m", help="Points farther than this from any road (metres) are off-network.")
 ]
+# road line layers (see havenmap.lines): the same options on every command that takes --network
+_LINES = "Road line layers"
+LayerOpt = Annotated[
+    str | None, typer.Option("--layer", help="Layer of a GeoPackage with several.", rich_help_panel=_LINES)
+]
+SnapToleranceOpt = Annotated[
+    float,
+    typer.Option(
+        "--snap-tolerance-m",
+        help="Loose line ends within this distance (metres) of a vertex or a line join it; 0: shared vertices only.",
+        rich_help_panel=_LINES,
+    ),
+]
+SplitCrossingsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--split-crossings",
+        help="Join lines where they cross without a shared vertex (off: bridges and flyovers stay apart).",
+        rich_help_panel=_LINES,
+    ),
+]
+OnewayColumnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--oneway-column",
+        help="Direction column: yes/no/-1 (OSM), FT/TF/B/N (ESRI), F/T/B (Geofabrik). Without it: two-way.",
+        rich_help_panel=_LINES,
+    ),
+]
+SpeedColumnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--speed-column", help="Speed column (km/h, or e.g. '30 mph'; 0/empty = unknown).", rich_help_panel=_LINES
+    ),
+]
+SpeedUnitOpt = Annotated[
+    str,
+    typer.Option("--speed-unit", help="Unit of plain numbers in --speed-column: kph or mph.", rich_help_panel=_LINES),
+]
+ClassColumnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--class-column",
+        help="Road class column (OSM highway, Geofabrik fclass, or your own) for default speeds.",
+        rich_help_panel=_LINES,
+    ),
+]
+ClassSpeedsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--class-speeds",
+        help="CSV (class,speed_kph) or TOML (class = km/h) overriding the class speeds; 0 = not a road.",
+        rich_help_panel=_LINES,
+    ),
+]
+
+
+def _line_options(
+    layer: str | None,
+    snap_tolerance_m: float,
+    split_crossings: bool,
+    oneway_column: str | None,
+    speed_column: str | None,
+    speed_unit: str,
+    class_column: str | None,
+    class_speeds: Path | None,
+) -> LineOptions:
+    """The line-layer options of a command (checked by LineOptions, before any slow work)."""
+    return LineOptions(
+        layer=layer,
+        snap_tolerance_m=snap_tolerance_m,
+        split_crossings=split_crossings,
+        oneway_column=oneway_column,
+        speed_column=speed_column,
+        speed_unit=speed_unit,
+        class_column=class_column,
+        class_speeds=class_speeds,
+    )
+
+
+def _load_network(network: Path, network_type: str, options: LineOptions, *, summary: bool = True) -> RoadNetwork:
+    """Load any network; for a line layer also print its report's one-line summary."""
+    with _step(f"Loading the {network_type} network {network.name}"):
+        net = load_network(network, network_type, line_options=options)
+    if summary and net.build_info.get("kind") == "lines":
+        err_console.print(network_report(net).summary(), highlight=False, markup=False)
+    return net
 
 
 @contextlib.contextmanager
@@ -124,6 +219,14 @@ def nearest(
         typer.Option("--incidents", help="Incidents to draw as a heatmap on --map (ACLED, UCDP GED, CSV, GeoJSON...)."),
     ] = None,
     network_type: NetworkTypeOpt = "drive",
+    layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
     max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
     exact_defenders: Annotated[
         bool, typer.Option("--exact-defenders", help="Show exact defender points on --map (sensitive!).")
@@ -143,13 +246,15 @@ def nearest(
     distance_m, reachable, reason, snap_distance_m; geometry = the road route (EPSG:4326).
     A defender who can reach no haven is listed with reachable = false and no route.
     """
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
     _io.check_output(out, create=False)
     if map_path is not None:
         _io.check_output(map_path, option="--map", create=False)
     if cost not in ("time", "length"):
         raise HavenmapError(f"--cost {cost!r}: use 'time' or 'length'")
-    with _step(f"Loading the {network_type} network {network.name}"):
-        net = load_network(network, network_type)
+    net = _load_network(network, network_type, line_opts)
     with _step("Reading the point layers"):
         columns = {"id_column": id_column, "lat_column": lat_column, "lon_column": lon_column, "crs": crs}
         d = layers.read_defenders(defenders, **_point_options(defenders, columns))
@@ -211,6 +316,41 @@ def download(
     out_console.print(f"{net.n_nodes:,} nodes, {net.n_edges:,} edges written to {out}", highlight=False)
 
 
+@app.command("network")
+def network_command(
+    network: NetworkOpt,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder for network_report.json.")] = None,
+    network_type: NetworkTypeOpt = "drive",
+    layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
+) -> None:
+    """Build the road network and report what it holds, and why a defender may look cut off.
+
+    Nodes, edges, km of road, components and the share of km outside the largest, dangling
+    ends; for road line layers also the ends joined within --snap-tolerance-m, crossings left
+    apart (or joined with --split-crossings), pieces dropped and how each edge got its speed.
+    With --out, writes OUT/network_report.json (see the README for its fields).
+    """
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
+    if out is not None:
+        _io.check_output(out, folder=True, create=False)
+    net = _load_network(network, network_type, line_opts, summary=False)
+    report = network_report(net)
+    for line in report.describe():
+        out_console.print(line, highlight=False, markup=False)
+    if out is not None:
+        path = report.write(out / "network_report.json")
+        out_console.print(f"Report written to {path}", highlight=False, markup=False)
+
+
 @app.command("patrol")
 def patrol_command(
     network: NetworkOpt,
@@ -268,6 +408,14 @@ def patrol_command(
         bool, typer.Option("--exact", help="Place defender targets at their exact road point (outputs owner-only).")
     ] = False,
     network_type: NetworkTypeOpt = "drive",
+    layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
     max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
 ) -> None:
     """Plan patrol routes: every unit from its base and back within its shift, collecting target priority.
@@ -276,6 +424,9 @@ def patrol_command(
     OUT/target_frequency.csv, OUT/patrol_summary.json and OUT/patrol_map.html. One network
     (drive or walk) per run.
     """
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
     if shift_minutes is not None and not (np.isfinite(shift_minutes) and 0 < shift_minutes <= 7 * 24 * 60):
         raise HavenmapError(
             f"--shift-minutes {shift_minutes}: give the shift length in minutes, above 0 and at most a week (10080)"
@@ -288,8 +439,7 @@ def patrol_command(
     from . import patrol as pt
     from .costs import edge_risk
 
-    with _step(f"Loading the {network_type} network {network.name}"):
-        net = load_network(network, network_type)
+    net = _load_network(network, network_type, line_opts)
     with _step("Reading bases, units and targets"):
         b = layers.read_bases(bases)
         unit_spec = int(units) if units.strip().isdigit() else pt.read_units(Path(units))
@@ -403,6 +553,14 @@ def coverage_command(
         float, typer.Option("--buffer-m", help="Half-width of service areas around the reached roads, metres.")
     ] = 50.0,
     network_type: NetworkTypeOpt = "drive",
+    layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
     max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
     id_column: IdOpt = None,
     lat_column: LatOpt = None,
@@ -418,6 +576,9 @@ def coverage_command(
     --closures, closures_impact.csv (defenders cut off or slowed, with the haven they would
     have reached without the closures). Files are readable by the owner only.
     """
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
     _io.check_output(out, folder=True, create=False)
     from . import coverage as cov_mod
 
@@ -426,8 +587,7 @@ def coverage_command(
     bands = cov_mod.parse_minutes(minutes)
     if not np.isfinite(buffer_m) or buffer_m <= 0:
         raise HavenmapError(f"--buffer-m {buffer_m}: must be a positive number of metres (default 50)")
-    with _step(f"Loading the {network_type} network {network.name}"):
-        net = load_network(network, network_type)
+    net = _load_network(network, network_type, line_opts)
     with _step("Reading the point layers"):
         columns = {"id_column": id_column, "lat_column": lat_column, "lon_column": lon_column, "crs": crs}
         d = layers.read_defenders(defenders, **_point_options(defenders, columns))
@@ -561,6 +721,14 @@ def map_command(
         typer.Option("--tiles", help="'osm': add an online tile layer that can be switched on (fetches tiles!)."),
     ] = None,
     network_type: NetworkTypeOpt = "drive",
+    layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
 ) -> None:
     """Draw the commander's map: threat, havens and their reach, defenders' status, alerts and patrols.
 
@@ -569,6 +737,9 @@ def map_command(
     --defenders, defenders' status, routes to the nearest haven and 5/10/15-minute service areas
     are computed here unless --coverage / --service-areas are given.
     """
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
     if as_of is not None:
         from .threat import _parse_as_of
 
@@ -581,8 +752,7 @@ def map_command(
     if slow_minutes is not None and not slow_minutes > 0:
         raise HavenmapError(f"--slow-minutes {slow_minutes}: give a positive number of minutes")
 
-    with _step(f"Loading the {network_type} network {network.name}"):
-        net = load_network(network, network_type)
+    net = _load_network(network, network_type, line_opts)
     with _step("Reading the layers"):
         kw = {
             "incidents": layers.read_incidents(incidents) if incidents else None,
@@ -606,9 +776,10 @@ def map_command(
                 kw["service_areas"] = cov_mod.service_areas(net, kw["havens"], (5, 10, 15))
             if slow_minutes is None:
                 slow_minutes = _last_band(kw["service_areas"])
+            found = assign_havens(net, kw["defenders"], kw["havens"], k=2)  # one answer: status and routes
             if kw["coverage"] is None:
-                kw["coverage"] = cov_mod.coverage(net, kw["defenders"], kw["havens"], (slow_minutes,)).defenders
-            routes = nearest_havens(net, kw["defenders"], kw["havens"], k=1)
+                kw["coverage"] = cov_mod.coverage_of(found, (slow_minutes,)).defenders
+            routes = found.table(1)
             kw["routes"] = routes.loc[routes["reachable"]]
     if slow_minutes is None:
         slow_minutes = _last_band(kw["service_areas"]) if kw["service_areas"] is not None else 15.0
@@ -736,6 +907,14 @@ def threat_command(
         typer.Option("--defenders", "-d", help="Also write OUT/alerts.csv and alerts.json for these defenders."),
     ] = None,
     network_type: NetworkTypeOpt = "drive",
+    layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
     max_snap_m: Annotated[
         float,
         typer.Option(
@@ -752,14 +931,16 @@ def threat_command(
     (planar density per km², cell centres), OUT/clusters.geojson (emerging space-time clusters,
     when any), OUT/threat_map.html and, with --defenders, OUT/alerts.csv / alerts.json.
     """
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
     _io.check_output(out, folder=True, create=False)
     from . import threat
 
     with _step("Reading incidents"):
         inc, table = _threat_inputs(incidents, as_of, weights)
         d = layers.read_defenders(defenders) if defenders is not None else None
-    with _step(f"Loading the {network_type} network {network.name}"):
-        net = load_network(network, network_type)
+    net = _load_network(network, network_type, line_opts)
     summary = threat.run_threat_outputs(
         net,
         inc,
@@ -810,6 +991,14 @@ def alerts_command(
     alpha: Annotated[float, typer.Option("--alpha", help="Alert when the surge p-value is below this.")] = 0.01,
     weights: WeightsOpt = None,
     network_type: NetworkTypeOpt = "drive",
+    layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
     max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
 ) -> None:
     """Early warning: defenders facing a surge of violence, or a severe incident, close by on the roads.
@@ -818,6 +1007,9 @@ def alerts_command(
     defender_id, score, level, reason, recent_count, baseline_count, p_value, severe_count, nearest_m...
     Defenders without an alert are not listed; no output holds a defender's location.
     """
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
     _io.check_output(out, create=False)
     from . import threat
 
@@ -828,8 +1020,7 @@ def alerts_command(
     with _step("Reading incidents and defenders"):
         inc, table = _threat_inputs(incidents, as_of, weights)
         d = layers.read_defenders(defenders)
-    with _step(f"Loading the {network_type} network {network.name}"):
-        net = load_network(network, network_type)
+    net = _load_network(network, network_type, line_opts)
     with _step(f"Early warning for {len(d)} defenders"):
         weighted = threat.weigh_incidents(inc, as_of, weights=table)
         alerts = threat.early_warning(

@@ -1,6 +1,6 @@
 """Reach at scale: service areas, coverage, losing a haven (N-1) and the impact of closures.
 
-Everything runs on the network's arrays (:mod:`havenmap._reach`): one multi-source
+Everything runs on the network's arrays through the routing core (:mod:`havenmap._graph`): one multi-source
 Dijkstra answers every node at once, one more pass per extra rank gives the second-best
 haven, and service areas take one bounded Dijkstra per haven. A cost model — closures
 and danger from :mod:`havenmap.costs`, or any per-edge array — is passed as
@@ -34,7 +34,6 @@ Functions
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,10 +44,11 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from . import _io, _reach
+from . import _areas, _graph, _io
 from .errors import InputError
+from .havens import HavenAssignment, assign_havens
 from .network import RoadNetwork
-from .snap import DEFAULT_MAX_SNAP_M, snap_points
+from .snap import DEFAULT_MAX_SNAP_M, snap_layer
 
 __all__ = [
     "COVERAGE_COLUMNS",
@@ -58,11 +58,13 @@ __all__ = [
     "NodeReach",
     "closures_impact",
     "coverage",
+    "coverage_of",
     "n_minus_1",
     "node_reach",
     "parse_minutes",
     "reach_edges",
     "service_areas",
+    "worst_loss",
     "write_coverage_outputs",
 ]
 
@@ -115,56 +117,6 @@ def _label(value: float) -> str:
     return f"{value:g}"
 
 
-@dataclass
-class _Points:
-    ids: np.ndarray
-    names: np.ndarray
-    edge: np.ndarray
-    frac: np.ndarray
-    on: np.ndarray
-    snap_m: np.ndarray
-    xy: np.ndarray
-
-
-def _snap(net: RoadNetwork, layer: gpd.GeoDataFrame, what: str, max_snap_m: float) -> _Points:
-    if "id" not in layer.columns:
-        raise InputError(
-            f"{layer.attrs.get('source', 'the ' + what + ' layer')}: no 'id' column; give every {what} an id"
-        )
-    snapped = snap_points(net, layer, max_snap_m)
-    on = snapped["on_network"].to_numpy(dtype=bool)
-    off = np.flatnonzero(~on)
-    if len(off):
-        listed = ", ".join(
-            f"{i} ({d:,.0f} m)"
-            for i, d in zip(
-                snapped["id"].astype(str).to_numpy()[off[:10]],
-                snapped["snap_distance_m"].to_numpy()[off[:10]],
-                strict=True,
-            )
-        )
-        more = f" and {len(off) - 10} more" if len(off) > 10 else ""
-        warnings.warn(
-            f"{len(off)} {what}(s) too far from any road, treated as unreachable: {listed}{more}", stacklevel=3
-        )
-    names = snapped["name"] if "name" in snapped.columns else snapped["id"]
-    return _Points(
-        ids=snapped["id"].astype(str).to_numpy(dtype=object),
-        names=names.astype(str).to_numpy(dtype=object),
-        edge=np.where(on, snapped["edge"].to_numpy(dtype=np.int64), -1),
-        frac=np.nan_to_num(snapped["edge_fraction"].to_numpy(dtype=np.float64)),
-        on=on,
-        snap_m=snapped["snap_distance_m"].to_numpy(dtype=np.float64),
-        xy=np.column_stack([snapped["snap_x"].to_numpy(dtype=float), snapped["snap_y"].to_numpy(dtype=float)]),
-    )
-
-
-def _base(net: RoadNetwork, cost: str, edge_weights: np.ndarray | None) -> _reach.BaseGraph:
-    if cost not in ("time", "length"):
-        raise ValueError(f"unknown cost {cost!r}: use 'time' or 'length'")
-    return _reach.base_graph(net, edge_weights, cost)
-
-
 # ---------------------------------------------------------------------- every node
 @dataclass
 class NodeReach:
@@ -215,11 +167,10 @@ def node_reach(
     """
     if k < 1:
         raise ValueError("k must be at least 1")
-    h = _snap(net, havens, "haven", max_snap_m)
-    src = _reach.attach(_base(net, cost, edge_weights), h.edge, h.frac)
-    found = _reach.node_costs(src, k)
+    h = snap_layer(net, havens, "haven", max_snap_m)
+    search = _graph.nearest(_graph.cost_graph(net, cost, edge_weights), _graph.Places.from_snapped(net, h), k)
     n = net.n_nodes
-    return NodeReach(h.ids, found.label[:n], found.time[:n], found.cost[:n])
+    return NodeReach(h["id"].astype(str).to_numpy(dtype=object), search.label[:n], search.time[:n], search.cost[:n])
 
 
 # ---------------------------------------------------------------------- coverage
@@ -318,7 +269,7 @@ def coverage(
     """Which defenders reach a haven within each time band, with their best and second-best havens.
 
     One multi-source Dijkstra from all havens, plus one pass for the second-nearest distinct
-    haven, answers every defender at once (see :func:`havenmap._reach.point_costs`).
+    haven, answers every defender at once (see :func:`havenmap.havens.assign_havens`).
 
     Parameters
     ----------
@@ -339,61 +290,53 @@ def coverage(
     -------
     Coverage
     """
+    found = assign_havens(
+        net, defenders, havens, k=2, cost=cost, edge_weights=edge_weights, max_snap_m=max_snap_m, routes=False
+    )
+    return coverage_of(found, minutes)
+
+
+def coverage_of(found: HavenAssignment, minutes: str | Sequence[float] = DEFAULT_MINUTES) -> Coverage:
+    """Coverage from havens already assigned to defenders (with ``k >= 2`` for the second-best haven and N-1).
+
+    A scenario assigns havens once (:func:`havenmap.havens.assign_havens`) and takes routes,
+    coverage, N-1, status and maps from that one answer.
+    """
     bands = parse_minutes(minutes)
-    d = _snap(net, defenders, "defender", max_snap_m)
-    h = _snap(net, havens, "haven", max_snap_m)
-    src = _reach.attach(_base(net, cost, edge_weights), h.edge, h.frac)
-    nodes = _reach.node_costs(src, 2)
-    pts = _reach.point_costs(src, nodes, d.edge, d.frac)
-    best, second = pts.label[:, 0], pts.label[:, 1]
-    t1, t2 = pts.time[:, 0], pts.time[:, 1]
-    return _build_coverage(bands, d, h, best, second, t1, t2)
-
-
-def _build_coverage(
-    bands: tuple[float, ...],
-    d: _Points,
-    h: _Points,
-    best: np.ndarray,
-    second: np.ndarray,
-    t1: np.ndarray,
-    t2: np.ndarray,
-) -> Coverage:
-    ids = np.append(h.ids, None)  # index -1 (no haven) gives None
+    best = found.haven[:, 0]
+    second = found.haven[:, 1] if found.k > 1 else np.full(found.n_defenders, -1)
+    t1 = found.time_s[:, 0]
+    t2 = found.time_s[:, 1] if found.k > 1 else np.full(found.n_defenders, np.inf)
+    ids = np.append(found.haven_ids, None)  # index -1 (no haven) gives None
     reachable = best >= 0
     band_min = np.full(len(best), np.nan)
     for m in sorted(bands, reverse=True):
         band_min[reachable & (t1 <= 60.0 * m)] = m
-    reason = np.full(len(best), "", dtype=object)
-    reason[~reachable & d.on] = (
-        "no road route to any haven (cut off by one-way streets, closures, the risk cap or a disconnected network)"
-    )
-    off = np.flatnonzero(~d.on)
-    reason[off] = [f"off network: {s:,.0f} m from the nearest road" for s in d.snap_m[off]]
     frame = pd.DataFrame(
         {
-            "defender_id": d.ids,
+            "defender_id": found.defender_ids,
             "haven_id": pd.array(ids[best], dtype="string"),
             "travel_time_s": np.where(reachable, t1, np.nan),
             "second_haven_id": pd.array(ids[second], dtype="string"),
             "second_travel_time_s": np.where(second >= 0, t2, np.nan),
             "reachable": reachable,
             "band_min": band_min,
-            "reason": reason,
+            "reason": found.reasons(0),
         },
         columns=COVERAGE_COLUMNS,
     )
+    n_h = len(found.haven_ids)
     per_haven = pd.DataFrame(
         {
-            "haven_id": h.ids,
-            "haven_name": h.names,
-            "on_network": h.on,
-            "served": np.bincount(best[reachable], minlength=len(h.ids)),
+            "haven_id": found.haven_ids,
+            "haven_name": found.haven_names,
+            "on_network": found.haven_on,
+            "served": np.bincount(best[reachable], minlength=n_h),
         }
     )
     for m in bands:
         within = reachable & (t1 <= 60.0 * m)
-        per_haven[f"served_{_label(m)}"] = np.bincount(best[within], minlength=len(h.ids))
+        per_haven[f"served_{_label(m)}"] = np.bincount(best[within], minlength=n_h)
     t1 = np.where(reachable, t1, np.inf)
     t2 = np.where(second >= 0, t2, np.inf)
     return Coverage(bands, frame, per_haven, best, second, t1, t2)
@@ -488,6 +431,41 @@ def closures_impact(without: Coverage, with_closures: Coverage) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------- outputs
+def worst_loss(cov: Coverage, n1: pd.DataFrame | None = None) -> dict[str, Any]:
+    """What losing the worst single haven costs: the haven, and coverage per band before and after.
+
+    The worst haven is the one whose loss leaves most defenders with no haven within the widest
+    band (ties: the one serving most defenders).
+
+    Returns
+    -------
+    dict
+        ``worst_haven`` (id, None without havens), ``lose_all_cover``, ``cut_off`` (defenders),
+        ``covered_before`` and ``covered_after`` (per band label: defenders covered), and
+        ``share_before`` / ``share_after`` (0..1).
+    """
+    n1 = n_minus_1(cov) if n1 is None else n1
+    worst = n1.sort_values(["lose_all_cover", "served"], ascending=False, kind="stable").head(1)
+    before = {_label(m): int(cov.covered(m).sum()) for m in cov.minutes}
+    after = dict(before) if worst.empty else {_label(m): int(worst[f"covered_{_label(m)}"].iat[0]) for m in cov.minutes}
+    n = max(cov.n_defenders, 1)
+    return {
+        "worst_haven": None if worst.empty else str(worst["haven_id"].iat[0]),
+        "lose_all_cover": 0 if worst.empty else int(worst["lose_all_cover"].iat[0]),
+        "cut_off": 0 if worst.empty else int(worst["cut_off"].iat[0]),
+        "covered_before": before,
+        "covered_after": after,
+        "share_before": {b: round(c / n, 4) for b, c in before.items()},
+        "share_after": {b: round(c / n, 4) for b, c in after.items()},
+    }
+
+
+def _rounded_times(frame: pd.DataFrame) -> pd.DataFrame:
+    """Times (columns ending in ``_s`` or named ``time_*``) to 0.1 s for the CSVs people read."""
+    columns = [c for c in frame.columns if c.endswith("_s") or c.startswith("time_")]
+    return frame.round({c: 1 for c in columns if pd.api.types.is_float_dtype(frame[c])})
+
+
 def write_coverage_outputs(
     out_dir: str | os.PathLike[str],
     cov: Coverage,
@@ -510,21 +488,16 @@ def write_coverage_outputs(
     n1 = n_minus_1(cov) if n1 is None else n1
     summary = cov.to_json()
     summary["minutes"] = list(cov.minutes)
-    worst = n1.sort_values(["lose_all_cover", "served"], ascending=False, kind="stable").head(1)
-    summary["n_minus_1"] = {
-        "worst_haven": None if worst.empty else str(worst["haven_id"].iat[0]),
-        "lose_all_cover": 0 if worst.empty else int(worst["lose_all_cover"].iat[0]),
-        "cut_off": 0 if worst.empty else int(worst["cut_off"].iat[0]),
-    }
+    summary["n_minus_1"] = worst_loss(cov, n1)
     if impact is not None:
         summary["closures"] = {"cut_off": int(impact["cut_off"].sum()), "slowed": int((~impact["cut_off"]).sum())}
     summary.update(extra or {})
     if areas is not None:
         _io.write_geojson(out / "service_areas.geojson", areas, private=True)
-    _io.write_csv(out / "coverage.csv", cov.defenders, private=True)
+    _io.write_csv(out / "coverage.csv", _rounded_times(cov.defenders), private=True)
     _io.write_csv(out / "n_minus_1.csv", n1, private=True)
     if impact is not None:
-        _io.write_csv(out / "closures_impact.csv", impact, private=True)
+        _io.write_csv(out / "closures_impact.csv", _rounded_times(impact), private=True)
     _io.write_json(out / "coverage.json", summary, private=True)
     return summary
 
@@ -538,9 +511,11 @@ def _haven_reaches(
     edge_weights: np.ndarray | None,
     max_snap_m: float,
 ):
-    h = _snap(net, havens, "haven", max_snap_m)
-    src = _reach.attach(_base(net, cost, edge_weights), h.edge, h.frac)
-    return h, _reach.bounded_reach(src, max_s)
+    h = snap_layer(net, havens, "haven", max_snap_m)
+    graph = _graph.cost_graph(net, cost, edge_weights)
+    return h["id"].astype(str).to_numpy(dtype=object), _graph.bounded_reach(
+        graph, _graph.Places.from_snapped(net, h), max_s
+    )
 
 
 def reach_edges(
@@ -569,14 +544,14 @@ def reach_edges(
         road): its time is the smallest.
     """
     max_s = 60.0 * float(max_minutes)
-    h, reaches = _haven_reaches(net, havens, max_s, cost, edge_weights, max_snap_m)
+    ids, reaches = _haven_reaches(net, havens, max_s, cost, edge_weights, max_snap_m)
     parts = []
     for r in reaches:
         keep = r.t1 <= max_s
         parts.append(
             pd.DataFrame(
                 {
-                    "haven_id": h.ids[r.source],
+                    "haven_id": ids[r.source],
                     "edge": r.edge[keep],
                     "fraction_from": r.f0[keep],
                     "fraction_to": r.f1[keep],
@@ -605,7 +580,7 @@ def service_areas(
     bounded by the widest band. The polygon of band m covers every stretch of road from which
     the haven is reached within m minutes — partial edges cut exactly where the band ends —
     widened by ``buffer_m`` on each side, so it follows the reached road pieces, not a circle.
-    It is traced on a grid of ``buffer_m / 3`` (see :mod:`havenmap._reach`): every reached
+    It is traced on a grid of ``buffer_m / 3`` (see :mod:`havenmap._areas`): every reached
     point is inside with at least ``0.6 * buffer_m`` around it, and nothing farther than
     ``1.85 * buffer_m`` from the reached pieces is inside. Bands nest. (A reach wider than
     about 16 km gets coarser cells, and with them a proportionally wider buffer.)
@@ -636,11 +611,11 @@ def service_areas(
     if not np.isfinite(buffer_m) or buffer_m <= 0:
         raise InputError(f"--buffer-m {buffer_m}: must be a positive number of metres (default 50)")
     bands_s = 60.0 * bands
-    h, reaches = _haven_reaches(net, havens, float(bands_s.max()), cost, edge_weights, max_snap_m)
-    geoms = {r.source: _reach.haven_polygons(net, r, bands_s, buffer_m) for r in reaches}
+    ids, reaches = _haven_reaches(net, havens, float(bands_s.max()), cost, edge_weights, max_snap_m)
+    geoms = {r.source: _areas.haven_polygons(net, r, bands_s, buffer_m) for r in reaches}
     empty = [shapely.Polygon()] * len(bands)
     rows_id, rows_m, rows_g = [], [], []
-    for i, hid in enumerate(h.ids):
+    for i, hid in enumerate(ids):
         rows_id.extend([hid] * len(bands))
         rows_m.extend(bands.tolist())
         rows_g.extend(geoms.get(i, empty))

@@ -1,23 +1,26 @@
 """Each defender's nearest reachable safe havens, with the road route to each.
 
-One multi-source Dijkstra from all havens over the compact graph answers every defender
-at once (plus one more pass per extra rank for ``k > 1``); see :mod:`havenmap._routing`.
+:func:`assign_havens` answers the question once for a whole layer of defenders — one
+multi-source search from all havens over the compact graph, plus one more pass per extra
+rank (see :func:`havenmap._graph.nearest`) — and the one :class:`HavenAssignment` it returns
+feeds the routes (:meth:`HavenAssignment.table`, :func:`nearest_havens`), coverage and N-1
+(:func:`havenmap.coverage.coverage_of`), defenders' status and the maps.
 """
 
 from __future__ import annotations
 
-import warnings
+from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 
-from . import _routing
-from .network import RoadNetwork, _ragged_index
-from .snap import DEFAULT_MAX_SNAP_M, snap_points
+from . import _graph
+from .errors import InputError
+from .network import RoadNetwork
+from .snap import DEFAULT_MAX_SNAP_M, snap_layer
 
-__all__ = ["NEAREST_COLUMNS", "nearest_havens", "route_pieces_to_line", "routes_to_lines"]
+__all__ = ["NEAREST_COLUMNS", "HavenAssignment", "assign_havens", "nearest_havens"]
 
 #: Columns of :func:`nearest_havens` (besides ``geometry``), in order.
 NEAREST_COLUMNS = [
@@ -32,6 +35,176 @@ NEAREST_COLUMNS = [
     "snap_distance_m",
 ]
 
+NO_ROUTE = "no road route to any haven (cut off by one-way streets, closures, the risk cap or a disconnected network)"
+
+
+@dataclass(eq=False)
+class HavenAssignment:
+    """Every defender's ``k`` nearest distinct reachable havens (see :func:`assign_havens`).
+
+    Attributes
+    ----------
+    defender_ids, haven_ids, haven_names : (D,), (H,), (H,) object
+        Ids (as text) in layer order; havens' names (their id where the layer has none).
+    haven : (D, k) int64
+        Index into ``haven_ids`` of each defender's nearest, second-nearest, ... haven (-1: none).
+    time_s, cost : (D, k) float64
+        Physical travel time (s) and cost-model value of the route to that haven (``inf``: none).
+    defender_on, haven_on : bool arrays
+        On the road network (within the snapping threshold).
+    snap_distance_m : (D,) float64
+        Defender to the nearest road, metres.
+    max_snap_m : float
+        The snapping threshold used, metres.
+    """
+
+    net: RoadNetwork
+    defender_ids: np.ndarray
+    haven_ids: np.ndarray
+    haven_names: np.ndarray
+    haven: np.ndarray
+    time_s: np.ndarray
+    cost: np.ndarray
+    defender_on: np.ndarray
+    haven_on: np.ndarray
+    snap_distance_m: np.ndarray
+    max_snap_m: float
+    cost_name: str
+    _search: _graph.Nearest = field(repr=False)
+    _found: _graph.PlaceCosts = field(repr=False)
+    _defender_xy: np.ndarray = field(repr=False)
+
+    @property
+    def k(self) -> int:
+        """Havens per defender."""
+        return self.haven.shape[1]
+
+    @property
+    def n_defenders(self) -> int:
+        """Number of defenders."""
+        return len(self.defender_ids)
+
+    def reasons(self, rank: int = 0) -> np.ndarray:
+        """Why each defender has no haven at ``rank`` (0-based), in words; None where it has one."""
+        out = np.full(self.n_defenders, None, dtype=object)
+        missing = self.haven[:, rank] < 0
+        off = missing & ~self.defender_on
+        out[off] = [
+            f"off network: {d:,.0f} m from the nearest road (limit {self.max_snap_m:,.0f} m)"
+            for d in self.snap_distance_m[off]
+        ]
+        cut = missing & self.defender_on
+        out[cut] = NO_ROUTE if rank == 0 else f"fewer than {rank + 1} havens reachable by road"
+        return out
+
+    def routes(self, k: int | None = None) -> _graph.Pieces:
+        """Road pieces of every defender's route to each of its first ``k`` havens (route ``d * k + r``)."""
+        k = self.k if k is None else min(int(k), self.k)
+        points = np.repeat(np.arange(self.n_defenders), k)
+        ranks = np.tile(np.arange(k), self.n_defenders)
+        return self._search.routes(self._found, points, ranks)
+
+    def table(self, k: int | None = None, *, risk: np.ndarray | None = None, geometry: bool = True) -> gpd.GeoDataFrame:
+        """The :func:`nearest_havens` table for the first ``k`` havens of every defender (EPSG:4326).
+
+        ``risk`` (per edge) adds ``exposure``, the sum of risk × metres along each route.
+        """
+        k = self.k if k is None else min(int(k), self.k)
+        n = self.n_defenders
+        label = self.haven[:, :k].reshape(-1)
+        ok = label >= 0
+        pieces = self.routes(k)
+        rows = pd.DataFrame(
+            {
+                "defender_id": np.repeat(self.defender_ids, k),
+                "rank": np.tile(np.arange(1, k + 1), n),
+                "haven_id": pd.array(np.where(ok, self.haven_ids[np.maximum(label, 0)], None), dtype="string"),
+                "haven_name": pd.array(np.where(ok, self.haven_names[np.maximum(label, 0)], None), dtype="string"),
+                "travel_time_s": np.where(ok, self.time_s[:, :k].reshape(-1), np.nan),
+                "distance_m": np.where(ok, pieces.total(self.net.edge_length), np.nan),
+                "reachable": ok,
+                "reason": np.column_stack([self.reasons(r) for r in range(k)]).reshape(-1),
+                "snap_distance_m": np.repeat(self.snap_distance_m, k),
+            },
+            columns=NEAREST_COLUMNS,
+        )
+        columns = list(NEAREST_COLUMNS)
+        if risk is not None:
+            risk = np.asarray(risk, dtype=np.float64)
+            rows["exposure"] = np.where(ok, pieces.total(risk * self.net.edge_length), np.nan)
+            columns.append("exposure")
+        geoms = np.full(len(rows), None, dtype=object)
+        if geometry:
+            start = np.repeat(self._defender_xy, k, axis=0)
+            lines = _graph.pieces_to_lines(self.net, pieces, start)
+            geoms[ok] = lines[ok]
+        return gpd.GeoDataFrame(rows[columns], geometry=geoms, crs=self.net.crs).to_crs("EPSG:4326")
+
+
+def assign_havens(
+    net: RoadNetwork,
+    defenders: gpd.GeoDataFrame,
+    havens: gpd.GeoDataFrame,
+    *,
+    k: int = 1,
+    cost: str = "time",
+    edge_weights: np.ndarray | None = None,
+    max_snap_m: float = DEFAULT_MAX_SNAP_M,
+    routes: bool = True,
+) -> HavenAssignment:
+    """Every defender's ``k`` nearest distinct reachable havens by road, answered once.
+
+    Parameters
+    ----------
+    net
+        Road network.
+    defenders, havens
+        Point layers with an ``id`` column (havens may have ``name``), any CRS.
+    k
+        Havens per defender (rank 1 = nearest).
+    cost
+        What "nearest" minimises: 'time' (travel time, s) or 'length' (road distance, m).
+    edge_weights
+        Optional per-edge cost overriding ``cost`` (``inf`` closes an edge): a closure or
+        danger-aware cost model from :mod:`havenmap.costs`. Reported times stay physical.
+    max_snap_m
+        Points farther than this from any road (metres) are off-network (with a warning).
+    routes
+        Keep what is needed to draw the routes (:meth:`HavenAssignment.table`); coverage alone
+        does not need it.
+
+    Returns
+    -------
+    HavenAssignment
+    """
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    if cost not in ("time", "length"):
+        raise InputError(f"cost {cost!r}: use 'time' or 'length'")
+    d = snap_layer(net, defenders, "defender", max_snap_m)
+    h = snap_layer(net, havens, "haven", max_snap_m)
+    graph = _graph.cost_graph(net, cost, edge_weights)
+    search = _graph.nearest(graph, _graph.Places.from_snapped(net, h), k, paths=routes)
+    found = search.at(_graph.Places.from_snapped(net, d))
+    names = h["name"] if "name" in h.columns else h["id"]
+    return HavenAssignment(
+        net=net,
+        defender_ids=d["id"].astype(str).to_numpy(dtype=object),
+        haven_ids=h["id"].astype(str).to_numpy(dtype=object),
+        haven_names=names.astype(str).to_numpy(dtype=object),
+        haven=found.label,
+        time_s=found.time,
+        cost=found.cost,
+        defender_on=d["on_network"].to_numpy(dtype=bool),
+        haven_on=h["on_network"].to_numpy(dtype=bool),
+        snap_distance_m=d["snap_distance_m"].to_numpy(dtype=np.float64),
+        max_snap_m=float(max_snap_m),
+        cost_name="custom" if edge_weights is not None else cost,
+        _search=search,
+        _found=found,
+        _defender_xy=np.column_stack([d["snap_x"].to_numpy(float), d["snap_y"].to_numpy(float)]),
+    )
+
 
 def nearest_havens(
     net: RoadNetwork,
@@ -44,7 +217,7 @@ def nearest_havens(
     max_snap_m: float = DEFAULT_MAX_SNAP_M,
     risk: np.ndarray | None = None,
 ) -> gpd.GeoDataFrame:
-    """Find each defender's ``k`` nearest reachable havens by road.
+    """Find each defender's ``k`` nearest reachable havens by road, with the route to each.
 
     Parameters
     ----------
@@ -70,187 +243,14 @@ def nearest_havens(
     geopandas.GeoDataFrame
         EPSG:4326, one row per defender and rank ``1..min(k, number of havens)``:
         ``defender_id``, ``rank``, ``haven_id``, ``haven_name``, ``travel_time_s`` (s),
-        ``distance_m`` (m), ``reachable`` (bool), ``reason`` (why not reachable; empty if
+        ``distance_m`` (m), ``reachable`` (bool), ``reason`` (why not reachable; None if
         reachable), ``snap_distance_m`` (defender to road, m), ``geometry`` (the road route
-        as a LineString from the defender's snapped position to the haven's; None if
-        unreachable). Every defender appears: none is dropped.
+        as a LineString from the defender's road position to the haven's; None if
+        unreachable). Every defender appears: none is dropped. See :mod:`havenmap.routing`
+        for how points at intersections and on one-way streets are handled.
     """
-    if k < 1:
-        raise ValueError("k must be at least 1")
-    d_snap = snap_points(net, defenders, max_snap_m)
-    h_snap = snap_points(net, havens, max_snap_m)
-    _warn_off_network(d_snap, "defender")
-    _warn_off_network(h_snap, "haven")
-
-    n_d = len(d_snap)
-    spliced = _routing.splice(
-        net,
-        np.concatenate([d_snap["edge"].to_numpy(), h_snap["edge"].to_numpy()]),
-        np.concatenate([d_snap["edge_fraction"].to_numpy(), h_snap["edge_fraction"].to_numpy()]),
-    )
-    weights = net.edge_cost(cost) if edge_weights is None else np.asarray(edge_weights, dtype=np.float64)
-    matrix, piece_of_entry = spliced.matrix(weights)
-    haven_rows = np.flatnonzero(h_snap["on_network"].to_numpy())
-    haven_nodes = spliced.n_base + n_d + haven_rows
-    k_eff = min(k, len(h_snap))
-    found = _routing.k_nearest_sources(matrix, haven_nodes, k_eff)
-
-    lookup = _EntryLookup(matrix, piece_of_entry)
-    haven_ids = h_snap["id"].astype(str).to_numpy()
-    haven_names = (h_snap["name"] if "name" in h_snap else h_snap["id"]).astype(str).to_numpy()
-    defender_ids = d_snap["id"].astype(str).to_numpy()
-    on_network = d_snap["on_network"].to_numpy(dtype=bool)
-    snap_m = d_snap["snap_distance_m"].to_numpy(dtype=float)
-
-    rows = pd.DataFrame(
-        {
-            "defender_id": np.repeat(defender_ids, k_eff),
-            "rank": np.tile(np.arange(1, k_eff + 1), n_d),
-            "snap_distance_m": np.repeat(snap_m, k_eff),
-        }
-    )
-    label = found.label[spliced.n_base : spliced.n_base + n_d].copy()
-    label[~on_network] = -1
-    label = label.reshape(-1)
-    ok = label >= 0
-    route_pieces = [lookup.pieces(found.path(spliced.n_base + i // k_eff, i % k_eff)) for i in np.flatnonzero(ok)]
-    span = [_span(spliced, p) for p in route_pieces]
-    haven = haven_rows[label[ok]]
-    rows["haven_id"] = pd.Series(pd.NA, index=rows.index, dtype="string")
-    rows["haven_name"] = pd.Series(pd.NA, index=rows.index, dtype="string")
-    rows.loc[ok, "haven_id"] = haven_ids[haven]
-    rows.loc[ok, "haven_name"] = haven_names[haven]
-    rows["travel_time_s"] = np.nan
-    rows["distance_m"] = np.nan
-    parents = [spliced.parent[p] for p in route_pieces]
-    rows.loc[ok, "travel_time_s"] = [float(net.edge_time[e] @ f) for e, f in zip(parents, span, strict=True)]
-    rows.loc[ok, "distance_m"] = [float(net.edge_length[e] @ f) for e, f in zip(parents, span, strict=True)]
-    rows["reachable"] = ok
-    rows["reason"] = ""
-    for i in np.flatnonzero(~ok):
-        j = i // k_eff
-        rows.at[i, "reason"] = _reason(bool(on_network[j]), i % k_eff, snap_m[j], max_snap_m)
-    geometry = np.full(len(rows), None, dtype=object)
-    geometry[ok] = routes_to_lines(net, spliced, route_pieces)
-    columns = NEAREST_COLUMNS
-    if risk is not None:  # route exposure (coverage/costs helper): risk × metres along the route
-        risk = np.asarray(risk, dtype=np.float64)
-        rows["exposure"] = np.nan
-        rows.loc[ok, "exposure"] = [
-            float((risk[e] * net.edge_length[e]) @ f) for e, f in zip(parents, span, strict=True)
-        ]
-        columns = [*NEAREST_COLUMNS, "exposure"]
-    frame = gpd.GeoDataFrame(rows[columns], geometry=geometry, crs=net.crs)
-    return frame.to_crs("EPSG:4326")
-
-
-def _span(spliced: _routing.SplicedGraph, pieces: np.ndarray) -> np.ndarray:
-    return spliced.f1[pieces] - spliced.f0[pieces]
-
-
-def _reason(on_network: bool, rank: int, snap_m: float, limit: float) -> str:
-    if not on_network:
-        return f"off network: {snap_m:,.0f} m from the nearest road (limit {limit:,.0f} m)"
-    if rank == 0:
-        return (
-            "no road route to any haven (cut off by one-way streets, closures, the risk cap or a disconnected network)"
-        )
-    return f"fewer than {rank + 1} havens reachable by road"
-
-
-def _warn_off_network(snapped: gpd.GeoDataFrame, what: str) -> None:
-    off = snapped.loc[~snapped["on_network"]]
-    if len(off):
-        ids = ", ".join(f"{i} ({d:,.0f} m)" for i, d in zip(off["id"].astype(str), off["snap_distance_m"], strict=True))
-        warnings.warn(f"{len(off)} {what}(s) too far from any road, treated as unreachable: {ids}", stacklevel=3)
-
-
-class _EntryLookup:
-    """Map consecutive path nodes (a, b) to the spliced piece the CSR entry a → b came from."""
-
-    def __init__(self, matrix, piece_of_entry: np.ndarray) -> None:
-        self.n = matrix.shape[0]
-        rows = np.repeat(np.arange(self.n, dtype=np.int64), np.diff(matrix.indptr))
-        self.keys = rows * self.n + matrix.indices
-        self.piece_of_entry = piece_of_entry
-
-    def pieces(self, nodes: list[int]) -> np.ndarray:
-        arr = np.asarray(nodes, dtype=np.int64)
-        if len(arr) < 2:
-            return np.zeros(0, dtype=np.int64)
-        pos = np.searchsorted(self.keys, arr[:-1] * self.n + arr[1:])
-        return self.piece_of_entry[pos]
-
-
-def routes_to_lines(net: RoadNetwork, spliced: _routing.SplicedGraph, routes: list[np.ndarray]) -> np.ndarray:
-    """LineStrings (network CRS) following the road geometry of each route's spliced pieces.
-
-    Vectorised: whole edges are copied from the network's flat coordinate array in one
-    gather; only the few partial pieces (at a route's two ends, or where it passes another
-    snapped point) are cut individually.
-    """
-    if not routes:
-        return np.zeros(0, dtype=object)
-    pieces = np.concatenate(routes)
-    route_of_piece = np.repeat(np.arange(len(routes)), [len(r) for r in routes])
-    edge, f0, f1 = spliced.parent[pieces], spliced.f0[pieces], spliced.f1[pieces]
-    starts = net.geom_offsets[edge].copy()
-    counts = net.geom_offsets[edge + 1] - starts
-    partial = np.flatnonzero((f0 > 0.0) | (f1 < 1.0))
-    source = net.geom_xy
-    if len(partial):
-        extra, lengths = _cut_pieces(net, edge[partial], f0[partial], f1[partial])
-        starts[partial] = len(net.geom_xy) + np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        counts[partial] = lengths
-        source = np.vstack([net.geom_xy, extra])
-    coords = source[_ragged_index(starts, counts)]
-    owner = np.repeat(route_of_piece, counts)
-    keep = np.ones(len(coords), dtype=bool)
-    keep[1:] = (owner[1:] != owner[:-1]) | np.any(coords[1:] != coords[:-1], axis=1)
-    coords, owner = coords[keep], owner[keep]
-    single = np.flatnonzero(np.bincount(owner, minlength=len(routes)) == 1)
-    if len(single):  # a route of zero length (defender at the haven): a degenerate 2-point line
-        coords = np.vstack([coords, coords[np.searchsorted(owner, single)]])
-        owner = np.concatenate([owner, single])
-        order = np.argsort(owner, kind="stable")
-        coords, owner = coords[order], owner[order]
-    return shapely.linestrings(coords, indices=owner)
-
-
-def route_pieces_to_line(net: RoadNetwork, spliced: _routing.SplicedGraph, pieces: np.ndarray):
-    """One route's LineString (network CRS), or None for an empty route."""
-    if len(pieces) == 0:
-        return None
-    return routes_to_lines(net, spliced, [np.asarray(pieces)])[0]
-
-
-def _cut_pieces(net: RoadNetwork, edge: np.ndarray, f0: np.ndarray, f1: np.ndarray):
-    """Coordinates of the parts ``f0..f1`` of edges (by length along their geometry), all at once.
-
-    Returns the pieces' coordinates back to back and the number of points of each.
-    """
-    cum = net.vertex_cum
-    first, last = net.geom_offsets[edge], net.geom_offsets[edge + 1] - 1
-    total = cum[last] - cum[first]
-    d0, d1 = cum[first] + f0 * total, cum[first] + f1 * total
-    p0 = np.minimum(np.searchsorted(cum, d0, side="right"), last)
-    p1 = np.maximum(np.searchsorted(cum, d1, side="left"), p0)
-    start_pt = _interpolate(net.geom_xy, cum, first, last, p0, d0)
-    end_pt = _interpolate(net.geom_xy, cum, first, last, p1, d1)
-    inner = p1 - p0
-    counts = inner + 2
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    coords = np.empty((offsets[-1], 2))
-    coords[offsets[:-1]] = start_pt
-    coords[offsets[1:] - 1] = end_pt
-    coords[_ragged_index(offsets[:-1] + 1, inner)] = net.geom_xy[_ragged_index(p0, inner)]
-    return coords, counts
-
-
-def _interpolate(xy, vcum, first, last, after, dist):
-    """Point at distance ``dist`` along each edge, given the index of the first vertex beyond it."""
-    a = np.clip(after - 1, first, np.maximum(last - 1, first))
-    b = np.minimum(a + 1, last)
-    span = vcum[b] - vcum[a]
-    t = np.clip(np.divide(dist - vcum[a], span, out=np.zeros_like(span), where=span > 0), 0.0, 1.0)
-    return xy[a] + (xy[b] - xy[a]) * t[:, None]
+    found = assign_havens(
+        net, defenders, havens, k=min(k, max(len(havens), 1)), cost=cost, edge_weights=edge_weights,
+        max_snap_m=max_snap_m,
+    )  # fmt: skip
+    return found.table(risk=risk)

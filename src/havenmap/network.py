@@ -32,12 +32,13 @@ import shapely
 from scipy import sparse
 
 from . import _osm
+from ._arrays import ragged_index
+from ._lines import find_twins
 from .errors import NetworkError
 
 __all__ = ["RoadNetwork", "from_bbox", "from_graph", "from_place", "load_network", "utm_crs"]
 
 OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".xml", ".osm.pbf", ".pbf", ".osm.xml")
-_MIN_WEIGHT = 1e-6  # scipy.sparse drops explicit zeros; a zero-cost edge must stay an edge
 
 
 @dataclass(eq=False)
@@ -72,6 +73,10 @@ class RoadNetwork:
         Edge ``i``'s geometry is ``geom_xy[geom_offsets[i]:geom_offsets[i+1]]`` (projected), from u to v.
     edge_attrs : pandas.DataFrame
         One row per edge: ``highway``, ``name``, ``osmid``, ``oneway`` where known.
+    build_info : dict
+        How the network was built, for its report (:func:`havenmap.lines.network_report`):
+        empty for OSM files and graphs; for road line layers the joins made, crossings left
+        unjoined, pieces dropped and where each speed came from.
     """
 
     crs: pyproj.CRS
@@ -90,6 +95,7 @@ class RoadNetwork:
     geom_xy: np.ndarray
     edge_attrs: pd.DataFrame
     source: str = "<memory>"
+    build_info: dict[str, Any] = field(default_factory=dict, repr=False)
     _graph: Any = field(default=None, repr=False)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -137,8 +143,9 @@ class RoadNetwork:
 
         ``weights`` (one per edge, ``inf`` or NaN = edge closed) overrides ``cost``.
         """
-        w = self.edge_cost(cost) if weights is None else np.asarray(weights, dtype=np.float64)
-        return csr_min(self.edge_u, self.edge_v, w, self.n_nodes)[0]
+        from ._graph import cost_graph
+
+        return cost_graph(self, cost, weights).csr(reverse=False).matrix
 
     # ------------------------------------------------------------------ geometry
     @cached_property
@@ -168,14 +175,35 @@ class RoadNetwork:
         idx = np.arange(self.n_edges) if edges is None else np.asarray(edges)
         counts = self.geom_offsets[idx + 1] - self.geom_offsets[idx]
         starts = self.geom_offsets[idx]
-        flat = _ragged_index(starts, counts)
+        flat = ragged_index(starts, counts)
         return shapely.linestrings(self.geom_xy[flat], indices=np.repeat(np.arange(len(idx)), counts))
+
+    def points_along(self, edge: np.ndarray, fraction: np.ndarray) -> np.ndarray:
+        """Projected (x, y) of the points at ``fraction`` (of planar length) along directed edges ``edge``."""
+        edge = np.asarray(edge, dtype=np.int64)
+        cum = self.vertex_cum
+        start = self.geom_offsets[edge]
+        last = self.geom_offsets[edge + 1] - 2  # the edge's last segment's first vertex
+        target = cum[start] + np.clip(fraction, 0.0, 1.0) * (cum[last + 1] - cum[start])
+        j = start.copy()
+        bent = last > start  # straight edges have one segment: no search
+        if bent.any():
+            j[bent] = np.clip(np.searchsorted(cum, target[bent], side="right") - 1, start[bent], last[bent])
+        length = cum[j + 1] - cum[j]
+        t = np.divide(target - cum[j], length, out=np.zeros_like(target), where=length > 0)
+        xy = self.geom_xy
+        return xy[j] + np.clip(t, 0.0, 1.0)[:, None] * (xy[j + 1] - xy[j])
+
+    @cached_property
+    def canonical_edge(self) -> np.ndarray:
+        """Per directed edge: the directed edge standing for its physical road (itself, or the lower-index twin)."""
+        idx = np.arange(self.n_edges)
+        return np.where((self.edge_twin >= 0) & (self.edge_twin < idx), self.edge_twin, idx)
 
     @cached_property
     def undirected_edges(self) -> np.ndarray:
         """One directed edge per physical road piece (a one-way edge, or the lower-index twin)."""
-        idx = np.arange(self.n_edges)
-        return idx[(self.edge_twin < 0) | (idx < self.edge_twin)]
+        return np.flatnonzero(self.canonical_edge == np.arange(self.n_edges))
 
     @cached_property
     def bounds_lonlat(self) -> tuple[float, float, float, float]:
@@ -260,36 +288,6 @@ class RoadNetwork:
         return order[pos]
 
 
-# ---------------------------------------------------------------------- CSR helpers
-def csr_min(u: np.ndarray, v: np.ndarray, w: np.ndarray, n: int) -> tuple[sparse.csr_matrix, np.ndarray]:
-    """Build an n × n CSR matrix keeping the cheapest of parallel edges.
-
-    Edges with non-finite weight are left out (closed). Returns the matrix and, aligned with
-    its ``data``, the index of the edge each entry came from.
-    """
-    keep = np.flatnonzero(np.isfinite(w))
-    order = keep[np.lexsort((w[keep], v[keep], u[keep]))]
-    uu, vv = u[order], v[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = (uu[1:] != uu[:-1]) | (vv[1:] != vv[:-1])
-    order = order[first]
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(u[order], minlength=n), out=indptr[1:])
-    data = np.maximum(w[order], _MIN_WEIGHT)
-    matrix = sparse.csr_matrix((data, v[order].astype(np.int32), indptr), shape=(n, n))
-    return matrix, order
-
-
-def _ragged_index(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Concatenate ``arange(s, s + c)`` for every (s, c) without a Python loop."""
-    counts = np.asarray(counts, dtype=np.int64)
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    ends = np.cumsum(counts)
-    return np.arange(total) + np.repeat(np.asarray(starts, np.int64) - (ends - counts), counts)
-
-
 # ---------------------------------------------------------------------- projection
 def utm_crs(lon: float, lat: float) -> pyproj.CRS:
     """The WGS 84 / UTM zone CRS containing (lon, lat)."""
@@ -309,6 +307,7 @@ def load_network(
     network_type: str = "drive",
     *,
     walk_speed_kph: float = _osm.WALK_SPEED_KPH,
+    line_options: Any = None,
 ) -> RoadNetwork:
     """Load a road network from a file or an osmnx graph.
 
@@ -316,31 +315,53 @@ def load_network(
     ----------
     source
         ``.osm``, ``.osm.bz2``, ``.osm.pbf`` (OSM data, filtered to ``network_type``),
-        ``.graphml`` (an osmnx graph, used as given), or an in-memory ``nx.MultiDiGraph``
-        following osmnx conventions (used as given).
+        a road line layer (``.shp``, ``.gpkg``, ``.geojson``, ``.parquet``, ``.fgb``: see
+        :mod:`havenmap.lines`), ``.graphml`` (an osmnx graph, used as given), or an
+        in-memory ``nx.MultiDiGraph`` following osmnx conventions (used as given).
     network_type
         'drive' (one-ways honoured, speeds from ``maxspeed`` or road type) or 'walk'
         (every road both ways at ``walk_speed_kph``), or 'all'. Ignored for graphs.
     walk_speed_kph
         Walking speed for walk networks, km/h.
+    line_options
+        A :class:`havenmap.lines.LineOptions` (layer, snap tolerance, attribute columns...)
+        for line layers; settings other than the defaults are an error for other sources.
 
     Returns
     -------
     RoadNetwork
     """
+    from . import lines
+
+    opts = line_options if line_options is not None else lines.LineOptions()
     if isinstance(source, nx.Graph):
+        _no_line_options(opts, "an osmnx graph")
         return from_graph(source)
     path = Path(source)
     if not path.exists():
         raise NetworkError(f"{path}: network file not found")
     name = path.name.lower()
+    if name.endswith(lines.LINE_SUFFIXES):
+        return lines.read_lines(path, options=opts.replace(network_type=network_type, walk_speed_kph=walk_speed_kph))
     if name.endswith(".graphml"):
+        _no_line_options(opts, path.name)
         return _load_graphml(path)
     if name.endswith(OSM_SUFFIXES):
+        _no_line_options(opts, path.name)
         return from_osm_file(path, network_type, walk_speed_kph=walk_speed_kph)
     raise NetworkError(
-        f"{path}: unknown network format; use an OSM extract (.osm, .osm.bz2, .osm.pbf) or an osmnx .graphml"
+        f"{path}: unknown network format; use an OSM extract (.osm, .osm.bz2, .osm.pbf), a road line layer "
+        f"({', '.join(lines.LINE_SUFFIXES)}) or an osmnx .graphml"
     )
+
+
+def _no_line_options(opts: Any, what: str) -> None:
+    used = opts.line_specific
+    if used:
+        raise NetworkError(
+            f"{used[0]} (--{used[0].replace('_', '-')}) applies to road line layers (.shp, .gpkg, ...), "
+            f"not to {what}; leave it out"
+        )
 
 
 def _load_graphml(path: Path) -> RoadNetwork:
@@ -367,46 +388,124 @@ def from_osm_file(
 
 def _from_ways(ways: _osm.OsmWays, network_type: str, walk_speed_kph: float) -> RoadNetwork:
     refs, offsets = ways.refs, ways.offsets
-    n_ways = len(offsets) - 1
-    way_of_pos = np.repeat(np.arange(n_ways), np.diff(offsets))
-    _, inverse = np.unique(refs, return_inverse=True)
-    counts = np.bincount(inverse)
-    is_node = counts[inverse] >= 2
+    seg_start, seg_end, seg_way = split_paths(refs, offsets)
+    lonlat = np.column_stack([ways.lon, ways.lat])
+    at_node = np.zeros(len(refs), dtype=bool)
+    at_node[seg_start] = at_node[seg_end] = True
+    center = lonlat[at_node].mean(axis=0)
+    crs = utm_crs(float(center[0]), float(center[1]))
+    forward, backward = _osm.way_directions(ways.tags, network_type)
+    tags = ways.tags
+    attrs = pd.DataFrame(
+        {
+            "osmid": ways.way_id,
+            "highway": pd.array(tags["highway"], dtype="string"),
+            "name": pd.array(tags["name"], dtype="string"),
+            "oneway": ~(forward & backward),
+            "maxspeed": pd.array(tags["maxspeed"], dtype="string"),
+        }
+    )
+    return assemble_network(
+        refs,
+        lonlat,
+        _project(lonlat, crs),
+        seg_start,
+        seg_end,
+        forward[seg_way],
+        backward[seg_way],
+        _osm.way_speeds(tags, network_type, walk_speed_kph)[seg_way],
+        attrs.iloc[seg_way].reset_index(drop=True),
+        crs=crs,
+        network_type=network_type,
+    )
+
+
+def split_paths(point_id: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut vertex paths into road pieces between graph nodes.
+
+    A node is a path end or a point that occurs more than once (an intersection: the same
+    ``point_id`` at several positions). Interior vertices stay as geometry, as in osmnx's
+    simplified graphs.
+
+    Parameters
+    ----------
+    point_id : (p,) int64
+        Identity of the point at every vertex position; equal ids are the same place.
+    offsets : (w + 1,) int64
+        Path ``i`` owns positions ``offsets[i]:offsets[i+1]`` (at least two each).
+
+    Returns
+    -------
+    seg_start, seg_end, seg_path : (s,) int64
+        First and last vertex position of each piece and the path it belongs to.
+    """
+    n_paths = len(offsets) - 1
+    path_of_pos = np.repeat(np.arange(n_paths), np.diff(offsets))
+    _, inverse = np.unique(point_id, return_inverse=True)
+    is_node = np.bincount(inverse)[inverse] >= 2
     is_node[offsets[:-1]] = True
     is_node[offsets[1:] - 1] = True
-
     pos = np.flatnonzero(is_node)
-    same_way = way_of_pos[pos[:-1]] == way_of_pos[pos[1:]]
-    seg_start, seg_end = pos[:-1][same_way], pos[1:][same_way]
-    seg_way = way_of_pos[seg_start]
+    same_path = path_of_pos[pos[:-1]] == path_of_pos[pos[1:]]
+    seg_start, seg_end = pos[:-1][same_path], pos[1:][same_path]
+    return seg_start, seg_end, path_of_pos[seg_start]
 
-    lonlat = np.column_stack([ways.lon, ways.lat])
-    center = lonlat[pos].mean(axis=0)
-    crs = utm_crs(float(center[0]), float(center[1]))
-    xy = _project(lonlat, crs)
-    step = _osm.haversine_m(ways.lon[:-1], ways.lat[:-1], ways.lon[1:], ways.lat[1:])
+
+def assemble_network(
+    point_id: np.ndarray,
+    lonlat: np.ndarray,
+    xy: np.ndarray,
+    seg_start: np.ndarray,
+    seg_end: np.ndarray,
+    seg_forward: np.ndarray,
+    seg_backward: np.ndarray,
+    seg_speed: np.ndarray,
+    seg_attrs: pd.DataFrame,
+    *,
+    crs: pyproj.CRS,
+    network_type: str,
+) -> RoadNetwork:
+    """Build a :class:`RoadNetwork` from road pieces cut out of vertex paths (see :func:`split_paths`).
+
+    Every piece becomes a forward edge (vertex order) where ``seg_forward``, a backward
+    edge where ``seg_backward``; a piece open both ways gives twin edges sharing its
+    geometry. Lengths are great-circle metres along the vertices (as osmnx), times follow
+    from ``seg_speed`` (km/h). Node ids are the sorted distinct ``point_id`` of piece ends.
+
+    Parameters
+    ----------
+    point_id : (p,) int64
+        Identity of the point at every vertex position.
+    lonlat, xy : (p, 2) float64
+        Vertex longitude/latitude and projected coordinates (metres, ``crs``).
+    seg_start, seg_end : (s,) int64
+        First and last vertex position of every piece (consecutive positions of one path).
+    seg_forward, seg_backward : (s,) bool
+        Directions open on every piece.
+    seg_speed : (s,) float64
+        Travel speed, km/h.
+    seg_attrs : pandas.DataFrame
+        One row per piece; becomes ``edge_attrs``.
+    """
+    step = _osm.haversine_m(lonlat[:-1, 0], lonlat[:-1, 1], lonlat[1:, 0], lonlat[1:, 1])
     cum = np.concatenate([[0.0], np.cumsum(step)])
     seg_length = cum[seg_end] - cum[seg_start]
+    fwd = np.flatnonzero(seg_forward)
+    bwd = np.flatnonzero(seg_backward)
 
-    forward, backward = _osm.way_directions(ways.tags, network_type)
-    speeds = _osm.way_speeds(ways.tags, network_type, walk_speed_kph)
-    fwd = np.flatnonzero(forward[seg_way])
-    bwd = np.flatnonzero(backward[seg_way])
+    node_ids, node_index = np.unique(point_id[np.concatenate([seg_start, seg_end])], return_inverse=True)
+    seg_u, seg_v = node_index[: len(seg_start)], node_index[len(seg_start) :]
+    node_pos = np.zeros(len(node_ids), dtype=np.int64)
+    node_pos[seg_u] = seg_start
+    node_pos[seg_v] = seg_end
 
-    node_ids, node_index = np.unique(refs[pos], return_inverse=True)
-    index_of_pos = np.full(len(refs), -1, dtype=np.int64)
-    index_of_pos[pos] = node_index
-    node_first = np.zeros(len(node_ids), dtype=np.int64)
-    node_first[node_index] = pos
-
-    seg_u, seg_v = index_of_pos[seg_start], index_of_pos[seg_end]
     edge_seg = np.concatenate([fwd, bwd])
     reverse = np.concatenate([np.zeros(len(fwd), bool), np.ones(len(bwd), bool)])
     edge_u = np.where(reverse, seg_v[edge_seg], seg_u[edge_seg])
     edge_v = np.where(reverse, seg_u[edge_seg], seg_v[edge_seg])
 
     twin = np.full(len(edge_seg), -1, dtype=np.int64)
-    both = np.flatnonzero(forward[seg_way] & backward[seg_way])
+    both = np.flatnonzero(seg_forward & seg_backward)
     fwd_pos = np.full(len(seg_start), -1, dtype=np.int64)
     fwd_pos[fwd] = np.arange(len(fwd))
     bwd_pos = np.full(len(seg_start), -1, dtype=np.int64)
@@ -414,36 +513,23 @@ def _from_ways(ways: _osm.OsmWays, network_type: str, walk_speed_kph: float) -> 
     twin[fwd_pos[both]] = bwd_pos[both]
     twin[bwd_pos[both]] = fwd_pos[both]
 
-    counts_pts = seg_end - seg_start + 1
-    geom_counts = counts_pts[edge_seg]
+    geom_counts = (seg_end - seg_start + 1)[edge_seg]
     geom_offsets = np.concatenate([[0], np.cumsum(geom_counts)])
-    flat = _ragged_index(seg_start[edge_seg], geom_counts)
-    # reversed edges walk their segment backwards: mirror positions within each edge's run
+    flat = ragged_index(seg_start[edge_seg], geom_counts)
+    # reversed edges walk their piece backwards: mirror positions within each edge's run
     rev_rep = np.repeat(reverse, geom_counts)
     start_rep = np.repeat(seg_start[edge_seg], geom_counts)
     end_rep = np.repeat(seg_end[edge_seg], geom_counts)
     flat = np.where(rev_rep, start_rep + end_rep - flat, flat)
-    geom_xy = xy[flat]
 
-    way_idx = seg_way[edge_seg]
-    edge_speed = speeds[way_idx]
+    edge_speed = np.asarray(seg_speed, dtype=np.float64)[edge_seg]
     edge_length = seg_length[edge_seg]
-    tags = ways.tags
-    attrs = pd.DataFrame(
-        {
-            "osmid": ways.way_id[way_idx],
-            "highway": _take(tags["highway"], way_idx),
-            "name": _take(tags["name"], way_idx),
-            "oneway": ~(forward & backward)[way_idx],
-            "maxspeed": _take(tags["maxspeed"], way_idx),
-        }
-    )
     return RoadNetwork(
         crs=crs,
         network_type=network_type,
         node_id=node_ids,
-        node_xy=xy[node_first],
-        node_lonlat=lonlat[node_first],
+        node_xy=xy[node_pos],
+        node_lonlat=lonlat[node_pos],
         edge_u=edge_u,
         edge_v=edge_v,
         edge_key=_parallel_keys(edge_u, edge_v),
@@ -452,13 +538,9 @@ def _from_ways(ways: _osm.OsmWays, network_type: str, walk_speed_kph: float) -> 
         edge_speed=edge_speed,
         edge_twin=twin,
         geom_offsets=geom_offsets,
-        geom_xy=geom_xy,
-        edge_attrs=attrs,
+        geom_xy=xy[flat],
+        edge_attrs=seg_attrs.iloc[edge_seg].reset_index(drop=True),
     )
-
-
-def _take(values: list[str | None], idx: np.ndarray) -> pd.Series:
-    return pd.Series(pd.array(values, dtype="string")).iloc[idx].reset_index(drop=True)
 
 
 def _parallel_keys(u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -557,31 +639,13 @@ def from_graph(graph: nx.MultiDiGraph) -> RoadNetwork:
         edge_length=length,
         edge_time=time,
         edge_speed=speed,
-        edge_twin=_find_twins(edge_u, edge_v, geom_xy, geom_offsets),
+        edge_twin=find_twins(edge_u, edge_v, geom_xy, geom_offsets),
         geom_offsets=geom_offsets,
         geom_xy=geom_xy,
         edge_attrs=attrs,
         _graph=graph,
     )
     return net
-
-
-def _find_twins(u: np.ndarray, v: np.ndarray, geom_xy: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Pair each edge with a reverse edge whose geometry is its mirror image (else -1)."""
-    twin = np.full(len(u), -1, dtype=np.int64)
-    by_pair: dict[tuple[int, int], list[int]] = {}
-    for i, pair in enumerate(zip(u.tolist(), v.tolist(), strict=True)):
-        by_pair.setdefault(pair, []).append(i)
-    for i, (a, b) in enumerate(zip(u.tolist(), v.tolist(), strict=True)):
-        if twin[i] >= 0 or a == b:
-            continue
-        mine = geom_xy[offsets[i] : offsets[i + 1]]
-        for j in by_pair.get((b, a), []):
-            same_shape = twin[j] < 0 and offsets[j + 1] - offsets[j] == len(mine)
-            if same_shape and np.allclose(geom_xy[offsets[j] : offsets[j + 1]][::-1], mine, atol=1e-6):
-                twin[i], twin[j] = j, i
-                break
-    return twin
 
 
 def _number(value: Any, default: float) -> float:

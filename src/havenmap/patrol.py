@@ -8,10 +8,10 @@ How it runs
 -----------
 1. Bases and targets are snapped to the road network; targets may also arrive already
    placed on an edge (``edge``, ``edge_fraction``), e.g. hotspot-road midpoints.
-2. One travel-time matrix between all stops: the stops are spliced into the graph as
-   virtual nodes and one ``csgraph.dijkstra`` per chunk of stops gives the S × S block
-   (:mod:`havenmap._legs`). With ``edge_weights`` (or ``risk`` and ``risk_alpha``) the
-   legs follow the danger-aware cost while times stay physical seconds.
+2. One travel-time matrix between all stops from the routing core (one search per chunk of
+   stops, :func:`havenmap._graph.travel_matrix`; a stop at an intersection leaves by every
+   street there, see :mod:`havenmap.routing`). With ``edge_weights`` (or ``risk`` and
+   ``risk_alpha``) the legs follow the danger-aware cost while times stay physical seconds.
 3. PyVRP (iterated local search) solves the prize-collecting VRP: optional clients with
    prizes, one depot per base, shift limits, service times and time windows
    (:mod:`havenmap._vrp`). Prizes are scaled far above any possible travel cost, so the
@@ -56,10 +56,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from . import _gpx, _io, _legs, _vrp, layers
+from . import _gpx, _graph, _io, _vrp, layers
 from . import _layers_util as _u
 from .errors import InfeasibleError, InputError, OffNetworkError, where
-from .havens import route_pieces_to_line
 from .network import RoadNetwork
 from .snap import DEFAULT_MAX_SNAP_M, snap_points
 
@@ -592,7 +591,7 @@ class PatrolProblem:
     time_s: np.ndarray
     cost: np.ndarray
     network_type: str
-    legs: _legs.LegMatrix = field(repr=False)
+    legs: _graph.Matrix = field(repr=False)
 
     @property
     def length_m(self) -> np.ndarray:
@@ -789,7 +788,7 @@ def plan_patrols(
 # ---------------------------------------------------------------------- preparation
 @dataclass
 class _Prepared:
-    legs: _legs.LegMatrix
+    legs: _graph.Matrix
     inst: _vrp.Instance  # integer ticks of 1/TICKS_PER_S s (solver)
     exact_inst: _vrp.Instance  # float seconds (schedules)
     targets: gpd.GeoDataFrame  # on-network targets
@@ -848,7 +847,10 @@ def _prepare(net, targets, bases, unit_table, edge_weights, risk, risk_alpha, ma
         weights = net.edge_time * (1.0 + float(risk_alpha) * np.clip(np.nan_to_num(risk), 0.0, None))
     b_edge = b_snap["edge"].to_numpy(dtype=np.int64)
     b_frac = b_snap["edge_fraction"].to_numpy(dtype=float)
-    legs = _legs.leg_matrix(net, np.concatenate([b_edge, t_edge]), np.concatenate([b_frac, t_frac]), weights)
+    stops = _graph.Places.locate(net, np.concatenate([b_edge, t_edge]), np.concatenate([b_frac, t_frac]))
+    legs = _graph.travel_matrix(_graph.cost_graph(net, "time", weights), stops, stops)
+    np.fill_diagonal(legs.cost, 0.0)
+    np.fill_diagonal(legs.time_s, 0.0)
 
     base_pos = {b: i for i, b in enumerate(used_bases)}
     vehicle_base = unit_table["base_id"].map(base_pos).to_numpy(dtype=np.int64)
@@ -880,7 +882,7 @@ def _prepare(net, targets, bases, unit_table, edge_weights, risk, risk_alpha, ma
             stacklevel=3,
         )
 
-    target_xy = _edge_points(net, t_edge, t_frac)
+    target_xy = net.points_along(t_edge, t_frac)
     base_xy = np.column_stack([b_snap["snap_x"].to_numpy(), b_snap["snap_y"].to_numpy()])
     xy = np.vstack([base_xy, target_xy])
     tick = TICKS_PER_S
@@ -972,20 +974,13 @@ def _int_matrix(values: np.ndarray, rounding) -> np.ndarray:
     return out
 
 
-def _cost_scale(legs: _legs.LegMatrix) -> float:
+def _cost_scale(legs: _graph.Matrix) -> float:
     """Scale a danger-aware cost to about seconds, so rounding to integers keeps it precise."""
     finite = np.isfinite(legs.cost) & (legs.time_s > 0)
     if not finite.any():
         return 1.0
     ratio = np.median(legs.cost[finite] / legs.time_s[finite])
     return 1.0 / ratio if ratio > 0 else 1.0
-
-
-def _edge_points(net: RoadNetwork, edge: np.ndarray, fraction: np.ndarray) -> np.ndarray:
-    if len(edge) == 0:
-        return np.zeros((0, 2))
-    pts = shapely.line_interpolate_point(net.edge_geometries(edge), fraction, normalized=True)
-    return np.column_stack([shapely.get_x(pts), shapely.get_y(pts)])
 
 
 def _with(inst: _vrp.Instance, **changes: Any) -> _vrp.Instance:
@@ -1100,15 +1095,18 @@ def _assemble(
     kinds = tg["kind"].astype(str).to_numpy()
     base_ids = prep.bases["id"].astype(str).tolist()
     road_targets = np.flatnonzero(kinds == "road")
-    road_canon = _canonical_edges(net, tg["edge"].to_numpy(dtype=np.int64)[road_targets])
+    road_canon = net.canonical_edge[tg["edge"].to_numpy(dtype=np.int64)[road_targets]]
 
     sched_rows, route_rows, route_geoms, stop_rows, stop_xy = [], [], [], [], []
     visits = np.zeros(len(tg))
     presence_days = np.zeros(len(tg))
     day_summ = []
     visited_sets = []
+    route_legs: list[list[tuple[int, int]]] = []
+    route_day: list[int] = []
+    route_start: list[np.ndarray] = []
+    day_visits: list[np.ndarray] = []
     for day, result in enumerate(day_results, start=1):
-        covered_today = np.zeros(len(road_targets), dtype=bool)
         visited_today: set[int] = set()
         for v, route in enumerate(result.routes):
             unit = str(units["unit"].iat[v])
@@ -1125,21 +1123,27 @@ def _assemble(
                 continue
             visited_today.update(route)
             locs = [base, *(prep.inst.loc(t) for t in route), base]
-            pieces = np.concatenate([prep.legs.pieces(a, b) for a, b in itertools.pairwise(locs)])
-            line = (
-                route_pieces_to_line(net, prep.legs.spliced, pieces)
-                if len(pieces)
-                else shapely.LineString([prep.base_xy[base], prep.base_xy[base]])
-            )
-            if len(road_targets):
-                covered_today |= _covers(net, prep.legs.spliced, pieces, road_canon)
-            span = prep.legs.spliced.f1[pieces] - prep.legs.spliced.f0[pieces]
-            distance = float(np.sum(net.edge_length[prep.legs.spliced.parent[pieces]] * span))
-            route_rows.append(
-                (unit, day, base_ids[base], float(priority[route].sum()), end / 60.0, distance, len(route))
-            )
-            route_geoms.append(line)
-        idx = np.fromiter(visited_today, dtype=np.int64, count=len(visited_today))
+            route_legs.append(list(itertools.pairwise(locs)))
+            route_day.append(day)
+            route_rows.append((unit, day, base_ids[base], float(priority[route].sum()), end / 60.0, 0.0, len(route)))
+            route_start.append(prep.base_xy[base])
+        day_visits.append(np.fromiter(visited_today, dtype=np.int64, count=len(visited_today)))
+
+    # the road pieces of every route at once: one search per stop a leg leaves from
+    pairs = np.array([leg for legs in route_legs for leg in legs], dtype=np.int64).reshape(-1, 2)
+    leg_route = np.repeat(np.arange(len(route_legs)), [len(legs) for legs in route_legs])
+    leg_pieces = prep.legs.routes(pairs)
+    pieces = _graph.Pieces(leg_pieces.edge, leg_pieces.f0, leg_pieces.f1, leg_route[leg_pieces.owner], len(route_legs))
+    route_geoms = list(_graph.pieces_to_lines(net, pieces, np.asarray(route_start).reshape(-1, 2)))
+    distances = pieces.total(net.edge_length)
+    route_rows = [(*row[:5], float(distances[i]), row[6]) for i, row in enumerate(route_rows)]
+    covered = np.zeros((len(route_legs), len(road_targets)), dtype=bool)
+    if len(road_targets):
+        for i in range(len(route_legs)):
+            covered[i] = _covers(net, pieces.route(i), road_canon)
+    route_day_arr = np.asarray(route_day, dtype=np.int64)
+    for day, (result, idx) in enumerate(zip(day_results, day_visits, strict=True), start=1):
+        covered_today = covered[route_day_arr == day].any(axis=0)
         visits[idx] += 1
         present = np.zeros(len(tg), dtype=bool)
         present[idx] = True
@@ -1229,18 +1233,12 @@ def _assemble(
     )
 
 
-def _canonical_edges(net: RoadNetwork, edges: np.ndarray) -> np.ndarray:
-    twin = net.edge_twin[edges]
-    return np.where((twin >= 0) & (twin < edges), twin, edges)
-
-
-def _covers(net: RoadNetwork, spliced, pieces: np.ndarray, roads: np.ndarray) -> np.ndarray:
+def _covers(net: RoadNetwork, pieces: _graph.Pieces, roads: np.ndarray) -> np.ndarray:
     """For each road (canonical edge), whether the pieces cover at least COVER_FRACTION of it."""
-    parent = spliced.parent[pieces]
-    canon = _canonical_edges(net, parent)
-    flip = canon != parent
-    a = np.where(flip, 1.0 - spliced.f1[pieces], spliced.f0[pieces])
-    b = np.where(flip, 1.0 - spliced.f0[pieces], spliced.f1[pieces])
+    canon = net.canonical_edge[pieces.edge]
+    flip = canon != pieces.edge
+    a = np.where(flip, 1.0 - pieces.f1, pieces.f0)
+    b = np.where(flip, 1.0 - pieces.f0, pieces.f1)
     out = np.zeros(len(roads), dtype=bool)
     wanted = {int(e): i for i, e in enumerate(roads)}
     spans: dict[int, list[tuple[float, float]]] = {}

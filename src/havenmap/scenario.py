@@ -6,6 +6,13 @@ A scenario file (see ``data/demo/scenario.toml``)::
     as_of = "2026-11-20"
     network = "helsinki.osm.pbf"      # paths relative to the scenario file
     network_type = "walk"
+    # or a road line layer with its options (havenmap.lines.LineOptions keys):
+    # [network]
+    # path = "roads.gpkg"
+    # layer = "roads"
+    # oneway_column = "oneway"
+    # class_column = "fclass"
+    # class_speeds = "speeds.csv"
     havens = "havens.geojson"
     defenders = "defenders.csv"
     incidents = "incidents.csv"
@@ -46,7 +53,8 @@ from typing import Any
 
 from . import _io, layers, maps, report
 from .errors import InputError
-from .havens import nearest_havens
+from .havens import assign_havens
+from .lines import LineOptions, network_report
 from .network import RoadNetwork, load_network
 from .privacy import DefenderPrivacy
 from .snap import DEFAULT_MAX_SNAP_M
@@ -77,6 +85,7 @@ class Scenario:
     patrol: dict[str, Any] = field(default_factory=dict)
     privacy: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    network_options: LineOptions | None = None
 
 
 def demo_dir() -> Path:
@@ -100,6 +109,15 @@ def load_scenario(path: str | Path) -> Scenario:
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML ({exc})") from None
     base = path.parent
+    network_options = None
+    if isinstance(raw.get("network"), dict):  # [network] path = ..., plus road line layer options
+        table = dict(raw.pop("network"))
+        raw["network"] = table.pop("path", None)
+        if raw["network"] is None:
+            raise InputError(f'{path}: [network] needs path = "FILE" (the OSM extract or road line layer)')
+        if "type" in table:
+            raw.setdefault("network_type", table.pop("type"))
+        network_options = LineOptions.from_dict(table, where=f"{path}: [network]", base_dir=base)
 
     def file(key: str, required: bool = True) -> Path | None:
         value = raw.pop(key, None)
@@ -130,7 +148,7 @@ def load_scenario(path: str | Path) -> Scenario:
     DefenderPrivacy.from_dict(known["privacy"], source=f"{path} [privacy]")  # checked before any work
     if known["cost"] not in ("time", "length"):
         raise InputError(f'{path}: key \'cost\' is {known["cost"]!r}; use "time" or "length"')
-    return Scenario(**known, extra=raw)
+    return Scenario(**known, extra=raw, network_options=network_options)
 
 
 _THREAT_KEYS = {
@@ -203,7 +221,7 @@ def run_scenario(
     for sub in ("threat", "coverage", "patrol"):  # fail before any work, not half-way through
         _io.check_output(out / sub, folder=True, create=False)
     with step(f"Loading the {scenario.network_type} network {scenario.network.name}"):
-        net = load_network(scenario.network, scenario.network_type)
+        net = load_network(scenario.network, scenario.network_type, line_options=scenario.network_options)
     with step("Reading havens, defenders and incidents"):
         havens = layers.read_havens(scenario.havens)
         defenders = layers.read_defenders(scenario.defenders)
@@ -222,21 +240,20 @@ def run_scenario(
             alerts = threat_mod.early_warning(net, threat.incidents, defenders, threat.as_of, **alert_kw)
         threat_mod.write_threat_outputs(threat, out / "threat", alerts, title=f"{scenario.name}: threat")
 
+    bands = ", ".join(f"{m:g}" for m in scenario.minutes)
     with step(f"Routing {len(defenders)} defenders to their {scenario.k} nearest of {len(havens)} havens"):
-        nearest = nearest_havens(
+        # one answer for routes, coverage, N-1, status and the map
+        found = assign_havens(
             net,
             defenders,
             havens,
-            k=scenario.k,
+            k=max(scenario.k, 2),
             cost=scenario.cost,
             max_snap_m=scenario.snap_max_distance_m,
-            risk=None if threat is None else threat.risk,
         )
-    bands = ", ".join(f"{m:g}" for m in scenario.minutes)
+        nearest = found.table(scenario.k, risk=None if threat is None else threat.risk)
     with step(f"Coverage, service areas and haven loss for {bands} min"):
-        cov = coverage_mod.coverage(
-            net, defenders, havens, scenario.minutes, cost=scenario.cost, max_snap_m=scenario.snap_max_distance_m
-        )
+        cov = coverage_mod.coverage_of(found, scenario.minutes)
         areas = coverage_mod.service_areas(
             net, havens, scenario.minutes, cost=scenario.cost, max_snap_m=scenario.snap_max_distance_m
         )
@@ -367,10 +384,13 @@ def write_nearest_map(
 
 
 def _network_facts(net: RoadNetwork) -> dict[str, Any]:
-    return {
+    facts = {
         "source": Path(net.source).name,
         "type": net.network_type,
         "nodes": net.n_nodes,
         "edges": net.n_edges,
         "crs": net.crs.to_string(),
     }
+    if net.build_info.get("kind") == "lines":
+        facts["report"] = network_report(net).summary()
+    return facts

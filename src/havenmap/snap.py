@@ -8,16 +8,19 @@ onto a road.
 
 from __future__ import annotations
 
+import warnings
+
 import geopandas as gpd
 import numpy as np
 import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from .errors import OffNetworkError
+from ._graph import node_at
+from .errors import InputError, OffNetworkError
 from .network import RoadNetwork
 
-__all__ = ["DEFAULT_MAX_SNAP_M", "snap_points"]
+__all__ = ["DEFAULT_MAX_SNAP_M", "snap_layer", "snap_points"]
 
 #: Default snapping threshold, metres: a door-to-street distance in most towns, yet small
 #: enough that a point in the wrong district is flagged rather than silently moved.
@@ -57,9 +60,11 @@ def snap_points(
     geopandas.GeoDataFrame
         A copy of ``points`` with added columns: ``edge`` (index of the directed edge,
         -1 when off-network), ``edge_fraction`` (0 at the edge's start node, 1 at its end),
-        ``edge_offset_m`` (metres along the edge geometry), ``snap_distance_m`` (metres from
-        the point to the road), ``on_network`` (bool), ``snap_x``/``snap_y`` (the snapped
-        position in the network CRS).
+        ``edge_offset_m`` (metres along the edge geometry), ``node`` (index of the intersection
+        the point is at — within 1 m, or 2 % of the edge's length if less, of an end of its
+        edge — else -1; see :mod:`havenmap.routing`), ``snap_distance_m`` (metres from the
+        point to the road), ``on_network`` (bool), ``snap_x``/``snap_y`` (the snapped position
+        in the network CRS; the intersection's position for points at one).
     """
     out = points.copy()
     if len(points) == 0:
@@ -67,6 +72,7 @@ def snap_points(
             ("edge", -1),
             ("edge_fraction", np.nan),
             ("edge_offset_m", np.nan),
+            ("node", -1),
             ("snap_distance_m", np.nan),
             ("on_network", False),
             ("snap_x", np.nan),
@@ -90,13 +96,18 @@ def snap_points(
     on = distance <= max_distance_m
     if require_any and not on.any():
         raise OffNetworkError(_all_off_message(net, points, distance, max_distance_m))
-    out["edge"] = np.where(on, nearest, -1)
+    edge = np.where(on, nearest, -1)
+    node = node_at(net, edge, fraction)
+    xy = np.column_stack([shapely.get_x(snapped), shapely.get_y(snapped)])
+    xy[node >= 0] = net.node_xy[node[node >= 0]]
+    out["edge"] = edge
     out["edge_fraction"] = np.where(on, fraction, np.nan)
     out["edge_offset_m"] = np.where(on, along, np.nan)
+    out["node"] = node
     out["snap_distance_m"] = distance
     out["on_network"] = on
-    out["snap_x"] = shapely.get_x(snapped)
-    out["snap_y"] = shapely.get_y(snapped)
+    out["snap_x"] = xy[:, 0]
+    out["snap_y"] = xy[:, 1]
     return out
 
 
@@ -146,3 +157,26 @@ def _all_off_message(net: RoadNetwork, points: gpd.GeoDataFrame, distance: np.nd
         f"; the network covers lon {minx:.4f}..{maxx:.4f}, lat {miny:.4f}..{maxy:.4f}: "
         "check the file is for this area and in EPSG:4326 (or declares its CRS)"
     )
+
+
+def snap_layer(net: RoadNetwork, layer: gpd.GeoDataFrame, what: str, max_distance_m: float = DEFAULT_MAX_SNAP_M):
+    """:func:`snap_points` for a layer of ``what`` (e.g. 'defender') that must have an ``id`` column.
+
+    Points off the network are named in one warning (the first ten, then how many more); the
+    layer being entirely off the network is an error (wrong area or CRS).
+    """
+    if "id" not in layer.columns:
+        raise InputError(
+            f"{layer.attrs.get('source', 'the ' + what + ' layer')}: no 'id' column; give every {what} an id"
+        )
+    snapped = snap_points(net, layer, max_distance_m)
+    off = ~snapped["on_network"].to_numpy(dtype=bool)
+    if off.any():
+        ids = snapped["id"].astype(str).to_numpy()[off][:10]
+        dist = snapped["snap_distance_m"].to_numpy()[off][:10]
+        listed = ", ".join(f"{i} ({d:,.0f} m)" for i, d in zip(ids, dist, strict=True))
+        more = f" and {int(off.sum()) - 10:,} more" if off.sum() > 10 else ""
+        warnings.warn(
+            f"{int(off.sum())} {what}(s) too far from any road, treated as unreachable: {listed}{more}", stacklevel=3
+        )
+    return snapped

@@ -76,8 +76,8 @@ import shapely
 from scipy import sparse, stats
 from scipy.signal import fftconvolve
 
-from . import _io, layers
-from ._kde import KERNELS, base_graph, network_kde, pairs_within, point_graph
+from . import _graph, _io, layers
+from ._kde import KERNELS, network_kde
 from ._scan import space_time_scan
 from .errors import InputError
 from .network import RoadNetwork
@@ -495,23 +495,6 @@ def _snap_incidents(net: RoadNetwork, inc: gpd.GeoDataFrame, max_snap_m: float) 
     return snapped
 
 
-def _positions(net: RoadNetwork, edge: np.ndarray, fraction: np.ndarray) -> np.ndarray:
-    """Projected coordinates of points at ``fraction`` along directed ``edge`` (metres)."""
-    if len(edge) == 0:
-        return np.zeros((0, 2))
-    uniq, inv = np.unique(edge, return_inverse=True)
-    lines = net.edge_geometries(uniq)
-    pts = shapely.line_interpolate_point(lines[inv.ravel()], fraction, normalized=True)
-    return np.column_stack([shapely.get_x(pts), shapely.get_y(pts)])
-
-
-def _canonical(net: RoadNetwork) -> np.ndarray:
-    """Per directed edge: the directed edge index standing for its physical road piece."""
-    idx = np.arange(net.n_edges)
-    twin = net.edge_twin
-    return np.where((twin >= 0) & (twin < idx), twin, idx)
-
-
 # --------------------------------------------------------------------------- risk
 
 
@@ -583,12 +566,15 @@ def _edge_risk_from_incidents(
     use = (edge >= 0) & (w > 0)
     if not use.any():
         return np.zeros(net.n_edges), np.zeros(net.n_nodes)
-    graph = base_graph(net)
-    canon = _canonical(net)
-    edge, w = canon[edge[use]], w[use]
-    piece = np.searchsorted(graph.parent, edge)
-    length = net.edge_length[edge]
-    offset = np.clip(snapped["edge_fraction"].to_numpy(dtype=float)[use], 0.0, 1.0) * length
+    graph = _graph.undirected_graph(net)
+    canon = net.canonical_edge
+    places = _graph.Places(
+        np.full(int(use.sum()), -1), edge[use].astype(np.int64), snapped["edge_fraction"].to_numpy(dtype=float)[use]
+    )
+    _, road, pos = _graph.road_positions(net, places)
+    w = w[use]
+    piece = graph.piece_of(road)
+    offset = np.clip(pos, 0.0, 1.0) * net.edge_length[road]
     cell = np.floor(offset / bin_m).astype(np.int64)  # merge incidents within one bin of each other
     factor = snapped["bandwidth_factor"].to_numpy(dtype=float)[use]
     node_density = np.zeros(net.n_nodes)
@@ -683,11 +669,8 @@ def _band_weights(net: RoadNetwork, band_m: float) -> tuple[np.ndarray, sparse.c
 
     def build() -> tuple[np.ndarray, sparse.csr_matrix]:
         phys = net.undirected_edges
-        half = np.full(len(phys), 0.5)
-        graph, nodes = point_graph(net, phys, half, _positions(net, phys, half))
-        target = np.full(graph.n, -1, dtype=np.int64)
-        target[nodes] = np.arange(len(phys))
-        s, t, _ = pairs_within(graph, nodes, target, band_m)
+        midpoints = _graph.Places(np.full(len(phys), -1), phys, np.full(len(phys), 0.5))
+        s, t, _ = _graph.pairs_within(net, midpoints, midpoints, band_m)
         w = sparse.csr_matrix((np.ones(len(s)), (s, t)), shape=(len(phys), len(phys)))
         w.data[:] = 1.0  # duplicates (none expected) stay binary
         w = w.maximum(sparse.identity(len(phys), format="csr")).tocsr()
@@ -1024,7 +1007,7 @@ def compute_threat(
         band = bandwidth_m / 2.0 if hotspot_band_m is None else float(hotspot_band_m)
         result.params["hotspot_band_m"] = band
         phys, w = _band_weights(net, band)
-        canon = _canonical(net)
+        canon = net.canonical_edge
         value = np.bincount(
             canon[snapped["edge"].to_numpy()[used]], weights=snapped["weight"].to_numpy()[used], minlength=net.n_edges
         )[phys]
@@ -1158,22 +1141,9 @@ def early_warning(
         return empty
     on_inc = inc["on_network"].to_numpy(dtype=bool) & (inc["edge"].to_numpy() >= 0)
     inc_edge = np.where(on_inc, inc["edge"].to_numpy(), -1)
-    d_edge = snapped_d["edge"].to_numpy()
-    edge = np.concatenate([d_edge, inc_edge])
-    frac = np.nan_to_num(
-        np.concatenate([snapped_d["edge_fraction"].to_numpy(dtype=float), inc["edge_fraction"].to_numpy(dtype=float)])
-    )
-    ok = edge >= 0
-    xy = np.tile(net.node_xy[0], (len(edge), 1))
-    xy[ok] = _positions(net, edge[ok], frac[ok])
-    graph, nodes = point_graph(net, edge, frac, xy)
-    n_def = len(d)
-    target = np.full(graph.n, -1, dtype=np.int64)
-    inc_nodes = nodes[n_def:]
-    target[inc_nodes[inc_nodes >= 0]] = np.flatnonzero(inc_nodes >= 0)
-    src_pos = np.flatnonzero(d_edge >= 0)
-    s, t, dist = pairs_within(graph, nodes[src_pos], target, distance_m)
-    pairs = pd.DataFrame({"defender": src_pos[s], "incident": t, "dist": dist})
+    inc_places = _graph.Places.locate(net, inc_edge, np.nan_to_num(inc["edge_fraction"].to_numpy(dtype=float)))
+    s, t, dist = _graph.pairs_within(net, _graph.Places.from_snapped(net, snapped_d), inc_places, distance_m)
+    pairs = pd.DataFrame({"defender": s, "incident": t, "dist": dist})
     pairs["age"] = age[pairs["incident"].to_numpy()]
     pairs["recent"] = pairs["age"] < recent_days
     fat = pd.to_numeric(inc["fatalities"], errors="coerce").fillna(0).to_numpy()
