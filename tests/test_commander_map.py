@@ -1220,7 +1220,7 @@ def test_the_other_maps_follow_the_same_rules(session, run, tmp_path, which):
 
 
 def test_threat_map_shows_hot_spots_not_heat_and_lists_them(demo):
-    """The threat map alone: hot-spot roads on (heat, incidents and risk one click away), hot-spot areas in the summary."""
+    """The threat map alone: hot-spot roads on (heat, incidents, risk one click away), hot spots in the summary."""
     from havenmap.maps import threat_map
 
     from .test_maps import calls

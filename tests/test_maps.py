@@ -18,9 +18,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 from jinja2.utils import htmlsafe_json_dumps
 from pyproj import Geod, Transformer
-import shapely
 from shapely.geometry import LineString, MultiLineString, Point, Polygon
 
 from havenmap import _maphtml as mh
@@ -994,3 +994,45 @@ def test_routes_lose_the_vertices_of_points_attached_to_their_edges():
     got = _without_attached_points(np.array([line, MultiLineString([[(0, 0), (5, 5)], [(5, 5), (9, 9.1), (10, 10)]])]))
     assert shapely.get_coordinates(got[0]).tolist() == [[0, 0], [100, 0], [100, 100]]  # the bend stays
     assert shapely.get_coordinates(got[1]).tolist() == [[0, 0], [10, 10]]  # parts merged first
+
+
+def test_map_builder_composes_other_layers_at_a_privacy_level():
+    """The way siting and share-bundle maps add their own layers: sections, defaults, legend, summary, view."""
+    from havenmap.maps import MapBuilder
+    from havenmap.privacy import DefenderPrivacy
+
+    sites = gpd.GeoDataFrame(
+        {"name": ["<b>site</b> A", "B"]}, geometry=[Point(24.93, 60.16), Point(24.95, 60.17)], crs="EPSG:4326"
+    )
+    builder = MapBuilder(title="Siting", roads=_roads(), privacy=DefenderPrivacy(cell_size_m=250, k=3))
+    builder.add_points(
+        "candidates",
+        "Candidate havens",
+        "Safety",
+        sites,
+        icon_svg=mh.base_icon_svg(),
+        legend_text="candidate site",
+        context=True,
+    )
+    builder.add_lines("corridor", "Corridor", "Patrols", _routes().iloc[:1], colour="#444444", show=False)
+    builder.add_summary_line("site", "2", "candidate sites", place="near Main Street", bounds=sites.total_bounds)
+    builder.add_safety(defenders=_defenders())
+    with pytest.raises(ValueError, match="layer key"):
+        builder.layer("candidates", "again", "Safety")
+    with pytest.raises(ValueError, match="section"):
+        builder.layer("other", "x", "Elsewhere")
+    m = builder.build()
+    with pytest.raises(RuntimeError):
+        builder.build()
+    data = calls(m)
+    meta = {d["key"]: d for d in data["layer"]}
+    assert meta["candidates"]["section"] == "Safety" and meta["candidates"]["show"] is True
+    assert meta["corridor"]["show"] is False and meta["corridor"]["legend"][0][1] == "Corridor"
+    assert meta["defenders"]["name"] == "Defenders' status (250 m cells)"
+    points = next(d for d in data["points"] if d["layer"] == "candidates")
+    assert [r[3][0] for r in points["rows"]] == ["<b>site</b> A", "B"]  # plain text for textContent
+    finish = data["finish"][0]
+    assert finish["summary"]["lines"][0]["kind"] == "site"
+    assert finish["home"]["bounds"] == [[60.16, 24.93], [60.17, 24.95]]  # candidates and the line: in view
+    with pytest.raises(InputError, match=r"coverage: .*give the defenders too"):
+        MapBuilder().add_safety(coverage=pd.DataFrame({"defender_id": ["a"]}))

@@ -481,6 +481,8 @@ def add_safety(
 ) -> None:
     if alerts is not None and defenders is None:
         raise InputError("alerts: they are drawn on the defenders' cells; give the defenders too")
+    if coverage is not None and defenders is None:
+        raise InputError("coverage: it gives the defenders' status; give the defenders too")
     defenders = with_coverage(defenders, coverage)
     defenders = with_reachability(defenders, routes)
     hv = mh.to_wgs84(havens, "havens")
