@@ -597,7 +597,7 @@ def _add_defenders(builder: MapBuilder, dfd: gpd.GeoDataFrame, slow: float) -> _
                     "opacity": 0.95,
                     "dashArray": "5 4" if worst == "slow" else None,
                     "fillColor": colour,
-                    "fillOpacity": 0.4 if worst == "unreachable" else 0.28,
+                    "fillOpacity": 0.34 if worst == "unreachable" else 0.26,
                 },
                 "tip": _cell_tip(row, counts, agg.k, slow, status is not None),
                 "badge": _cell_badge(row, counts, worst, agg.k),
