@@ -335,7 +335,9 @@ def write_csv(path: PathLike, frame: pd.DataFrame, private: bool = False) -> Pat
 
     Text cells that a spreadsheet would run as a formula (starting with ``= + - @``, tab or
     carriage return, and not a number) are prefixed with ``'`` (OWASP's CSV-injection advice):
-    ids, names and reasons come from users' files.
+    ids, names and reasons come from users' files. Text that already starts with ``'``
+    before such a character gets one more, so :func:`read_table` gives every value back
+    exactly.
     """
     if isinstance(frame, gpd.GeoDataFrame):
         frame = pd.DataFrame(frame.drop(columns=frame.geometry.name))
@@ -345,6 +347,12 @@ def write_csv(path: PathLike, frame: pd.DataFrame, private: bool = False) -> Pat
     return Path(path)
 
 
+_GUARDED = r"^'*[=+\-@\t\r]"  # what write_csv prefixes with "'" (when not a number)
+_UNGUARD = r"^'+[=+\-@\t\r]"  # what read_table strips one "'" from
+#: Columns of our own tables that hold ids or names: always read as text ("007", "+1").
+ID_COLUMNS = ("id", "defender_id", "haven_id", "second_haven_id", "target_id", "base_id", "incident_id", "unit")
+
+
 def _defuse_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame
     for column in frame.columns:
@@ -352,7 +360,7 @@ def _defuse_formulas(frame: pd.DataFrame) -> pd.DataFrame:
         if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
             continue
         text = values.astype("string")
-        risky = text.str.match(r"^[=+\-@\t\r]", na=False) & pd.to_numeric(text, errors="coerce").isna()
+        risky = text.str.match(_GUARDED, na=False) & pd.to_numeric(text, errors="coerce").isna()
         if risky.any():
             if out is frame:
                 out = frame.copy()
@@ -383,6 +391,77 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def read_table(path: str | os.PathLike[str], option: str = "table") -> pd.DataFrame:
+    """Read a table havenmap wrote (CSV, or JSON as from :func:`write_json`), ids exactly as written.
+
+    The reader for joins between our own files (``coverage.csv``, ``alerts.csv`` /
+    ``alerts.json``, ``patrol_schedule.csv`` ...): id columns (:data:`ID_COLUMNS`, and any
+    column ending in ``_id``) stay text, and the spreadsheet formula guard of
+    :func:`write_csv` is undone, so an id such as ``=cmd``, ``+1``, ``-x`` or ``@y`` comes
+    back as it went in.
+
+    Raises
+    ------
+    InputError
+        One line naming ``option`` and the file when it is missing or unreadable.
+    """
+    from ._layers_util import load
+
+    target = Path(path)
+    if not target.exists():
+        raise InputError(f"{option} {target}: file not found; check the path")
+    if target.suffix.lower() == ".json":
+        return _read_json_table(target, option)
+    try:  # the header only, to find the id columns (load then reads the file properly)
+        header = [str(c) for c in pd.read_csv(target, nrows=0, sep=None, engine="python").columns]
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError):
+        header = []
+    text = [*ID_COLUMNS, *(c for c in header if c.strip().lower().endswith("_id"))]
+    try:
+        frame, _ = load(target, text_columns=text)
+    except InputError as exc:
+        raise InputError(f"{option} {exc}") from None
+    frame = frame.reset_index(drop=True)
+    if isinstance(frame, gpd.GeoDataFrame):
+        frame = pd.DataFrame(frame.drop(columns=frame.geometry.name))
+    return undo_formula_guard(frame)
+
+
+def undo_formula_guard(frame: pd.DataFrame) -> pd.DataFrame:
+    """Strip the ``'`` that :func:`write_csv` put before text starting with ``= + - @`` (tab, CR)."""
+    out = frame
+    for column in frame.columns:
+        values = frame[column]
+        if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+            continue
+        text = values.astype("string")
+        guarded = text.str.match(_UNGUARD, na=False).to_numpy()
+        if guarded.any():
+            if out is frame:
+                out = frame.copy()
+            out[column] = values.where(~guarded, text.str.slice(1))
+    return out
+
+
+def _read_json_table(path: Path, option: str) -> pd.DataFrame:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{option} {path}: cannot read it as JSON ({exc})") from None
+    if isinstance(data, dict):
+        lists = [v for v in data.values() if isinstance(v, list)]
+        if len(lists) != 1:
+            raise InputError(f"{option} {path}: expected a list of rows (or an object holding one list of rows)")
+        data = lists[0]
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise InputError(f"{option} {path}: expected a list of rows (objects with the same keys)")
+    frame = pd.DataFrame.from_records(data)
+    for column in frame.columns:
+        if str(column).lower() in ID_COLUMNS or str(column).lower().endswith("_id"):
+            frame[column] = frame[column].map(lambda v: v if v is None else str(v))
+    return frame
 
 
 # ---------------------------------------------------------------------- terminal text

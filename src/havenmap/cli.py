@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.text import Text
 
 from . import _checks, _io, layers, report, scenario
-from .errors import HavenmapError, listing
+from .errors import HavenmapError, listing, shortened
 from .havens import assign_havens, nearest_havens
 from .lines import DEFAULT_SNAP_TOLERANCE_M, LineOptions, network_report
 from .network import RoadNetwork, check_source, load_network
@@ -904,16 +904,25 @@ def map_command(
         ),
     ] = 30,
     slow_minutes: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--slow-minutes",
-            help="Defenders reaching a haven within this are 'covered', beyond it 'slow'.",
+            help="Defenders reaching a haven within this many minutes are in time, beyond it listed as too slow "
+            "(default: the last service-area band, 15 when computed here).",
             callback=_number("a number of minutes", above=0),
         ),
-    ] = 10.0,
+    ] = None,
     cell_size_m: Annotated[
-        float, typer.Option("--cell-size-m", help="Side of the defender grid cells, metres.")
+        float, typer.Option("--cell-size-m", help="Side of the defender grid cells, metres (at least 100).")
     ] = 500.0,
+    k_anonymity: Annotated[
+        int,
+        typer.Option(
+            "--k-anonymity",
+            help="Each defender cell holds at least this many defenders: smaller ones are merged, then shown "
+            "as 'fewer than k' (1 = no floor).",
+        ),
+    ] = 5,
     exact_defenders: Annotated[
         bool, typer.Option("--exact-defenders", help="Show exact defender points (sensitive! the file is owner-only).")
     ] = False,
@@ -971,6 +980,9 @@ def map_command(
     line_opts = _line_options(
         layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
     )
+    from .privacy import DefenderPrivacy
+
+    privacy = DefenderPrivacy(exact=exact_defenders, cell_size_m=cell_size_m, k=k_anonymity)  # checked before work
     check_source(network, network_type)
     with _step("Reading the layers"):
         kw = {
@@ -992,20 +1004,23 @@ def map_command(
         from . import coverage as cov_mod
 
         with _step("Routing defenders to their nearest haven"):
+            if kw["service_areas"] is None:
+                kw["service_areas"] = cov_mod.service_areas(net, kw["havens"], (5, 10, 15))
+            if slow_minutes is None:
+                slow_minutes = _last_band(kw["service_areas"])
             found = assign_havens(net, kw["defenders"], kw["havens"], k=2)  # one answer: status and routes
             if kw["coverage"] is None:
                 kw["coverage"] = cov_mod.coverage_of(found, (slow_minutes,)).defenders
-            if kw["service_areas"] is None:
-                kw["service_areas"] = cov_mod.service_areas(net, kw["havens"], (5, 10, 15))
             routes = found.table(1)
             kw["routes"] = routes.loc[routes["reachable"]]
+    if slow_minutes is None:
+        slow_minutes = _last_band(kw["service_areas"]) if kw["service_areas"] is not None else 15.0
     with _step("Drawing the map"):
         m = maps.commander_map(
             roads=net,
             title=title or f"havenmap — {network.name}",
             as_of=as_of,
-            exact_defenders=exact_defenders,
-            cell_size_m=cell_size_m,
+            privacy=privacy,
             tiles=tiles,
             recent_days=recent_days,
             slow_minutes=slow_minutes,
@@ -1016,15 +1031,14 @@ def map_command(
 
 
 def _read_table(path: Path, option: str):
-    """A CSV or JSON table with ids kept as text."""
-    if not path.exists():
-        raise HavenmapError(f"{option} {path}: file not found")
-    try:
-        if path.suffix.lower() == ".json":
-            return pd.read_json(path, dtype={"defender_id": str})
-        return pd.read_csv(path, dtype={"defender_id": str, "haven_id": str})
-    except (ValueError, OSError) as exc:
-        raise HavenmapError(f"{option} {path}: cannot read the table ({exc})") from None
+    """One of our own CSV/JSON tables, every id exactly as written (see ``_io.read_table``)."""
+    return _io.read_table(path, option)
+
+
+def _last_band(service_areas) -> float:
+    """The largest ``minutes`` band of a service-area layer (15 when it has none)."""
+    minutes = pd.to_numeric(service_areas.get("minutes", pd.Series(dtype=float)), errors="coerce").dropna()
+    return float(minutes.max()) if len(minutes) else 15.0
 
 
 def _read_geo(path: Path, option: str):
@@ -1056,8 +1070,8 @@ def _read_patrols(folder: Path, targets: Path | None, layer: str | None = None):
     missing = sorted(set(visits["target_id"]) - set(where.index))
     if missing:
         raise HavenmapError(
-            f"--targets {targets}: no target with id {missing[0]!r} of the patrol schedule "
-            f"({len(missing)} missing); pass the targets file the plan was made with"
+            f"--targets {targets}: {len(missing):,} target id(s) of the patrol schedule match no target "
+            f"({shortened(missing)}); pass the targets file the plan was made with"
         )
     geometry = where.loc[visits["target_id"]].to_numpy()
     stops = gpd.GeoDataFrame(visits[["unit", "day", "stop", "target_id"]], geometry=geometry, crs=points.crs)

@@ -32,6 +32,11 @@ class InfeasibleError(HavenmapError):
     """A planning request cannot be satisfied (e.g. a shift shorter than any round trip)."""
 
 
+def shortened(items: object, limit: int = 5) -> str:
+    """Up to ``limit`` ids, quoted: ``'a', 'b', 'c' and 1,234 more`` (:func:`listing` with quotes)."""
+    return listing(items, limit, quote=True)  # type: ignore[arg-type]
+
+
 def where(path: object, row: int | None = None, column: str | None = None, id: object = None) -> str:
     """Format the location part of an error message: ``file: row 7, id 'x', column 'lat'``.
 
@@ -51,7 +56,7 @@ def where(path: object, row: int | None = None, column: str | None = None, id: o
 
 
 def listing(items: Iterable[object], limit: int = 10, *, quote: bool = False) -> str:
-    """Items for a one-line message, shortened: ``a, b, c and 50,279 more``.
+    """Items for a one-line message, shortened: ``a, b, c and 50,279 more`` (or all of them: ``a, b``).
 
     ``quote`` shows each item with ``repr`` (for ids that may hold spaces or commas).
     """
@@ -61,6 +66,4 @@ def listing(items: Iterable[object], limit: int = 10, *, quote: bool = False) ->
         if total < limit:
             shown.append(repr(str(item)) if quote else str(item))
         total += 1
-    if total <= limit:
-        return " and ".join([", ".join(shown[:-1]), shown[-1]]) if total > 1 else "".join(shown)
-    return f"{', '.join(shown)} and {total - limit:,} more"
+    return ", ".join(shown) + (f" and {total - limit:,} more" if total > limit else "")

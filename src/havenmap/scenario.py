@@ -34,6 +34,10 @@ A scenario file (see ``data/demo/scenario.toml``)::
     days = 3
     seed = 0
 
+    [privacy]                         # how the maps show defenders (see havenmap.privacy)
+    cell_size_m = 500                 # at least 100
+    k = 5                             # each cell holds at least k defenders
+
 This module only composes the domain modules; no algorithm lives here.
 """
 
@@ -52,6 +56,7 @@ from .errors import InputError
 from .havens import assign_havens
 from .lines import LineOptions, network_report
 from .network import RoadNetwork, check_source, load_network
+from .privacy import DefenderPrivacy
 from .snap import DEFAULT_MAX_SNAP_M
 
 __all__ = ["COVERAGE_FILES", "Scenario", "demo_dir", "input_files", "load_scenario", "output_files", "run_scenario"]
@@ -81,6 +86,7 @@ class Scenario:
     minutes: tuple[float, ...] = (5.0, 10.0, 15.0)
     threat: dict[str, Any] = field(default_factory=dict)
     patrol: dict[str, Any] = field(default_factory=dict)
+    privacy: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     network_options: LineOptions | None = None
 
@@ -163,7 +169,9 @@ def load_scenario(path: str | Path) -> Scenario:
         "minutes": _minutes(path, raw.pop("minutes", [5, 10, 15])),
         "threat": _section(path, raw, "threat", _THREAT_KEYS),
         "patrol": _section(path, raw, "patrol", _PATROL_KEYS),
+        "privacy": _section(path, raw, "privacy", _PRIVACY_KEYS),
     }
+    DefenderPrivacy.from_dict(known["privacy"], source=f"{path} [privacy]")  # checked before any work
     if known["cost"] not in ("time", "length"):
         raise InputError(f'{path}: key \'cost\' is {known["cost"]!r}; use "time" or "length"')
     return Scenario(**known, extra=raw, network_options=network_options)
@@ -185,6 +193,9 @@ _PATROL_KEYS = {
     "time_limit_s": float,
     "risk_alpha": float,
 }
+
+
+_PRIVACY_KEYS = {"cell_size_m": float, "k": int}
 
 
 def _minutes(path: Path, value: Any) -> tuple[float, ...]:
@@ -366,8 +377,8 @@ def write_commander_map(
         alerts=alerts,
         title=scenario.name,
         as_of=scenario.as_of,
-        exact_defenders=exact_defenders,
-        slow_minutes=scenario.minutes[len(scenario.minutes) // 2],
+        privacy=DefenderPrivacy.from_dict({**scenario.privacy, "exact": bool(exact_defenders)}),
+        slow_minutes=max(scenario.minutes),
     )
     return maps.save_map(m, path)
 
