@@ -1037,6 +1037,19 @@ def test_chrome_summary_title_scale_fullscreen_measure(view_of):
 
 
 @browser
+def _hover_until(page, x: float, y: float, selector: str, tries: int = 40) -> None:
+    """Move the mouse onto (x, y) until ``selector`` appears (each try waits up to 0.5 s)."""
+    for _ in range(tries):
+        page.mouse.move(x - 3, y + 2)
+        page.mouse.move(x, y)
+        try:
+            page.wait_for_selector(selector, timeout=500)
+            return
+        except Exception:  # playwright's TimeoutError: try again
+            continue
+    raise AssertionError(f"{selector} never appeared when hovering ({x:.0f}, {y:.0f})")
+
+
 def test_road_names_on_hover(ags, ags_view):
     """Hovering a street of the base network shows its OSM name (the network's edge_attrs['name'])."""
     view, page, net = ags_view, ags_view.page, ags["net"]
@@ -1060,9 +1073,7 @@ def test_road_names_on_hover(ags, ags_view):
         " return [q.x + r.left, q.y + r.top]; }",
         [mid.y, mid.x],
     )
-    page.mouse.move(x - 3, y + 2)
-    page.mouse.move(x, y)
-    page.wait_for_selector(".hm-road-tip")
+    _hover_until(page, x, y, ".hm-road-tip")  # a loaded machine may draw the roads after the first move
     assert page.locator(".hm-road-tip").inner_text() == name
     # a spot at least 30 m from every road: no name
     metric_mid = gpd.GeoSeries([mid], crs=4326).to_crs(net.crs).iloc[0]
