@@ -20,6 +20,7 @@ import pytest
 import shapely
 
 from havenmap import backtest as bt
+from havenmap import threat
 from havenmap.errors import InputError
 from havenmap.network import from_graph
 from havenmap.scenario import demo_dir
@@ -372,22 +373,34 @@ NET_ARGS = ("--network", str(DEMO / "helsinki.osm.pbf"), "--network-type", "walk
         (("--step", "0"), "--step '0': must be at least one day"),
         (("--scheduler", "not an address"), "--scheduler 'not an address': not a scheduler address"),
         (("--incidents", "{undated}"), "the incidents have no dates; a backtest needs an event date"),
-        (("--method", "oracle"), "--method 'oracle': use one of"),
+        (("--incidents", "{half_dated}"), "row 2, id '2', column 'date': the date is blank"),  # the reader's check
+        (("--method", "oracle"), "'oracle' is not one of 'mix', 'kde'"),
+        (("--p-value", "2"), "--p-value 2"),
     ],
 )
-def test_cli_checks_inputs_before_loading_the_network(tmp_path, cli_inputs, args, message):
+def test_cli_checks_inputs_before_loading_the_network(tmp_path, cli_inputs, capsys, monkeypatch, args, message):
+    from havenmap import cli
+
+    def never(*a, **kw):
+        raise AssertionError("the network was loaded before the inputs were checked")
+
+    monkeypatch.setattr(cli, "load_network", never)
     folder, _ = cli_inputs
     undated = tmp_path / "undated.csv"
     undated.write_text("id,event_type,latitude,longitude\n1,Riots,60.17,24.94\n")
+    half_dated = tmp_path / "half_dated.csv"
+    half_dated.write_text(
+        "id,date,event_type,latitude,longitude\n1,2025-03-01,Riots,60.17,24.94\n2,,Riots,60.17,24.94\n"
+    )
     values = {"--incidents": str(folder / "incidents.csv"), "--from": "2025-04-01", "--to": "2025-05-01"}
-    values.update(dict(zip(args[::2], [a.format(undated=undated) for a in args[1::2]], strict=True)))
+    files = {"undated": undated, "half_dated": half_dated}
+    values.update(dict(zip(args[::2], [a.format(**files) for a in args[1::2]], strict=True)))
     flat = [x for kv in values.items() for x in kv]
-    # a network that does not exist: the inputs must be refused before anyone tries to load it
-    proc = run_cli("backtest", "--network", str(tmp_path / "missing.osm.pbf"), *flat, "--out", str(tmp_path / "o"))
-    assert proc.returncode == 2, proc.stderr
-    lines = [line for line in proc.stderr.strip().splitlines() if line.startswith("havenmap: error")]
-    assert len(lines) == 1 and message in lines[0], proc.stderr
-    assert "Traceback" not in proc.stderr and not (tmp_path / "o").exists()
+    code = cli.execute(["backtest", *NET_ARGS, *flat, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    lines = [line for line in err.strip().splitlines() if line.startswith("havenmap: error")]
+    assert code == 2 and len(lines) == 1 and message in lines[0], err
+    assert "Traceback" not in err and not (tmp_path / "o").exists()
 
 
 def free_port() -> int:
@@ -500,6 +513,7 @@ def test_cli_backtest_outputs(tmp_path, cli_inputs):
         assert lo <= entry["pai_5"] <= hi
     assert body["params"]["step_days"] == 7 and body["params"]["start"] == start
     assert body["manifest"]["execution"]["mode"] == "local" and body["manifest"]["network"]["nodes"] > 1000
+    assert body["manifest"]["threat"] == {"method": "mix", **threat.METHOD_DEFAULTS["mix"]}
     page = (out / "backtest.html").read_text()
     assert page.count("<svg") >= 4 and "<script" not in page  # charts inline, nothing to run
     for remote in ('src="http', "src='http", 'href="http', "url(http", "@import"):

@@ -56,7 +56,7 @@ def test_demo_writes_the_promised_outputs(demo_out):
     assert (out / "nearest_havens.geojson").stat().st_mode & 0o077 == 0  # routes start at defenders: private
 
     html = (out / "map.html").read_text()
-    assert "Safe havens" in html and "Incident heatmap" in html
+    assert "Safe havens" in html and "Incident heat" in html
     assert "<script>alert" not in html and "onerror=alert" not in html  # injected notes/names stay text
 
 

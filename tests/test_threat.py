@@ -529,7 +529,7 @@ def test_cli_threat_and_alerts_on_the_demo(tmp_path):
         (("--as-of", "yesterday"), "--as-of 'yesterday' is not a date"),
         (("--weights", "{bad_weights}"), "row 1, column 'weight': weight '-1' is not a number >= 0"),
         (("--incidents", "{far}"), "farther than"),
-        (("--method", "etas"), "--method 'etas': use one of mix, kde"),
+        (("--method", "etas"), "'etas' is not one of 'mix', 'kde'"),
     ],
 )
 def test_cli_bad_inputs_exit_2_with_one_line(tmp_path, args, message):

@@ -58,7 +58,10 @@ class TaskRun:
     workers : int
         Worker processes used (1 for serial).
     seconds : float
-        Wall time of the tasks (cluster start excluded).
+        Wall time of the tasks (cluster start excluded; scattering the shared inputs included).
+    task_cpu_seconds : float
+        CPU time the tasks took, summed (each task's thread time): unlike ``seconds``, not
+        inflated by other work on the machine.
     shared_bytes : int
         Pickled size of the shared inputs (sent once to each worker).
     sent_bytes : int
@@ -72,6 +75,7 @@ class TaskRun:
     mode: str
     workers: int
     seconds: float
+    task_cpu_seconds: float = 0.0
     shared_bytes: int = 0
     sent_bytes: int = 0
     peak_rss_bytes: dict[str, int] = field(default_factory=dict)
@@ -82,6 +86,7 @@ class TaskRun:
             "mode": self.mode,
             "workers": self.workers,
             "seconds": round(self.seconds, 3),
+            "task_cpu_seconds": round(self.task_cpu_seconds, 3),
             "shared_bytes": self.shared_bytes,
             "sent_bytes": self.sent_bytes,
             "peak_rss_bytes": dict(self.peak_rss_bytes),
@@ -111,9 +116,12 @@ def _peak_rss() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
-def _call(task: Any, fn: Callable[[Any, Any], Any], shared: Any) -> Any:
+def _call(task: Any, fn: Callable[[Any, Any], Any], shared: Any) -> tuple[Any, float]:
+    """``fn(task, shared)`` and the CPU seconds of this thread it took (other load on the machine left out)."""
     with _LOCK:
-        return fn(task, shared)
+        start = time.thread_time()
+        result = fn(task, shared)
+        return result, time.thread_time() - start
 
 
 def _size(obj: Any) -> int:
@@ -223,12 +231,14 @@ def map_tasks(
     tasks = list(tasks)
     if scheduler is None and workers == 0:
         start = time.perf_counter()
-        results = []
+        done = []
         with _progress(len(tasks), description, progress) as advance:
             for task in tasks:
-                results.append(fn(task, shared))
+                done.append(_call(task, fn, shared))
                 advance()
-        return TaskRun(results, "serial", 1, time.perf_counter() - start, peak_rss_bytes={"serial": _peak_rss()})
+        results, cpu = [r for r, _ in done], sum(c for _, c in done)
+        seconds = time.perf_counter() - start
+        return TaskRun(results, "serial", 1, seconds, cpu, peak_rss_bytes={"serial": _peak_rss()})
     if not tasks:
         return TaskRun([], "local" if scheduler is None else "cluster", 0, 0.0)
 
@@ -253,7 +263,7 @@ def map_tasks(
             with _progress(len(tasks), description, progress) as advance:
                 for _ in distributed.as_completed(futures):
                     advance()
-            results = client.gather(futures)
+            done = client.gather(futures)
         except ModuleNotFoundError as exc:
             raise HavenmapError(
                 f"the Dask workers cannot import {exc.name!r}: install havenmap (same version) in the workers' "
@@ -263,10 +273,11 @@ def map_tasks(
         peaks = client.run(_peak_rss)
         client.cancel([future, *futures])
     return TaskRun(
-        list(results),
+        [r for r, _ in done],
         mode,
         n_workers,
         seconds,
+        sum(c for _, c in done),
         shared_bytes=shared_bytes,
         sent_bytes=shared_bytes * n_workers + task_bytes,
         peak_rss_bytes={str(k): int(v) for k, v in peaks.items()},

@@ -88,6 +88,7 @@ from .snap import DEFAULT_MAX_SNAP_M, snap_points
 
 __all__ = [
     "METHODS",
+    "OUTPUT_FILES",
     "SHARES",
     "BacktestParams",
     "BacktestResult",
@@ -105,6 +106,8 @@ PathLike = str | os.PathLike[str]
 METHODS = ("havenmap", "last_counts", "planar_kde", "uniform")
 #: Shares of road km (percent) at which hit rate and PAI are reported.
 SHARES = (1, 5, 10)
+#: Files :meth:`BacktestResult.write` writes, relative to its folder.
+OUTPUT_FILES = ("backtest.csv", "backtest.json", "backtest.html")
 _EPOCH = pd.Timestamp("1970-01-01")
 _SAMPLE_M = 25.0
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -159,8 +162,9 @@ class BacktestParams:
     threat_options : dict
         Further keyword arguments for :func:`havenmap.threat.compute_threat`.
     distance_m, recent_days, baseline_days, alert_alpha : float, int, int, float
-        Early warning (:func:`havenmap.threat.early_warning`); ``distance_m`` is also the
-        radius of a defender's events.
+        Early warning (:func:`havenmap.threat.early_warning`; ``alert_alpha`` is its
+        ``alpha``, the CLI's ``--p-value``); ``distance_m`` is also the radius of a
+        defender's events.
     counts_days : int
         Window of the ``last_counts`` baseline, days.
     planar_bandwidth_m, planar_days : float, int
@@ -227,7 +231,7 @@ class BacktestParams:
             if getattr(self, name) is not None:
                 _positive(getattr(self, name), option)
         if not 0 < self.alert_alpha < 1:
-            raise InputError(f"--alpha {self.alert_alpha}: use a probability between 0 and 1, e.g. 0.01")
+            raise InputError(f"--p-value {self.alert_alpha}: use a probability between 0 and 1, e.g. 0.01")
         if not 0 < self.confidence < 1:
             raise InputError(f"confidence {self.confidence}: use a level between 0 and 1, e.g. 0.95")
         if not isinstance(self.bootstrap, (int, np.integer)) or self.bootstrap < 0:
@@ -594,7 +598,9 @@ class BacktestResult:
         bootstrap intervals.
     params : BacktestParams
     manifest : dict
-        Inputs and execution: network, incidents, defenders, dates, workers, bytes sent.
+        Inputs and execution: network, incidents, defenders, ``threat`` (havenmap's estimator
+        with its defaults filled in), as-of dates, ``execution`` (mode, workers, seconds,
+        bytes sent, peak memory per worker).
     onsets : pandas.DataFrame
         One row per onset × method: ``defender_id``, ``incident_id``, ``onset_date``,
         ``as_of`` (the last as-of date before it), ``method``, ``warned``, ``lead_time_days``
@@ -705,9 +711,18 @@ def backtest(
     )
     scores, per_date = _assemble(run.results, shared, days, pairs)
     summary, comparison = _summaries(per_date, params)
+    info["threat"] = _estimator(params)
     info["execution"] = run.summary()
     info["as_of_dates"] = [d.date().isoformat() for d in dates]
     return BacktestResult(scores, summary, comparison, params, info, per_date["onset_table"])
+
+
+def _estimator(params: BacktestParams) -> dict[str, Any]:
+    """havenmap's estimator as used: the method and its parameters with the defaults filled in."""
+    used = dict(threat.METHOD_DEFAULTS[params.method])
+    given = {"bandwidth_m": params.bandwidth_m, "half_life_days": params.half_life_days, **params.threat_options}
+    used.update({k: v for k, v in given.items() if v is not None})
+    return {"method": params.method, **used}
 
 
 def _prepare(
