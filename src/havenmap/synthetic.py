@@ -20,9 +20,13 @@ piece's midpoint (routing core, :func:`havenmap._graph.pairs_within`), then a un
 position along it. A share ``site_share`` of a hotspot's incidents recur at one of its
 ``sites`` fixed places (drawn from the same profile): the checkpoint, the market, the
 junction where violence repeats, and the geocoded landmark many reports share. Every
-incident is reported up to 8 m off the road. Dates are uniform within each week. Types follow ACLED: a share
-``severe_share`` of hotspot events are attacks on civilians or grenade attacks (severe, some
-deadly), the rest riots, armed clashes, protests with intervention and arrests.
+incident is reported up to 8 m off the road. The default share (0.25) was calibrated so that
+the threat picture's old single-kernel estimator and naive 8-week counts per km score as they
+did when measured by hand on real streets (PAI at 5 % of road km about 4.0 against 4.5):
+with no repeat sites smoothing wins by far, with half the incidents at sites counts do.
+Dates are uniform within each week. Types follow ACLED: a share ``severe_share`` of hotspot
+events are attacks on civilians or grenade attacks (severe, some deadly), the rest riots,
+armed clashes, protests with intervention and arrests.
 
 The output has the canonical incident columns of :func:`havenmap.layers.read_incidents`, so
 it feeds :func:`havenmap.threat.compute_threat` and :func:`havenmap.backtest.backtest`
