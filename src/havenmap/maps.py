@@ -45,7 +45,7 @@ from havenmap import _maphtml as mh
 from havenmap._io import write_text
 from havenmap.errors import InputError
 
-__all__ = ["commander_map", "coverage_map", "nearest_map", "patrol_map", "save_map", "threat_map"]
+__all__ = ["commander_map", "coverage_map", "nearest_map", "patrol_map", "save_map", "siting_map", "threat_map"]
 
 MAX_RECENT_MARKERS = 2000  # recent incidents drawn as markers, most recent first
 MAX_LINE_TIPS = 3000  # hotspot lines with their own tooltip; above, drawn per class without
@@ -482,6 +482,65 @@ def nearest_map(
     )
 
 
+def siting_map(
+    *,
+    roads: Any,
+    havens: gpd.GeoDataFrame | None,
+    candidates: gpd.GeoDataFrame,
+    service_areas_before: gpd.GeoDataFrame | None = None,
+    service_areas_after: gpd.GeoDataFrame | None = None,
+    defenders: gpd.GeoDataFrame | None = None,
+    coverage: pd.DataFrame | None = None,
+    minutes: float = 10.0,
+    title: str = "havenmap — where to open the next havens",
+    exact_defenders: bool = False,
+    cell_size_m: float = 500.0,
+    tiles: Any = None,
+) -> folium.Map:
+    """Where to open the next havens: existing havens, chosen and rejected candidates, reach before/after.
+
+    ``havens`` is :attr:`havenmap.siting.SitingResult.havens` (``status`` 'existing' / 'new'),
+    ``candidates`` its ``candidates`` (``site_id``, ``name``, ``chosen``, ``order``, ``gain``,
+    ``weight_within``); chosen sites are numbered in the order to open them. Service areas are
+    ``haven_id, minutes, geometry`` polygons (before: existing havens only, grey outline; after:
+    with the new havens, green); defenders' status after siting (``coverage``, within
+    ``minutes``) is aggregated to cells unless ``exact_defenders``. See :func:`commander_map`.
+    """
+    defenders = _with_coverage(defenders, coverage)
+    road_frame = _road_frame(roads)
+    m = _new_map(title)
+    setattr(m, _EXACT_ATTR, bool(exact_defenders))
+    legend: list[tuple[str, list[tuple[str, str]]]] = []
+    if road_frame is not None:
+        legend.append(("Base map", _add_roads(m, road_frame)))
+    if tiles is not None:
+        _add_tiles(m, tiles, default=road_frame is None)
+    before = mh.to_wgs84(service_areas_before, "service_areas_before")
+    after = mh.to_wgs84(service_areas_after, "service_areas_after")
+    dfd = mh.to_wgs84(defenders, "defenders")
+    existing = None
+    if havens is not None:
+        existing = mh.to_wgs84(havens.loc[mh.column(havens, "status").astype(str) != "new"], "havens")
+    rows: list[tuple[str, str]] = []
+    if before is not None:
+        rows += _add_service_areas(
+            m, before, label="before siting", layer="service_areas_before", colours=("#6f6f6f",), fill=0.04
+        )
+    if after is not None:
+        rows += _add_service_areas(m, after, label="after siting")
+    if dfd is not None:
+        size = float(cell_size_m) if exact_defenders else _legible_cell_size(dfd, float(cell_size_m))
+        rows += _add_defenders(m, dfd, exact_defenders, size, minutes)[0]
+    if existing is not None:
+        rows += _add_havens(m, existing)
+    rows += _add_candidates(m, mh.to_wgs84(candidates, "candidates"))
+    legend.append(("Siting", rows))
+    _add_chrome(m, title, None, exact_defenders, legend)
+    _fit(m, [_wgs84_bounds(road_frame)] if road_frame is not None else [candidates.to_crs(mh.WGS84).total_bounds])
+    m.add_child(_Call("ready", {}))
+    return m
+
+
 def save_map(m: folium.Map, path: str | os.PathLike[str], private: bool | None = None) -> Path:
     """Write the map as one self-contained HTML file, atomically.
 
@@ -807,13 +866,22 @@ def _add_risk(m: folium.Map, edge_risk: gpd.GeoDataFrame) -> list[tuple[str, str
     return rows
 
 
-def _add_service_areas(m: folium.Map, areas: gpd.GeoDataFrame) -> list[tuple[str, str]]:
+def _add_service_areas(
+    m: folium.Map,
+    areas: gpd.GeoDataFrame,
+    *,
+    label: str | None = None,
+    layer: str = "service_areas",
+    colours: Sequence[str] = mh.BAND_COLOURS,
+    fill: float = 0.12,
+) -> list[tuple[str, str]]:
+    """Service-area bands (``label``: e.g. 'before siting', shown in the layer name and legend)."""
     if "minutes" not in areas.columns:
         raise InputError("service_areas: column 'minutes' is missing (the band's travel time in minutes)")
     metric = mh.to_metric(areas)
     minutes = pd.to_numeric(metric["minutes"], errors="coerce")
     bands = sorted(float(x) for x in minutes.dropna().unique())
-    colours = {b: mh.BAND_COLOURS[min(i, len(mh.BAND_COLOURS) - 1)] for i, b in enumerate(bands)}
+    colours = {b: colours[min(i, len(colours) - 1)] for i, b in enumerate(bands)}
     items, rows = [], []
     for band in reversed(bands):  # largest first, smaller bands on top
         geom = shapely.union_all(metric.geometry.to_numpy()[(minutes == band).to_numpy()])
@@ -824,17 +892,17 @@ def _add_service_areas(m: folium.Map, areas: gpd.GeoDataFrame) -> list[tuple[str
         colour = colours[band]
         items.append(
             {
-                "style": {"color": colour, "weight": 1, "opacity": 0.5, "fillColor": colour, "fillOpacity": 0.12},
-                "tip": [f"within {band:g} min of a haven"],
+                "style": {"color": colour, "weight": 1, "opacity": 0.5, "fillColor": colour, "fillOpacity": fill},
+                "tip": [f"within {band:g} min of a haven" + (f" ({label})" if label else "")],
                 **mh.encode_polygon(geom),
             }
         )
-        rows.append((mh.box_swatch(colour, 0.35), f"service area: a haven within {band:g} min"))
+        what = f"service area {label}" if label else "service area"
+        rows.append((mh.box_swatch(colour, 0.35), f"{mh.safe_text(what)}: a haven within {band:g} min"))
     bands_text = " / ".join(f"{b:g}" for b in bands)
-    group = _group(m, f"Service areas ({mh.safe_text(bands_text)} min)")
-    group.add_child(
-        _Call("areas", {"layer": "service_areas", "pane": "hmAreas", "cls": "hm-service-area", "items": items})
-    )
+    name = f"Service areas {label} ({bands_text} min)" if label else f"Service areas ({bands_text} min)"
+    group = _group(m, mh.safe_text(name))
+    group.add_child(_Call("areas", {"layer": layer, "pane": "hmAreas", "cls": "hm-service-area", "items": items}))
     return list(reversed(rows))
 
 
@@ -1157,6 +1225,50 @@ def _add_havens(m: folium.Map, havens: gpd.GeoDataFrame) -> list[tuple[str, str]
         )
     _group(m, "Safe havens").add_child(_Call("points", {"layer": "havens", "icons": icons, "rows": rows}))
     return [(mh.haven_icon_svg(i, 16), text) for i, (_, _, _, text) in enumerate(mh.HAVEN_KINDS) if i in set(kinds)]
+
+
+#: Chosen siting candidates (numbered) and rejected ones.
+CHOSEN_COLOUR, REJECTED_COLOUR = "#c2185b", "#8a8a8a"
+
+
+def _add_candidates(m: folium.Map, candidates: gpd.GeoDataFrame) -> list[tuple[str, str]]:
+    chosen = mh.column(candidates, "chosen").astype(bool).to_numpy()
+    lat, lon = mh.point_rows(candidates.geometry)
+    ids = mh.id_column(candidates, "site_id", "id")
+    ids = ids if ids is not None else pd.Series([""] * len(candidates))
+    dot = (
+        f'<svg width="12" height="12" viewBox="0 0 12 12" aria-hidden="true"><circle cx="6" cy="6" r="4.5" '
+        f'fill="#ffffff" stroke="{REJECTED_COLOUR}" stroke-width="2"/></svg>'
+    )
+    icons = [
+        {"html": dot, "cls": "hm-icon hm-candidate", "size": 12},
+        {"html": None, "cls": "hm-icon hm-stop-icon hm-chosen", "size": 20, "color": CHOSEN_COLOUR},
+    ]
+    rows = []
+    for la, lo, pick, name, sid, order, gain, within in zip(
+        lat, lon, chosen, mh.column(candidates, "name"), ids, mh.column(candidates, "order"),
+        mh.column(candidates, "gain"), mh.column(candidates, "weight_within"), strict=True,
+    ):  # fmt: skip
+        name_text = mh.plain(name, 120) or mh.plain(sid, 60)
+        number = mh.plain(_int_text(order), 6) if pick else None
+        head = f"open no. {number}: {name_text}" if pick else f"candidate (not chosen): {name_text}"
+        lines = [head, f"id: {mh.plain(sid, 60)}", f"defender weight within the band: {mh.fmt(mh.number(within), '.3g')}"]
+        if pick:
+            lines.append(f"gain when opened: {mh.fmt(mh.number(gain), '.4g')}")
+        rows.append([la, lo, int(pick), lines[:2], lines, number])
+    group = _group(m, "Candidate sites (numbered: open in this order)")
+    group.add_child(_Call("points", {"layer": "candidates", "icons": icons, "rows": rows}))
+    legend = [(mh.html_swatch(_stop_swatch(CHOSEN_COLOUR)), "chosen site, numbered in the order to open it")]
+    if (~chosen).any():
+        legend.append((mh.html_swatch(dot), "candidate site not chosen"))
+    return legend
+
+
+def _stop_swatch(colour: str) -> str:
+    return (
+        f'<span style="display:inline-block;width:14px;height:14px;border-radius:3px;background:{colour};'
+        'color:#fff;font:bold 10px sans-serif;text-align:center;line-height:14px">1</span>'
+    )
 
 
 def _add_bases(m: folium.Map, bases: gpd.GeoDataFrame) -> list[tuple[str, str]]:
