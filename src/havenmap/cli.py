@@ -103,6 +103,13 @@ def demo(
     _io.check_output(out, folder=True, create=False)
     scen = scenario.load_scenario(scenario.demo_dir() / "scenario.toml")
     summary = scenario.run_scenario(scen, out, step=_step, exact_defenders=exact_defenders)
+    if "siting" in summary:
+        s = summary["siting"]
+        out_console.print(
+            f"Where to open {s['new']} more haven(s) ({s['objective']}, {s['minutes']:g} min): "
+            f"{', '.join(s['chosen'])} — see siting/.",
+            highlight=False,
+        )
     _print_summary(summary, out)
 
 
@@ -478,6 +485,138 @@ def coverage_command(
         out_console.print(
             f"Closures cut off {summary['closures']['cut_off']} defenders and slow {summary['closures']['slowed']}."
         )
+    out_console.print(f"Outputs in {out}", highlight=False)
+
+
+# ---------------------------------------------------------------------- siting (where to open the next havens)
+@app.command("site")
+def site_command(
+    network: NetworkOpt,
+    defenders: Annotated[
+        Path,
+        typer.Option(
+            "--defenders", "-d", help="Defenders: points with id and optional weight (or priority), default 1."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    candidates: Annotated[
+        Path | None,
+        typer.Option("--candidates", "-c", help="Candidate sites: points with id, optional name (any point format)."),
+    ] = None,
+    candidates_osm: Annotated[
+        str | None,
+        typer.Option(
+            "--candidates-osm",
+            help="Take the candidates from the OSM features of the network file, e.g. amenity=clinic,place_of_worship.",
+        ),
+    ] = None,
+    havens: Annotated[
+        Path | None, typer.Option("--havens", help="Existing safe havens (they stay open): points with id.")
+    ] = None,
+    new: Annotated[int, typer.Option("--new", help="New havens to open (cover-all: at most this many).")] = 3,
+    minutes: Annotated[float, typer.Option("--minutes", "-m", help="The band: covered within this many minutes.")] = 10.0,
+    objective: Annotated[
+        str, typer.Option("--objective", help="coverage | time | backup | cover-all (see the README).")
+    ] = "coverage",
+    cost: Annotated[str, typer.Option("--cost", help="What routes minimise: 'time' or 'length'.")] = "time",
+    closures: ClosuresOpt = None,
+    risk: RiskOpt = None,
+    alpha: AlphaOpt = 1.0,
+    max_risk: MaxRiskOpt = None,
+    time_limit: Annotated[
+        float | None, typer.Option("--time-limit", help="Solver time limit, seconds: the best found, with its gap.")
+    ] = None,
+    network_type: NetworkTypeOpt = "drive",
+    max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
+    exact_defenders: Annotated[
+        bool, typer.Option("--exact-defenders", help="Show exact defender points on the map (sensitive!).")
+    ] = False,
+    id_column: IdOpt = None,
+    lat_column: LatOpt = None,
+    lon_column: LonOpt = None,
+    crs: CrsOpt = None,
+) -> None:
+    """Where to open the next safe havens: the sites, in the order to open them, proven optimal.
+
+    Writes to OUT: sites.csv (site_id, name, order, gain, defenders_served, weight_served,
+    newly_reached), siting.json (objective, value, optimal, gap, coverage per band and the worst
+    single-haven loss before and after; owner-only), siting.geojson (every candidate with
+    chosen) and siting_map.html.
+    """
+    from . import siting
+
+    _io.check_output(out, folder=True, create=False)
+    params = siting.SitingParams(objective=objective, new=new, minutes=minutes, time_limit_s=time_limit)
+    if cost not in ("time", "length"):
+        raise HavenmapError(f"--cost {cost!r}: use 'time' or 'length'")
+    if (candidates is None) == (candidates_osm is None):
+        raise HavenmapError("give the candidate sites with exactly one of --candidates FILE or --candidates-osm TAGS")
+    if risk is None and (max_risk is not None or alpha != 1.0):
+        raise HavenmapError("--alpha and --max-risk need --risk FILE (the per-edge risk)")
+    with _step("Reading defenders, havens and candidate sites"):
+        columns = {"id_column": id_column, "lat_column": lat_column, "lon_column": lon_column, "crs": crs}
+        d = layers.read_defenders(defenders, **_point_options(defenders, columns))
+        siting.defender_weights(d)
+        h = layers.read_havens(havens, **_point_options(havens, columns)) if havens is not None else None
+        if candidates is not None:
+            c = layers.read_points(candidates, kind="havens", **_point_options(candidates, columns))
+        else:
+            c = siting.candidates_from_osm(network, candidates_osm, exclude=h)
+        siting.check_sites(c, h, params.new)
+    with _step(f"Loading the {network_type} network {network.name}"):
+        net = load_network(network, network_type)
+    weights, _ = _cost_model(net, cost, closures, risk, alpha, max_risk)
+    with _step(f"Siting {params.new} new haven(s) among {len(c)} candidates ({params.objective}, {params.minutes:g} min)"):
+        result = siting.site_havens(
+            net, d, c, existing=h, new=params.new, minutes=params.minutes, objective=params.objective, cost=cost,
+            edge_weights=weights, time_limit_s=params.time_limit_s, max_snap_m=max_snap_m,
+            off_network_candidates="drop" if candidates_osm is not None else "error",
+        )  # fmt: skip
+    with _step("Writing outputs and the map"):
+        siting.write_siting_outputs(
+            result, out, net=net, defenders=d, title=f"Where to open the next havens — {network.name}",
+            exact_defenders=exact_defenders,
+        )  # fmt: skip
+    _print_siting(result, out)
+
+
+def _print_siting(result, out: Path) -> None:
+    s = result.summary
+    band = f"{s['minutes']:g}"
+    for row in result.sites.itertuples():
+        out_console.print(
+            f"{row.order}. open [bold]{row.name}[/bold] ({row.site_id}): gain {row.gain:g}, "
+            f"serves {row.defenders_served} defender(s)",
+            highlight=False,
+        )
+    if result.sites.empty:
+        out_console.print("No new haven needed: every defender who can be covered already is.")
+    before, after = s["coverage"]["before"][band], s["coverage"]["after"][band]
+    out_console.print(
+        f"Within {band} min: [bold]{after['covered']} of {s['defenders']}[/bold] defenders "
+        f"(weight {after['covered_weight']:g} of {s['weight_total']:g}), was {before['covered']}.",
+        highlight=False,
+    )
+    loss_b, loss_a = s["worst_loss"]["before"], s["worst_loss"]["after"]
+    if loss_a.get("haven") is not None:
+        was = f", was {loss_b['weight_after_loss']:g}" if loss_b.get("haven") is not None else ""
+        out_console.print(
+            f"Losing the worst single haven ({loss_a['haven']}) leaves weight {loss_a['weight_after_loss']:g} "
+            f"within {band} min{was}.",
+            highlight=False,
+        )
+    if s["unreached"]["defenders"]:
+        out_console.print(f"{s['unreached']['defenders']} defender(s) can reach no haven by road (listed in siting.json).")
+    if s.get("all_covered") is False:
+        err_console.print(
+            f"warning: {s['new']} new haven(s) cannot cover every defender who can be covered; this answer covers "
+            "the most weight possible with the fewest havens (raise --new to cover all)",
+            highlight=False,
+        )
+    if s["optimal"]:
+        out_console.print(f"{s['objective']}: value {s['value']:g} ({s['value_unit']}), proven optimal.")
+    else:
+        out_console.print(f"{s['objective']}: value {s['value']:g}, best found ({s['status']}); gap {100 * s['gap']:.2f} %.")
     out_console.print(f"Outputs in {out}", highlight=False)
 
 

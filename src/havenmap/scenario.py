@@ -27,6 +27,12 @@ A scenario file (see ``data/demo/scenario.toml``)::
     days = 3
     seed = 0
 
+    [siting]                          # where to open the next havens (havenmap.siting)
+    candidates_osm = "amenity=library,community_centre"   # or candidates = "candidates.csv"
+    objective = "backup"              # coverage | time | backup | cover-all
+    new = 3
+    minutes = 5
+
 This module only composes the domain modules; no algorithm lives here.
 """
 
@@ -36,7 +42,7 @@ import contextlib
 import importlib.resources
 import tomllib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +76,7 @@ class Scenario:
     minutes: tuple[float, ...] = (5.0, 10.0, 15.0)
     threat: dict[str, Any] = field(default_factory=dict)
     patrol: dict[str, Any] = field(default_factory=dict)
+    siting: dict[str, Any] | None = None  # "params" (SitingParams), "candidates" (Path) or "candidates_osm"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -119,6 +126,7 @@ def load_scenario(path: str | Path) -> Scenario:
         "minutes": _minutes(path, raw.pop("minutes", [5, 10, 15])),
         "threat": _section(path, raw, "threat", _THREAT_KEYS),
         "patrol": _section(path, raw, "patrol", _PATROL_KEYS),
+        "siting": _siting_section(path, raw),
     }
     if known["cost"] not in ("time", "length"):
         raise InputError(f'{path}: key \'cost\' is {known["cost"]!r}; use "time" or "length"')
@@ -168,6 +176,27 @@ def _section(path: Path, raw: dict[str, Any], name: str, keys: dict[str, type]) 
     return out
 
 
+def _siting_section(path: Path, raw: dict[str, Any]) -> dict[str, Any] | None:
+    from .siting import SitingParams
+
+    section = raw.pop("siting", None)
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        raise InputError(f"{path}: [siting] must be a table of settings")
+    section = dict(section)
+    candidates, tags = section.pop("candidates", None), section.pop("candidates_osm", None)
+    if (candidates is None) == (tags is None):
+        raise InputError(
+            f'{path}: [siting] needs exactly one of candidates = "FILE" or candidates_osm = "amenity=clinic,..."'
+        )
+    return {
+        "params": SitingParams.from_dict(section, source=f"{path}: [siting]"),
+        "candidates": None if candidates is None else (path.parent / str(candidates)).resolve(),
+        "candidates_osm": None if tags is None else str(tags),
+    }
+
+
 @contextlib.contextmanager
 def _quiet(_: str) -> Iterator[None]:
     yield
@@ -182,14 +211,16 @@ def run_scenario(
     defenders' positions), ``coverage/`` (service areas, coverage, N-1), ``map.html`` (the
     commander's map: defenders aggregated unless ``exact_defenders``) and ``report.json``.
     With incidents: ``threat/`` (edge risk, hotspots, threat map, alerts). With bases and
-    targets: ``patrol/`` (routes, GPX, schedule, patrol map). Returns the report dict.
+    targets: ``patrol/`` (routes, GPX, schedule, patrol map). With a ``[siting]`` section:
+    ``siting/`` (sites, summary, candidates, siting map). Returns the report dict.
     """
     from . import coverage as coverage_mod
     from . import patrol as patrol_mod
+    from . import siting as siting_mod
     from . import threat as threat_mod
 
     out = Path(out_dir)
-    for sub in ("threat", "coverage", "patrol"):  # fail before any work, not half-way through
+    for sub in ("threat", "coverage", "patrol", "siting"):  # fail before any work, not half-way through
         _io.check_output(out / sub, folder=True, create=False)
     with step(f"Loading the {scenario.network_type} network {scenario.network.name}"):
         net = load_network(scenario.network, scenario.network_type)
@@ -197,6 +228,7 @@ def run_scenario(
         havens = layers.read_havens(scenario.havens)
         defenders = layers.read_defenders(scenario.defenders)
         incidents = layers.read_incidents(scenario.incidents) if scenario.incidents else None
+        candidates = _siting_candidates(scenario, havens) if scenario.siting is not None else None
 
     threat = alerts = None
     if incidents is not None:
@@ -230,6 +262,20 @@ def run_scenario(
         )
         coverage_summary = coverage_mod.write_coverage_outputs(out / "coverage", cov, areas)
 
+    sited = None
+    if scenario.siting is not None:
+        params = scenario.siting["params"]
+        with step(f"Where to open {params.new} new haven(s): {params.objective}, {params.minutes:g} min"):
+            sited = siting_mod.site_havens(
+                net, defenders, candidates, existing=havens, **{**asdict(params), "bands": params.bands or scenario.minutes},
+                cost=scenario.cost, max_snap_m=scenario.snap_max_distance_m,
+                off_network_candidates="error" if scenario.siting["candidates"] is not None else "drop",
+            )  # fmt: skip
+            siting_mod.write_siting_outputs(
+                sited, out / "siting", net=net, defenders=defenders, exact_defenders=exact_defenders,
+                title=f"{scenario.name}: where to open the next havens",
+            )  # fmt: skip
+
     plan = None
     if scenario.bases is not None and scenario.targets is not None:
         cfg = {"units": 2, "shift_minutes": 60.0, "days": 3, "seed": 0, **scenario.patrol}
@@ -261,6 +307,8 @@ def run_scenario(
         summary["threat"].pop("files", None)
     if plan is not None:
         summary["patrol"] = {k: v for k, v in plan.summary.items() if not isinstance(v, (list, dict))}
+    if sited is not None:
+        summary["siting"] = {k: sited.summary[k] for k in ("objective", "new", "minutes", "value", "optimal", "chosen")}
     with step("Drawing the commander's map and writing the report"):
         _io.write_geojson(out / "nearest_havens.geojson", nearest, private=True)
         write_commander_map(
@@ -280,6 +328,18 @@ def run_scenario(
         )
         _io.write_json(out / "report.json", summary)
     return summary
+
+
+def _siting_candidates(scenario: Scenario, havens):
+    from . import siting as siting_mod
+
+    cfg = scenario.siting
+    if cfg["candidates"] is not None:
+        candidates = layers.read_points(cfg["candidates"], kind="havens")
+    else:
+        candidates = siting_mod.candidates_from_osm(scenario.network, cfg["candidates_osm"], exclude=havens)
+    siting_mod.check_sites(candidates, havens, cfg["params"].new)
+    return candidates
 
 
 def write_commander_map(
