@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import warnings
 
 import geopandas as gpd
@@ -17,9 +16,8 @@ from havenmap import coverage as hc
 from havenmap.errors import InputError
 from havenmap.havens import nearest_havens
 from havenmap.network import from_graph
-from havenmap.snap import snap_points
 
-from ._oracle import k_nearest_oracle, random_points_on_edges, split_graph
+from ._oracle import Oracle, Streets, assert_nearest_matches, edge_keys, random_points_on_edges, to_gdf
 
 
 def _mid(net, e, offset_m=0.0):
@@ -117,31 +115,35 @@ def test_point_line_polygon_rules_hand_worked():
 def test_closures_agree_with_networkx_on_the_graph_without_those_edges(aguascalientes_drive, tmp_path):
     net = aguascalientes_drive
     before = net.edge_time.copy()
+    st = Streets(net.to_networkx())
     barriers = _barriers(net, seed=5)
+    # and a checkpoint exactly on an intersection where a one-way street ends: every road there closes
+    junction = st.oneway_ends[11]
+    barriers.loc[len(barriers)] = ["b_node", shapely.Point(st.at_node("x", junction).xy)]
     path = tmp_path / "closures.gpkg"
     barriers.to_file(path)
     weights = costs.cost_weights(net, closures=path)
     np.testing.assert_array_equal(net.edge_time, before)  # the network is never changed
     closed = costs.closure_mask(net, path)
-    defenders = random_points_on_edges(net, 80, "d", 8)
-    havens = random_points_on_edges(net, 6, "h", 9)
-    # networkx: the same graph with the closed edges removed
-    keep = net.edge_time.copy()
-    keep[closed] = np.inf
-    graph = split_graph(net, [snap_points(net, defenders), snap_points(net, havens)], keep)
-    graph.remove_edges_from([(u, v, k) for u, v, k, w in graph.edges(keys=True, data="w") if not np.isfinite(w)])
-    expected = k_nearest_oracle(graph, defenders["id"], havens["id"], 1)
-    near = nearest_havens(net, defenders, havens, edge_weights=weights).set_index("defender_id")
-    cov = hc.coverage(net, defenders, havens, (2,), edge_weights=weights).defenders.set_index("defender_id")
-    cut = 0
-    for d, ((cost, _),) in expected.items():
-        if np.isinf(cost):
-            cut += 1
-            assert not near.loc[d, "reachable"] and not cov.loc[d, "reachable"]
+    keys = edge_keys(net)
+    assert {e for i in np.flatnonzero(closed) for e in keys[i][:2]} >= {junction}
+    # defenders where bugs live, and on the intersections at both ends of every closed road: they may
+    # still leave by the streets that are open
+    ends = sorted({n for i in np.flatnonzero(closed) for n in keys[i][:2]} & st.clear_nodes)
+    defenders = [*st.sample("d", 60, 8), *(st.at_node(f"end{n}", n, "closed-road end") for n in ends)]
+    havens = st.sample("h", 6, 9)
+    expected = Oracle.for_network(net, "time", weights).nearest(defenders, havens, 1)
+    near = nearest_havens(net, to_gdf(defenders, net.crs), to_gdf(havens, net.crs), edge_weights=weights)
+    assert_nearest_matches(near, expected, "travel_time_s", 1, len(havens), [*defenders, *havens])
+    cov = hc.coverage(net, to_gdf(defenders, net.crs), to_gdf(havens, net.crs), (2,), edge_weights=weights)
+    frame = cov.defenders.set_index("defender_id")
+    for d, options in expected.items():
+        if not options:
+            assert not frame.loc[d, "reachable"], d
         else:
-            assert near.loc[d, "travel_time_s"] == pytest.approx(cost, rel=1e-9)
-            assert cov.loc[d, "travel_time_s"] == pytest.approx(cost, rel=1e-9)
-    assert cut < len(expected)
+            assert frame.loc[d, "travel_time_s"] == pytest.approx(options[0][1], rel=1e-9), d
+    cut = sum(not o for o in expected.values())
+    assert 0 < cut < len(expected)
 
 
 # ---------------------------------------------------------------------- danger
@@ -167,32 +169,35 @@ def test_danger_aware_route_avoids_risk_and_reports_exposure(aguascalientes_driv
     risk = rng.uniform(0, 1, net.n_edges)
     risk[net.edge_twin >= 0] = risk[np.maximum(net.edge_twin[net.edge_twin >= 0], 0)]  # same road, same risk
     weights = costs.danger_weights(net, risk, alpha=4.0, max_risk=0.9)
-    defenders = random_points_on_edges(net, 40, "d", 13)
-    havens = random_points_on_edges(net, 4, "h", 14)
-    result = nearest_havens(net, defenders, havens, edge_weights=weights, risk=risk).set_index("defender_id")
-    layers = [snap_points(net, defenders), snap_points(net, havens)]
-    g_w = split_graph(net, layers, weights)
-    g_w.remove_edges_from([(u, v, k) for u, v, k, w in g_w.edges(keys=True, data="w") if not np.isfinite(w)])
-    g_t = split_graph(net, layers, net.edge_time)
-    g_x = split_graph(net, layers, risk * net.edge_length)
-    checked = 0
-    for d in defenders["id"]:
-        try:
-            _, path = nx.multi_source_dijkstra(g_w.reverse(copy=False), set(havens["id"]), target=d, weight="w")
-        except nx.NetworkXNoPath:
-            assert not result.loc[d, "reachable"]
+    st = Streets(net.to_networkx())
+    defenders, havens = st.sample("d", 40, 13), st.sample("h", 4, 14)
+    result = nearest_havens(
+        net, to_gdf(defenders, net.crs), to_gdf(havens, net.crs), edge_weights=weights, risk=risk
+    ).set_index("defender_id")
+    # exposure = risk x metres along the route: the oracle with risk x length as its physical "time"
+    graph = net.to_networkx()
+    keys = edge_keys(net)
+    exposure_graph = graph.copy()
+    for key, x in zip(keys, (risk * net.edge_length).tolist(), strict=True):
+        exposure_graph.edges[key]["travel_time"] = x
+    by_weight = dict(zip(keys, weights.tolist(), strict=True))
+    expected = Oracle(graph, by_weight).nearest(defenders, havens, 1)
+    exposure = Oracle(exposure_graph, by_weight).nearest(defenders, havens, 1)
+    checked, failures = 0, []
+    for d in defenders:
+        if not expected[d.id]:
+            if result.loc[d.id, "reachable"]:
+                failures.append(f"{d}: expected no haven")
             continue
-        path = path[::-1]
-        t = x = 0.0
-        for a, b in itertools.pairwise(path):
-            k = min(g_w[a][b], key=lambda k, a=a, b=b: g_w[a][b][k]["w"])
-            t += g_t[a][b][k]["w"]
-            x += g_x[a][b][k]["w"]
-        assert result.loc[d, "travel_time_s"] == pytest.approx(t, rel=1e-7)
-        assert result.loc[d, "exposure"] == pytest.approx(x, rel=1e-7, abs=1e-6)
+        _, t, _, _ = expected[d.id][0]
+        x = exposure[d.id][0][1]
+        got_t, got_x = result.loc[d.id, "travel_time_s"], result.loc[d.id, "exposure"]
+        if not (np.isclose(got_t, t, rtol=1e-7) and np.isclose(got_x, x, rtol=1e-7, atol=1e-6)):
+            failures.append(f"{d}: expected {t:.2f} s exposure {x:.2f}, got {got_t:.2f} s exposure {got_x:.2f}")
         checked += 1
+    assert not failures, f"{len(failures)} wrong, e.g.\n" + "\n".join(failures[:8])
     assert checked > 20
-    assert "exposure" not in nearest_havens(net, defenders, havens).columns
+    assert "exposure" not in nearest_havens(net, to_gdf(defenders, net.crs), to_gdf(havens, net.crs)).columns
 
 
 # ---------------------------------------------------------------------- risk tables

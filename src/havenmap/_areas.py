@@ -15,6 +15,8 @@ default 50 m buffer) gets coarser cells and a proportionally wider buffer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import contourpy
 import numpy as np
 import shapely
@@ -54,15 +56,14 @@ def reach_samples(
     flip = road != e
     lo, hi = np.where(flip, 1.0 - f1, a), np.where(flip, 1.0 - a, f1)
     t_lo, t_hi = np.where(flip, t1, ta), np.where(flip, ta, t1)
-    order = np.argsort(road, kind="stable")
+    order = np.argsort(road)  # grouping only: no need for a stable sort
     road, lo, hi, t_lo, t_hi = road[order], lo[order], hi[order], t_lo[order], t_hi[order]
     first = first_of_runs(road)
     g_start = np.flatnonzero(first)
     g_count = np.diff(np.append(g_start, len(road)))
     g_road = road[g_start]
     g_lo, g_hi = np.minimum.reduceat(lo, g_start), np.maximum.reduceat(hi, g_start)
-    x, xy = _road_samples(net, g_road, g_lo, g_hi, spacing_m)
-    owner, x = x
+    owner, x, where_xy = _road_samples(net, g_road, g_lo, g_hi, spacing_m)
     # time at each sample: the smallest over the road's pieces covering it (samples come grouped by road)
     times = np.full(len(x), np.inf)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -80,8 +81,8 @@ def reach_samples(
             np.minimum(times, t, out=times)
         else:
             times[idx] = np.minimum(times[idx], t)
-    keep = times <= t_max
-    xy, times = xy[keep], times[keep]
+    keep = np.flatnonzero(times <= t_max)
+    xy, times = where_xy(keep), times[keep]
     # exact band cuts
     cut_road, cut_x, cut_t = [], [], []
     for band in bands_s[bands_s < t_max]:
@@ -100,7 +101,7 @@ def reach_samples(
 
 def _road_samples(
     net: RoadNetwork, road: np.ndarray, lo: np.ndarray, hi: np.ndarray, spacing_m: float
-) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray]]:
     """Samples at most ``spacing_m`` apart along the road over fractions ``lo..hi`` of edges ``road``.
 
     Each geometry segment of the sampled part gets evenly spaced samples from its start (and
@@ -108,7 +109,8 @@ def _road_samples(
     bends included. Per-segment values are computed once and repeated (sequential memory),
     so the work per sample is a few passes over small arrays.
 
-    Returns ((owner row, fraction along the edge) per sample, (x, y) per sample).
+    Returns the owner row and fraction along the edge of every sample, and a function giving
+    the (x, y) of the samples kept (positions are computed only for those).
     """
     cum = net.vertex_cum
     start = net.geom_offsets[road]
@@ -129,16 +131,21 @@ def _road_samples(
     k = np.arange(len(rep)) - np.repeat(np.cumsum(counts) - counts, counts)
     step = (s_hi - s_lo) / n_row
     d = s_lo[rep] + k * step[rep]
-    seg = c1 - c0
-    inv = np.divide(1.0, seg, out=np.zeros(len(seg)), where=seg > 0)
-    x0, y0 = net.geom_xy[j, 0], net.geom_xy[j, 1]
-    dx, dy = net.geom_xy[j + 1, 0] - x0, net.geom_xy[j + 1, 1] - y0
-    u = (d - c0[rep]) * inv[rep]
-    xy = np.column_stack([x0[rep] + u * dx[rep], y0[rep] + u * dy[rep]])
     owner = pid[rep]
     inv_len = np.divide(1.0, length, out=np.zeros(len(length)), where=length > 0)
     x = (d - cum[start][owner]) * inv_len[owner]
-    return (owner, x), xy
+
+    def where_xy(keep: np.ndarray) -> np.ndarray:
+        """(x, y) of the samples ``keep``, interpolated along their geometry segments."""
+        seg = c1 - c0
+        inv = np.divide(1.0, seg, out=np.zeros(len(seg)), where=seg > 0)
+        r = rep[keep]
+        u = (d[keep] - c0[r]) * inv[r]
+        x0, y0 = net.geom_xy[j, 0], net.geom_xy[j, 1]
+        dx, dy = net.geom_xy[j + 1, 0] - x0, net.geom_xy[j + 1, 1] - y0
+        return np.column_stack([x0[r] + u * dx[r], y0[r] + u * dy[r]])
+
+    return owner, x, where_xy
 
 
 def haven_polygons(

@@ -30,6 +30,10 @@ road. Both are exact: a path from a point leaves its road at one of its ends, or
 
 Costs and times
 ---------------
+Zero-cost entries (a point exactly at a node, a zero-length road) are explicit zeros in the CSR
+matrices: ``scipy.sparse.csgraph`` treats an explicit zero as an edge of weight 0, and nothing
+here ever calls ``eliminate_zeros``.
+
 A cost model is one weight per directed edge (``inf`` = closed). Routes minimise it; the times
 and lengths reported are the physical ones along the chosen routes, summed along the search
 trees by pointer jumping when they differ from the cost. The cost of part of an edge is that
@@ -64,7 +68,6 @@ from ._arrays import first_of_runs, pointer_sum, ragged_index
 from .network import RoadNetwork
 
 __all__ = [
-    "MIN_WEIGHT",
     "NODE_TOLERANCE_M",
     "NODE_TOLERANCE_SHARE",
     "CostGraph",
@@ -93,9 +96,6 @@ NODE_TOLERANCE_M = 1.0
 #: ... or within this share of its road piece's length, whichever is smaller (so a short piece keeps
 #: its interior: 2 % of a 10 m piece is 0.2 m).
 NODE_TOLERANCE_SHARE = 0.02
-#: scipy.sparse drops nothing, but a zero-cost edge is kept strictly positive so that no matrix
-#: operation can mistake it for "no edge" (1e-6 s or m per edge: far below any reported precision).
-MIN_WEIGHT = 1e-6
 _NO_PRED = -9999
 #: Cells (sources × graph nodes) of one dense Dijkstra block (bounds memory: about 12 bytes a cell).
 _CHUNK_CELLS = 20_000_000
@@ -265,9 +265,7 @@ def _edge_csr(net: RoadNetwork, weights: np.ndarray, reverse: bool) -> _Csr:
     itype = _index_dtype(n, int(keep.sum()))
     indptr = np.zeros(n + 1, dtype=itype)
     np.cumsum(counts, out=indptr[1:])
-    matrix = sparse.csr_matrix(
-        (np.maximum(gmin[keep], MIN_WEIGHT), g.col[keep].astype(itype), indptr), shape=(n, n), copy=False
-    )
+    matrix = sparse.csr_matrix((gmin[keep], g.col[keep].astype(itype), indptr), shape=(n, n), copy=False)
     return _Csr(matrix, g_edge[keep])
 
 
@@ -281,7 +279,7 @@ def cheapest_csr(u: np.ndarray, v: np.ndarray, w: np.ndarray, n: int) -> tuple[s
     order = order[first_of_runs(u[order], v[order])]
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(u[order], minlength=n), out=indptr[1:])
-    data = np.maximum(w[order], MIN_WEIGHT)
+    data = w[order]
     return sparse.csr_matrix((data, v[order].astype(np.int32), indptr), shape=(n, n)), order
 
 
@@ -622,7 +620,7 @@ def _attach(cg: CostGraph, places: Places, reverse: bool) -> _Attached:
     )
     matrix = sparse.csr_matrix(
         (
-            np.concatenate([m.data, np.maximum(links.cost, MIN_WEIGHT)]),
+            np.concatenate([m.data, links.cost]),
             np.concatenate([m.indices.astype(itype), links.node.astype(itype)]),
             indptr,
         ),
@@ -803,7 +801,7 @@ def _next_round(att: _Attached, dist: np.ndarray, label: np.ndarray, tail: np.nd
     itype = _index_dtype(size + n_b, m.nnz + n_b)
     round_graph = sparse.csr_matrix(
         (
-            np.concatenate([data, np.maximum(best[firsts], MIN_WEIGHT)]),
+            np.concatenate([data, best[firsts]]),
             np.concatenate([m.indices.astype(itype), boundary.astype(itype)]),
             np.concatenate([m.indptr.astype(itype), (m.nnz + np.arange(1, n_b + 1)).astype(itype)]),
         ),

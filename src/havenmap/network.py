@@ -570,7 +570,7 @@ def _find_twins(u: np.ndarray, v: np.ndarray, geom_xy: np.ndarray, offsets: np.n
         mine = geom_xy[offsets[i] : offsets[i + 1]]
         for j in by_pair.get((b, a), []):
             same_shape = twin[j] < 0 and offsets[j + 1] - offsets[j] == len(mine)
-            if same_shape and np.allclose(geom_xy[offsets[j] : offsets[j + 1]][::-1], mine, atol=1e-6):
+            if same_shape and np.allclose(geom_xy[offsets[j] : offsets[j + 1]][::-1], mine, rtol=0.0, atol=1e-6):
                 twin[i], twin[j] = j, i
                 break
     return twin
