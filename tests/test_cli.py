@@ -60,6 +60,25 @@ def test_demo_writes_the_promised_outputs(demo_out):
     assert "<script>alert" not in html and "onerror=alert" not in html  # injected notes/names stay text
 
 
+def test_demo_sites_new_havens(demo_out):
+    out, proc = demo_out
+    report = json.loads((out / "report.json").read_text())
+    assert report["siting"]["objective"] == "backup" and report["siting"]["optimal"]
+    assert len(report["siting"]["chosen"]) == 3
+    assert {p.name for p in (out / "siting").iterdir()} == {
+        "sites.csv",
+        "siting.json",
+        "siting.geojson",
+        "siting_map.html",
+    }
+    summary = json.loads((out / "siting" / "siting.json").read_text())
+    assert summary["chosen"] == report["siting"]["chosen"]
+    assert summary["worst_loss"]["after"]["weight_after_loss"] >= summary["worst_loss"]["before"]["weight_after_loss"]
+    assert "Where to open 3 more haven(s)" in proc.stdout
+    html = (out / "siting" / "siting_map.html").read_text()
+    assert "onerror=alert" not in html and "<script>alert" not in html
+
+
 def test_nearest_on_user_files_with_map(tmp_path):
     out = tmp_path / "routes.geojson"
     proc = run(

@@ -98,7 +98,7 @@ def demo(
     """Run the embedded Helsinki demo scenario (real OSM streets, synthetic people and incidents).
 
     Writes OUT/map.html (the commander's map), OUT/nearest_havens.geojson, OUT/report.json, and
-    the folders OUT/coverage/, OUT/threat/ and OUT/patrol/ (see the README for every file).
+    the folders OUT/coverage/, OUT/threat/, OUT/patrol/ and OUT/siting/ (see the README for every file).
     """
     _io.check_output(out, folder=True, create=False)
     scen = scenario.load_scenario(scenario.demo_dir() / "scenario.toml")
@@ -514,7 +514,9 @@ def site_command(
         Path | None, typer.Option("--havens", help="Existing safe havens (they stay open): points with id.")
     ] = None,
     new: Annotated[int, typer.Option("--new", help="New havens to open (cover-all: at most this many).")] = 3,
-    minutes: Annotated[float, typer.Option("--minutes", "-m", help="The band: covered within this many minutes.")] = 10.0,
+    minutes: Annotated[
+        float, typer.Option("--minutes", "-m", help="The band: covered within this many minutes.")
+    ] = 10.0,
     objective: Annotated[
         str, typer.Option("--objective", help="coverage | time | backup | cover-all (see the README).")
     ] = "coverage",
@@ -566,7 +568,9 @@ def site_command(
     with _step(f"Loading the {network_type} network {network.name}"):
         net = load_network(network, network_type)
     weights, _ = _cost_model(net, cost, closures, risk, alpha, max_risk)
-    with _step(f"Siting {params.new} new haven(s) among {len(c)} candidates ({params.objective}, {params.minutes:g} min)"):
+    with _step(
+        f"Siting {params.new} new haven(s) among {len(c)} candidates ({params.objective}, {params.minutes:g} min)"
+    ):
         result = siting.site_havens(
             net, d, c, existing=h, new=params.new, minutes=params.minutes, objective=params.objective, cost=cost,
             edge_weights=weights, time_limit_s=params.time_limit_s, max_snap_m=max_snap_m,
@@ -606,7 +610,9 @@ def _print_siting(result, out: Path) -> None:
             highlight=False,
         )
     if s["unreached"]["defenders"]:
-        out_console.print(f"{s['unreached']['defenders']} defender(s) can reach no haven by road (listed in siting.json).")
+        out_console.print(
+            f"{s['unreached']['defenders']} defender(s) can reach no haven by road (listed in siting.json)."
+        )
     if s.get("all_covered") is False:
         err_console.print(
             f"warning: {s['new']} new haven(s) cannot cover every defender who can be covered; this answer covers "
@@ -616,7 +622,9 @@ def _print_siting(result, out: Path) -> None:
     if s["optimal"]:
         out_console.print(f"{s['objective']}: value {s['value']:g} ({s['value_unit']}), proven optimal.")
     else:
-        out_console.print(f"{s['objective']}: value {s['value']:g}, best found ({s['status']}); gap {100 * s['gap']:.2f} %.")
+        out_console.print(
+            f"{s['objective']}: value {s['value']:g}, best found ({s['status']}); gap {100 * s['gap']:.2f} %."
+        )
     out_console.print(f"Outputs in {out}", highlight=False)
 
 

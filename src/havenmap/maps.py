@@ -1252,7 +1252,11 @@ def _add_candidates(m: folium.Map, candidates: gpd.GeoDataFrame) -> list[tuple[s
         name_text = mh.plain(name, 120) or mh.plain(sid, 60)
         number = mh.plain(_int_text(order), 6) if pick else None
         head = f"open no. {number}: {name_text}" if pick else f"candidate (not chosen): {name_text}"
-        lines = [head, f"id: {mh.plain(sid, 60)}", f"defender weight within the band: {mh.fmt(mh.number(within), '.3g')}"]
+        lines = [
+            head,
+            f"id: {mh.plain(sid, 60)}",
+            f"defender weight within the band: {mh.fmt(mh.number(within), '.3g')}",
+        ]
         if pick:
             lines.append(f"gain when opened: {mh.fmt(mh.number(gain), '.4g')}")
         rows.append([la, lo, int(pick), lines[:2], lines, number])

@@ -266,9 +266,10 @@ def run_scenario(
     if scenario.siting is not None:
         params = scenario.siting["params"]
         with step(f"Where to open {params.new} new haven(s): {params.objective}, {params.minutes:g} min"):
+            keywords = {**asdict(params), "bands": params.bands or scenario.minutes}
             sited = siting_mod.site_havens(
-                net, defenders, candidates, existing=havens, **{**asdict(params), "bands": params.bands or scenario.minutes},
-                cost=scenario.cost, max_snap_m=scenario.snap_max_distance_m,
+                net, defenders, candidates, existing=havens, **keywords, cost=scenario.cost,
+                max_snap_m=scenario.snap_max_distance_m,
                 off_network_candidates="error" if scenario.siting["candidates"] is not None else "drop",
             )  # fmt: skip
             siting_mod.write_siting_outputs(

@@ -101,8 +101,11 @@ SITES_COLUMNS = ["site_id", "name", "order", "gain", "defenders_served", "weight
 WEIGHT_COLUMNS = ("weight", "priority")
 #: Kind given to chosen candidates in the haven layer after siting (maps, coverage after).
 NEW_HAVEN_KIND = "new haven (sited)"
-#: First size of each defender's candidate list in the p-median (doubled where too short).
+#: First size of each defender's candidate list in the p-median (doubled where too short): at least
+#: _MIN_LIST, and _LIST_FACTOR times the candidates per open haven (a defender's nearest open haven is
+#: typically among its nearest "candidates per haven").
 _MIN_LIST = 8
+_LIST_FACTOR = 2.0
 _STATUS = {
     1: "time limit",
     5: "not proven: the searches stopped at the limit before every defender's nearest candidates",
@@ -322,7 +325,9 @@ def candidates_from_osm(
     )
     out = gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(found.lon, found.lat), crs="EPSG:4326")
     if exclude is not None and {"osm_type", "osm_id"} <= set(exclude.columns) and len(out):
-        taken = set(zip(exclude["osm_type"].astype(str), pd.to_numeric(exclude["osm_id"], errors="coerce"), strict=True))
+        taken = set(
+            zip(exclude["osm_type"].astype(str), pd.to_numeric(exclude["osm_id"], errors="coerce"), strict=True)
+        )
         keep = [(t, i) not in taken for t, i in zip(out["osm_type"], out["osm_id"], strict=True)]
         out = out.loc[keep].reset_index(drop=True)
     if out.empty:
@@ -343,7 +348,9 @@ def check_sites(candidates: gpd.GeoDataFrame, existing: gpd.GeoDataFrame | None,
     repeated = ids[ids.duplicated()]
     if len(repeated):
         row = int(np.flatnonzero(ids.duplicated().to_numpy())[0]) + 1
-        raise InputError(f"{where(source, row=row, id=repeated.iloc[0], column='id')}: repeated id; give every site its own id")
+        raise InputError(
+            f"{where(source, row=row, id=repeated.iloc[0], column='id')}: repeated id; give every site its own id"
+        )
     if new > len(candidates):
         raise InputError(
             f"{source}: --new {new} is more than the {len(candidates)} candidate site(s); "
@@ -394,8 +401,9 @@ class SiteSolution:
     optimal : bool
         Proven optimal.
     status : str
-        'optimal', 'time limit' (best found, with its gap) or 'greedy (time limit, no solution
-        from the solver)'.
+        'optimal'; 'time limit' (the best found, with its gap); 'greedy (...)' when the solver
+        found no answer within the time limit; 'not proven: ...' (p-median searches bounded by
+        ``limit`` too tightly).
     assigned : (D,) int64
         Each defender's site after siting: the nearest open one in the band (covering
         objectives) or of least cost (``time``); -1: none.
@@ -502,7 +510,11 @@ def _run(c, integrality, lb, ub, rows: list[tuple[sparse.spmatrix, np.ndarray, n
 
 def _rows(matrix, lo, hi) -> tuple[sparse.spmatrix, np.ndarray, np.ndarray]:
     n = matrix.shape[0]
-    return matrix, np.broadcast_to(np.asarray(lo, np.float64), (n,)).copy(), np.broadcast_to(np.asarray(hi, np.float64), (n,)).copy()
+    return (
+        matrix,
+        np.broadcast_to(np.asarray(lo, np.float64), (n,)).copy(),
+        np.broadcast_to(np.asarray(hi, np.float64), (n,)).copy(),
+    )
 
 
 def _pick(x: np.ndarray, n_cand: int, new: int) -> np.ndarray:
@@ -622,7 +634,9 @@ def _uncovered_groups(reach: _Reach, w: np.ndarray, n_existing: int):
     """Defenders not covered by an existing haven but in the band of some candidate, grouped by their
     candidate sets: (candidate incidence per group (G × C), group weights, base weight covered by existing)."""
     inc = reach.incidence
-    by_existing = np.asarray(inc[:, :n_existing].sum(axis=1)).ravel() > 0 if n_existing else np.zeros(inc.shape[0], bool)
+    by_existing = (
+        np.asarray(inc[:, :n_existing].sum(axis=1)).ravel() > 0 if n_existing else np.zeros(inc.shape[0], bool)
+    )
     base = float(w[by_existing].sum())
     cand = inc[:, n_existing:].tocsr()
     rows = np.flatnonzero(~by_existing & (np.diff(cand.indptr) > 0) & (w > 0))
@@ -654,7 +668,7 @@ def _mclp(a: sparse.csr_matrix, wg: np.ndarray, new: int, clock: _Clock, min_wei
 
 def _lscp(a: sparse.csr_matrix, new: int, clock: _Clock):
     """Set covering on groups: min sum y, sum_{j in N_g} y_j >= 1, sum y <= new."""
-    g, c = a.shape
+    c = a.shape[1]
     card = sparse.csr_matrix(np.ones((1, c)))
     return _run(np.ones(c), np.ones(c), np.zeros(c), np.ones(c), [_rows(a, 1.0, np.inf), _rows(card, 0, new)], clock)
 
@@ -695,13 +709,13 @@ def _solve_cover_all(reach: _Reach, w: np.ndarray, n_existing: int, new: int, cl
         fewest = _mclp(a, wg, new, clock, min_weight=covered)
         _note(stats, fewest)
         if fewest.x is not None:
-            k = int(round(fewest.x[:n_cand].sum()))
+            k = round(fewest.x[:n_cand].sum())
             y = _pick(fewest.x, n_cand, k)
         status = 0 if best.status == 0 and fewest.status == 0 else 1
         return _open(s, n_existing, y), fewest.bound if fewest.x is not None else np.nan, status, False
     if res.x is None:
         return None, res.bound, res.status, True
-    k = int(round(res.x[:n_cand].sum()))
+    k = round(res.x[:n_cand].sum())
     return _open(s, n_existing, _pick(res.x, n_cand, k)), res.bound, res.status, True
 
 
@@ -724,8 +738,9 @@ def _note(stats: dict, res: _Milp) -> None:
 def _solve_backup(reach: _Reach, w: np.ndarray, n_existing: int, new: int, clock: _Clock, stats: dict):
     """Max weight covered after the worst single loss, then the most weight covered: (open, bound, status).
 
-    Variables: y (candidates, binary), a_g (covered, binary: a continuous a_g let HiGHS end optimal searches in tolerance errors), b_g (covered twice, binary),
-    A (weight covered), theta (weight covered after the worst loss). For every site h with
+    Variables: y (candidates, binary), a_g (covered, binary: with a continuous a_g HiGHS sometimes ends
+    an optimal search in a tolerance "solve error"), b_g (covered twice, binary), A (weight covered),
+    theta (weight covered after the worst loss). For every site h with
     defenders in its band (S_h): theta <= sum_{g not in S_h} w_g a_g + sum_{g in S_h} w_g b_g
     (+ M_h (1 - y_h) for a candidate, M_h = w(S_h)), i.e. theta - A + sum_{S_h} w_g (a_g - b_g)
     + M_h y_h <= M_h; a_g + b_g <= open sites in the band of g; b_g <= a_g.
@@ -745,7 +760,7 @@ def _solve_backup(reach: _Reach, w: np.ndarray, n_existing: int, new: int, clock
         return _open(s, n_existing, np.arange(new)), 0.0, 0
     total = float(wg.sum())
     # columns: y (n_cand) | a (g) | b (g) | A | theta
-    ia, ib, i_big, i_theta = n_cand, n_cand + g, n_cand + 2 * g, n_cand + 2 * g + 1
+    i_big, i_theta = n_cand + 2 * g, n_cand + 2 * g + 1
     n_var = n_cand + 2 * g + 2
     eye = sparse.identity(g, format="csr")
     a_cand = a_all[:, n_existing:]
@@ -757,7 +772,9 @@ def _solve_backup(reach: _Reach, w: np.ndarray, n_existing: int, new: int, clock
     zeros = sparse.csr_matrix
     count_rows = block(-a_cand, eye, eye, zeros((g, 2)))
     order_rows = block(zeros((g, n_cand)), -eye, eye, zeros((g, 2)))
-    weight_row = block(zeros((1, n_cand)), sparse.csr_matrix(-wg[None, :]), zeros((1, g)), sparse.csr_matrix([[1.0, 0.0]]))
+    weight_row = block(
+        zeros((1, n_cand)), sparse.csr_matrix(-wg[None, :]), zeros((1, g)), sparse.csr_matrix([[1.0, 0.0]])
+    )
     # loss rows: one per site with a nonempty S_h
     at = a_all.T.tocsr()  # sites × groups
     sites = np.flatnonzero(np.diff(at.indptr) > 0)
@@ -781,12 +798,23 @@ def _solve_backup(reach: _Reach, w: np.ndarray, n_existing: int, new: int, clock
         _rows(card, new, new),
     ]
     integrality = np.concatenate([np.ones(n_cand), np.ones(g), np.ones(g), [0, 0]])
-    lb = np.zeros(n_var)
-    ub = np.concatenate([np.ones(n_cand + 2 * g), [total, total]])
+    # defenders an existing haven covers are covered (a = 1), twice by two (b = 1): fixed, not searched
+    lb = np.concatenate([np.zeros(n_cand), fixed >= 1, fixed >= 2, [0.0, 0.0]]).astype(np.float64)
+    no_cand = np.diff(a_cand.tocsr().indptr) == 0
+    ub = np.concatenate([np.ones(n_cand), np.ones(g), np.where(no_cand, fixed >= 2, 1.0), [total, total]])
     obj = np.zeros(n_var)
     obj[i_theta] = -1.0
+    integral = bool(np.all(wg == np.round(wg))) and total < 2**40
+    if integral:
+        # integer weights: theta moves in steps of at least 1 and A / (W + 1) < 1, so one solve of
+        # theta + A / (W + 1) is exactly "theta first, then A"
+        obj[i_big] = -1.0 / (total + 1.0)
     first = _run(obj, integrality, lb, ub, rows_all, clock)
     _note(stats, first)
+    if integral:  # theta is a whole number below the combined bound
+        bound = math.floor(-first.bound + 1e-6) if np.isfinite(first.bound) else np.inf
+        answer = None if first.x is None else _open(s, n_existing, _pick(first.x, n_cand, new))
+        return answer, float(bound), first.status
     if first.x is None:
         return None, -first.bound, first.status
     theta = float(first.x[i_theta])
@@ -826,7 +854,7 @@ def _solve_median(cost: np.ndarray, w: np.ndarray, n_existing: int, new: int, li
     n_reach = finite[live].sum(axis=1)
     risky = live[~np.isfinite(e[live]) & ~np.isfinite(limit) & (n_reach <= n_cand - new)]
     max_unserved = _max_unserved(finite[risky], w[risky], new, clock, stats) if len(risky) else 0.0
-    k = np.minimum(n_less[live], max(_MIN_LIST, math.ceil(2.0 * n_cand / max(new + n_existing, 1))))
+    k = np.minimum(n_less[live], max(_MIN_LIST, math.ceil(_LIST_FACTOR * n_cand / max(new + n_existing, 1))))
     rounds = 0
     while True:
         rounds += 1
@@ -880,7 +908,7 @@ def _listed_best(sorted_cost, order, k, open_cand) -> np.ndarray:
 
 def _median_model(cost, sorted_cost, order, e, w, live, k, n_less, risky, max_unserved, n_existing, new, limit, clock):
     """One restricted p-median (see the module docstring); returns (result, fallback value, fallback exact)."""
-    d, s = cost.shape
+    s = cost.shape[1]
     n_cand = s - n_existing
     nl = len(live)
     kk = k
@@ -931,7 +959,9 @@ def _median_model(cost, sorted_cost, order, e, w, live, k, n_less, risky, max_un
     card = sparse.csr_matrix((np.ones(n_cand), (np.zeros(n_cand, np.int64), np.arange(n_cand))), shape=(1, n_var))
     rows = [_rows(assign, 1.0, 1.0), _rows(opening, -np.inf, 0.0), _rows(card, new, new)]
     if len(u_rows):
-        unserved = sparse.csr_matrix((wl[u_rows], (np.zeros(len(u_rows), np.int64), i_u + np.arange(len(u_rows)))), shape=(1, n_var))
+        unserved = sparse.csr_matrix(
+            (wl[u_rows], (np.zeros(len(u_rows), np.int64), i_u + np.arange(len(u_rows)))), shape=(1, n_var)
+        )
         rows.append(_rows(unserved, -np.inf, max_unserved + 1e-9 * max(1.0, max_unserved)))
     # an unlisted, unfallbacked, non-skippable defender cannot happen: its list holds all its candidates
     integrality = np.concatenate([np.ones(n_cand), np.zeros(n_var - n_cand)])
@@ -940,7 +970,9 @@ def _median_model(cost, sorted_cost, order, e, w, live, k, n_less, risky, max_un
 
 
 # ---------------------------------------------------------------------- order of opening
-def _order(objective: str, reach: _Reach | None, cost: np.ndarray | None, w: np.ndarray, open_: np.ndarray, n_existing: int):
+def _order(
+    objective: str, reach: _Reach | None, cost: np.ndarray | None, w: np.ndarray, open_: np.ndarray, n_existing: int
+):
     """The chosen sites in the order to open them: greedy by marginal gain within the chosen set.
 
     Returns (sites, gain of each, defenders newly reached by each); see :class:`SiteSolution`.
@@ -978,7 +1010,7 @@ def _order(objective: str, reach: _Reach | None, cost: np.ndarray | None, w: np.
             else:
                 k = int(np.lexsort((np.arange(len(rem)), -cover_gain))[0])
                 gain = float(cover_gain[k])
-            reached = int(round(reached_all[k]))
+            reached = round(reached_all[k])
         current[rem[k]] = True
         picked.append(int(rem[k]))
         gains.append(gain)
@@ -1261,6 +1293,12 @@ def site_havens(
             f"{candidates.attrs.get('source', 'candidates')}: only {len(c)} candidate(s) are on the road network, "
             f"fewer than --new {params.new}; give --new {len(c)} or fewer"
         )
+    if "capacity" in candidates.columns:
+        warnings.warn(
+            f"{candidates.attrs.get('source', 'candidates')}: column 'capacity' is copied to the outputs but not "
+            "modelled: siting assumes a haven takes in every defender who reaches it",
+            stacklevel=2,
+        )
     e = snap_layer(net, existing, "haven", max_snap_m) if existing is not None else None
     n_existing = 0 if e is None else len(e)
     graph = _graph.cost_graph(net, cost, edge_weights)
@@ -1337,7 +1375,9 @@ def _check_reach(candidate_values: np.ndarray, band_s: float, params: SitingPara
         )
 
 
-def _result(net, defenders, d_on, weights, c, existing, e, params, sol, matrix, cost, edge_weights, max_snap_m, timing, started):
+def _result(
+    net, defenders, d_on, weights, c, existing, e, params, sol, matrix, cost, edge_weights, max_snap_m, timing, started
+):
     n_existing = 0 if e is None else len(e)
     cand_ids = c["id"].astype(str).to_numpy(dtype=object)
     names = (c["name"] if "name" in c.columns else c["id"]).astype(str).to_numpy(dtype=object)
@@ -1345,7 +1385,9 @@ def _result(net, defenders, d_on, weights, c, existing, e, params, sol, matrix, 
     chosen = sol.chosen - n_existing
     assigned = sol.assigned
     served = np.bincount(np.maximum(assigned, 0), weights=(assigned >= 0).astype(float), minlength=len(sol.open))
-    served_w = np.bincount(np.maximum(assigned, 0), weights=np.where(assigned >= 0, weights, 0.0), minlength=len(sol.open))
+    served_w = np.bincount(
+        np.maximum(assigned, 0), weights=np.where(assigned >= 0, weights, 0.0), minlength=len(sol.open)
+    )
     sites = pd.DataFrame(
         {
             "site_id": cand_ids[chosen],
@@ -1358,6 +1400,8 @@ def _result(net, defenders, d_on, weights, c, existing, e, params, sol, matrix, 
         },
         columns=SITES_COLUMNS,
     )
+    if "capacity" in c.columns:  # carried, not modelled (see site_havens)
+        sites["capacity"] = c["capacity"].to_numpy()[chosen]
     band_s = 60.0 * params.minutes
     within = np.where(np.isfinite(matrix.time_s[:, n_existing:]) & (matrix.time_s[:, n_existing:] <= band_s), 1.0, 0.0)
     order = pd.array([pd.NA] * len(c), dtype="Int64")
@@ -1375,6 +1419,7 @@ def _result(net, defenders, d_on, weights, c, existing, e, params, sol, matrix, 
             "defenders_served": served[n_existing:].astype(np.int64),
             "weight_within": weights @ within,
             "snap_distance_m": c["snap_distance_m"].to_numpy(dtype=np.float64).round(1),
+            **({"capacity": c["capacity"].to_numpy()} if "capacity" in c.columns else {}),
         },
         geometry=c.geometry.to_numpy(),
         crs=c.crs,
@@ -1416,7 +1461,9 @@ def _havens_after(existing: gpd.GeoDataFrame | None, chosen: gpd.GeoDataFrame, o
                 {
                     "id": ex["id"].astype(str).to_numpy(),
                     "name": (ex["name"] if "name" in ex.columns else ex["id"]).astype(str).to_numpy(),
-                    "kind": (ex["kind"] if "kind" in ex.columns else pd.Series(["haven"] * len(ex))).astype(str).to_numpy(),
+                    "kind": (ex["kind"] if "kind" in ex.columns else pd.Series(["haven"] * len(ex)))
+                    .astype(str)
+                    .to_numpy(),
                     "status": "existing",
                     "order": pd.array([pd.NA] * len(ex), dtype="Int64"),
                 },
@@ -1466,8 +1513,12 @@ def _weighted_loss(cov: Coverage | None, weights: np.ndarray, minutes: float) ->
     mine = best >= 0
     n_h = len(cov.havens)
     covered = float(weights[t1 <= limit].sum())
-    lost = np.bincount(best[mine & (t1 <= limit) & (t2 > limit)], weights=weights[mine & (t1 <= limit) & (t2 > limit)], minlength=n_h)
-    gained = np.bincount(best[mine & (t1 > limit) & (t2 <= limit)], weights=weights[mine & (t1 > limit) & (t2 <= limit)], minlength=n_h)
+    lost = np.bincount(
+        best[mine & (t1 <= limit) & (t2 > limit)], weights=weights[mine & (t1 <= limit) & (t2 > limit)], minlength=n_h
+    )
+    gained = np.bincount(
+        best[mine & (t1 > limit) & (t2 <= limit)], weights=weights[mine & (t1 > limit) & (t2 <= limit)], minlength=n_h
+    )
     after = covered - lost + gained
     worst = int(np.argmin(after))
     return {
@@ -1477,7 +1528,9 @@ def _weighted_loss(cov: Coverage | None, weights: np.ndarray, minutes: float) ->
     }
 
 
-def _summary(params, sol, defenders, on_network, weights, matrix, n_existing, cand_ids, before, after, cost, edge_weights):
+def _summary(
+    params, sol, defenders, on_network, weights, matrix, n_existing, cand_ids, before, after, cost, edge_weights
+):
     ids = defenders["id"].astype(str).to_numpy()
     band_s = 60.0 * params.minutes
     reach_any = (np.where(np.isfinite(matrix.time_s), matrix.time_s, np.inf) <= band_s).any(axis=1)
@@ -1494,7 +1547,8 @@ def _summary(params, sol, defenders, on_network, weights, matrix, n_existing, ca
     summary: dict[str, Any] = {
         "objective": params.objective,
         "value": round(float(sol.value), 6),
-        "value_unit": _VALUE_UNITS[params.objective] + (f" ({_cost_unit(cost, edge_weights)})" if params.objective == "time" else ""),
+        "value_unit": _VALUE_UNITS[params.objective]
+        + (f" ({_cost_unit(cost, edge_weights)})" if params.objective == "time" else ""),
         "optimal": bool(sol.optimal),
         "gap": round(float(sol.gap), 9),
         "bound": round(float(sol.bound), 6),
@@ -1522,7 +1576,10 @@ def _summary(params, sol, defenders, on_network, weights, matrix, n_existing, ca
             "after": _band_rows(after, weights, params.report_bands),
         },
         "worst_loss": {
-            "before": {**(worst_loss(before) if before is not None else {}), **_weighted_loss(before, weights, params.minutes)},
+            "before": {
+                **(worst_loss(before) if before is not None else {}),
+                **_weighted_loss(before, weights, params.minutes),
+            },
             "after": {**worst_loss(after), **_weighted_loss(after, weights, params.minutes)},
         },
         "model": sol.stats,
@@ -1556,7 +1613,12 @@ def write_siting_outputs(
 
     out = Path(out_dir)
     band = (result.params.minutes,)
-    kw = {"cost": result.cost, "edge_weights": result.edge_weights, "max_snap_m": result.max_snap_m, "buffer_m": buffer_m}
+    kw = {
+        "cost": result.cost,
+        "edge_weights": result.edge_weights,
+        "max_snap_m": result.max_snap_m,
+        "buffer_m": buffer_m,
+    }
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*too far from any road")
         areas_before = service_areas(net, result.existing, band, **kw) if result.existing is not None else None
