@@ -208,6 +208,26 @@ def test_demo_map_renders_offline_in_chromium(demo_out):
     assert shot.stat().st_size > 10_000
 
 
+def test_demo_siting_map_renders_offline_in_chromium(demo_out):
+    from .browser import open_page, requires_chromium
+
+    if requires_chromium.args[0]:
+        pytest.skip(requires_chromium.kwargs["reason"])
+    out, _ = demo_out
+    with open_page(out / "siting" / "siting_map.html") as view:
+        counts = view.evaluate("""() => ({
+            chosen: [...document.querySelectorAll('.hm-chosen')].map(e => e.textContent.trim()),
+            rejected: document.querySelectorAll('.hm-candidate').length,
+            layers: [...document.querySelectorAll('.leaflet-control-layers-overlays label')]
+                      .map(l => l.textContent.trim()),
+        })""")
+        assert view.blocked_requests == [] and view.console_errors == [] and view.page_errors == []
+    assert sorted(counts["chosen"]) == ["1", "2", "3"]  # the three sites, numbered in opening order
+    assert counts["rejected"] > 5
+    for name in ("Service areas before siting", "Service areas after siting", "Safe havens", "Candidate sites"):
+        assert any(label.startswith(name) for label in counts["layers"]), counts["layers"]
+
+
 def test_bad_output_paths_fail_first_and_leave_nothing(tmp_path):
     (tmp_path / "a_folder").mkdir()
     out = tmp_path / "routes.geojson"

@@ -689,3 +689,17 @@ def test_math_helpers_of_this_file():
     assert brute_force(t, w, 20.0, 0, 2, "backup") == (1.0, 3.0)  # losing A leaves defender 0 only
     assert brute_force(t, w, 20.0, 0, 1, "cover-all") == (3.0, -1)
     assert brute_force(t, w, 20.0, 0, 1, "time") == (3.0, -30.0)
+
+
+def test_user_text_stays_inert_in_the_outputs(tmp_path):
+    net = _line_network()
+    defenders = _at([("a", 0), ("b", 1000), ("c", 2000)])
+    evil = "<img src=x onerror=alert(1)>{{ 7*7 }}"
+    candidates = _at([("=cmd|' /C calc'!A0", 500), ("c2", 1500)], name=[evil, "plain"])
+    result = site_havens(net, defenders, candidates, new=1, minutes=1.0)
+    siting.write_siting_outputs(result, tmp_path, net=net, defenders=defenders)
+    assert result.summary["chosen"] == ["=cmd|' /C calc'!A0"]  # a tie (2 defenders each): the first candidate
+    html = (tmp_path / "siting_map.html").read_text()
+    assert "<img src=x" not in html  # text only, never markup
+    assert "{{ 7*7 }}" in html  # never evaluated as a template
+    assert "\n'=cmd|" in (tmp_path / "sites.csv").read_text()  # a spreadsheet formula, defused

@@ -99,8 +99,6 @@ OBJECTIVES = ("coverage", "time", "backup", "cover-all")
 SITES_COLUMNS = ["site_id", "name", "order", "gain", "defenders_served", "weight_served", "newly_reached"]
 #: Accepted spellings of the defenders' weight column (any case), in order of preference.
 WEIGHT_COLUMNS = ("weight", "priority")
-#: Kind given to chosen candidates in the haven layer after siting (maps, coverage after).
-NEW_HAVEN_KIND = "new haven (sited)"
 #: First size of each defender's candidate list in the p-median (doubled where too short): at least
 #: _MIN_LIST, and _LIST_FACTOR times the candidates per open haven (a defender's nearest open haven is
 #: typically among its nearest "candidates per haven").
