@@ -56,7 +56,7 @@ def test_demo_writes_the_promised_outputs(demo_out):
     assert (out / "nearest_havens.geojson").stat().st_mode & 0o077 == 0  # routes start at defenders: private
 
     html = (out / "map.html").read_text()
-    assert "Safe havens" in html and "Incident heatmap" in html
+    assert "Safe havens" in html and "Incident heat" in html
     assert "<script>alert" not in html and "onerror=alert" not in html  # injected notes/names stay text
 
 
@@ -224,7 +224,7 @@ def test_demo_siting_map_renders_offline_in_chromium(demo_out):
         assert view.blocked_requests == [] and view.console_errors == [] and view.page_errors == []
     assert sorted(counts["chosen"]) == ["1", "2", "3"]  # the three sites, numbered in opening order
     assert counts["rejected"] > 5
-    for name in ("Service areas before siting", "Service areas after siting", "Safe havens", "Candidate sites"):
+    for name in ("Within 5 min before siting", "Within 5 min of a haven", "Safe havens", "Candidate sites"):
         assert any(label.startswith(name) for label in counts["layers"]), counts["layers"]
 
 

@@ -49,3 +49,37 @@ def test_geojson_is_wgs84_and_rounded(tmp_path):
     x, y = back.geometry.iloc[0].coords[0]
     assert len(repr(x).split(".")[1]) <= 7 and len(repr(y).split(".")[1]) <= 7
     assert "e-" not in text
+
+
+# ids that a spreadsheet would run as a formula, ids that look like numbers, and ids that already
+# carry the guard's quote: every one must come back exactly through write_csv -> read_table
+TRICKY_IDS = ["=cmd", "+1", "-x", "@y", "'=q", "''+z", "'5", "007", "-5", "\tTAB", "plain", "a,b", 'q"uote']
+
+
+def test_our_tables_round_trip_every_id_exactly(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "defender_id": TRICKY_IDS,
+            "haven_id": ["=h"] * len(TRICKY_IDS),
+            "reason": ["+surge"] * len(TRICKY_IDS),
+            "travel_time_s": range(len(TRICKY_IDS)),
+        }
+    )
+    path = _io.write_csv(tmp_path / "coverage.csv", frame)
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert raw["defender_id"].iloc[0] == "'=cmd" and raw["defender_id"].iloc[4] == "''=q"  # guarded for spreadsheets
+    back = _io.read_table(path, "--coverage")
+    assert back["defender_id"].tolist() == TRICKY_IDS
+    assert back["haven_id"].tolist() == ["=h"] * len(TRICKY_IDS)
+    assert back["reason"].tolist() == ["+surge"] * len(TRICKY_IDS)  # every text column, not only ids
+    assert back["travel_time_s"].tolist() == list(range(len(TRICKY_IDS)))  # numbers stay numbers
+
+
+def test_read_table_json_and_errors(tmp_path):
+    path = _io.write_json(tmp_path / "alerts.json", {"as_of": "2026-11-20", "alerts": [{"defender_id": 7}]})
+    assert _io.read_table(path, "--alerts")["defender_id"].tolist() == ["7"]
+    with pytest.raises(_io.InputError, match=r"^--alerts .*missing.json: file not found"):
+        _io.read_table(tmp_path / "missing.json", "--alerts")
+    (tmp_path / "bad.json").write_text("{", encoding="utf-8")
+    with pytest.raises(_io.InputError, match="cannot read it as JSON"):
+        _io.read_table(tmp_path / "bad.json", "--alerts")

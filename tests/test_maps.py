@@ -18,15 +18,17 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 from jinja2.utils import htmlsafe_json_dumps
 from pyproj import Geod, Transformer
 from shapely.geometry import LineString, MultiLineString, Point, Polygon
 
 from havenmap import _maphtml as mh
+from havenmap._maplayers import with_reachability as _with_reachability
 from havenmap.errors import InputError
-from havenmap.maps import _Call, _with_reachability, commander_map, nearest_map, save_map
+from havenmap.maps import _Call, commander_map, nearest_map, save_map
 
-from .browser import open_page, requires_chromium
+from .browser import browser_session, requires_chromium
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 GEOD = Geod(ellps="WGS84")
@@ -85,7 +87,7 @@ def _routes() -> gpd.GeoDataFrame:
     geoms = [
         LineString([d0, (24.938, d0[1] + 0.0004), (24.938, 60.169), h1]),
         LineString([d0, (24.9365, 60.1615), (24.948, 60.1615), h2]),
-        LineString([d2, (24.9444, 60.1595), (24.948, 60.1595), h2]),
+        LineString([d2, (24.9444, 60.1595), (24.958, 60.1595), (24.958, 60.162), h2]),
     ]
     return gpd.GeoDataFrame(
         {
@@ -102,6 +104,7 @@ def _routes() -> gpd.GeoDataFrame:
 
 
 def _build(path: Path, **kwargs) -> str:
+    kwargs.setdefault("k_anonymity", 1)  # three defenders: with k = 1 every cell and route stays visible
     m = nearest_map(
         roads=_roads(),
         incidents=_incidents(),
@@ -140,6 +143,27 @@ def default_map(tmp_path_factory) -> tuple[Path, str]:
 def exact_map(tmp_path_factory) -> tuple[Path, str]:
     path = tmp_path_factory.mktemp("maps") / "exact.html"
     return path, _build(path, exact_defenders=True)
+
+
+@pytest.fixture(scope="module")
+def k5_map(tmp_path_factory) -> tuple[Path, str]:
+    """The same map at the default privacy level (k = 5): three defenders, all in one merged area."""
+    path = tmp_path_factory.mktemp("maps") / "k5.html"
+    return path, _build(path, k_anonymity=5)
+
+
+@pytest.fixture(scope="module")
+def session():
+    if requires_chromium.args[0]:  # the skip marker's condition: true means "skip"
+        pytest.skip(requires_chromium.kwargs["reason"])
+    with browser_session() as s:
+        yield s
+
+
+def _open(session, path):
+    view = session.open(path, viewport={"width": 1600, "height": 1000})  # the layer control expanded
+    view.page.wait_for_function("window.hmDrawn !== undefined")
+    return view
 
 
 # ---------------------------------------------------------------- HTML text checks
@@ -200,8 +224,9 @@ def test_online_tiles_only_when_asked():
         commander_map(roads=_roads(), tiles="satellite please")
 
 
-def test_defenders_aggregated_by_default(default_map):
-    _, text = default_map
+@pytest.mark.parametrize("which", ["default_map", "k5_map"])
+def test_defenders_aggregated_by_default(which, request):
+    _, text = request.getfixturevalue(which)
     for lon, lat in DEFENDERS_XY:
         assert f"{lon:.5f}" not in text
         assert f"{lat:.5f}" not in text
@@ -209,7 +234,7 @@ def test_defenders_aggregated_by_default(default_map):
         for form in (value, htmlsafe_json_dumps(value)[1:-1], mh.safe_text(value)):
             assert form not in text
     assert "EXACT DEFENDER LOCATIONS" not in text
-    assert htmlsafe_json_dumps("Defenders' status (per 500 m cell)") in text  # the layer-control name
+    assert htmlsafe_json_dumps("Defenders' status (500 m cells)") in text  # the layer-control name
 
 
 def test_exact_defenders_opt_in(exact_map):
@@ -224,9 +249,9 @@ def test_exact_defenders_opt_in(exact_map):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600  # exact locations: owner only
 
 
-def test_default_map_file_is_not_private(default_map):
-    path, _ = default_map
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+def test_default_map_file_is_not_private(default_map, k5_map):
+    for path, _ in (default_map, k5_map):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
 def test_template_syntax_in_user_text_is_not_evaluated():
@@ -298,24 +323,6 @@ def test_trim_start_hand_worked():
     assert min(np.hypot(*np.asarray([c for g in getattr(cut, "geoms", [cut]) for c in g.coords]).T)) >= 150.0
 
 
-def test_grid_counts_hand_worked():
-    # UTM 35N (Helsinki's zone); with 500 m cells, ix = floor(x / 500), iy = floor(y / 500).
-    xy = [(385010, 6670010), (385020, 6670490), (385510, 6670010), (385499, 6670499)]
-    pts = gpd.GeoDataFrame(
-        {"status": ["ok", "unreachable", "ok", "OK"]}, geometry=[Point(p) for p in xy], crs="EPSG:32635"
-    )
-    cells = mh.grid_counts(pts, 500.0).to_crs("EPSG:32635")
-    got = {
-        (round(g.bounds[0]), round(g.bounds[1])): (c, u)
-        for g, c, u in zip(cells.geometry, cells["count"], cells["unreachable"], strict=True)
-    }
-    assert got == {(385000, 6670000): (3, 1), (385500, 6670000): (1, 0)}
-    no_status = mh.grid_counts(pts.drop(columns="status"), 500.0)
-    assert list(no_status["unreachable"]) == [-1, -1]
-    with pytest.raises(InputError, match="cell_size_m"):
-        mh.grid_counts(pts, 0)
-
-
 def test_defender_status_hand_worked():
     frame = pd.DataFrame(
         {"travel_time_s": [60.0, 600.0, 601.0, np.nan, 100.0], "reachable": [True, True, True, True, False]}
@@ -334,17 +341,6 @@ def test_defender_status_hand_worked():
     assert mh.defender_status(pd.DataFrame({"x": [1]}), 10) is None
     assert mh.worst_status({"covered": 3, "slow": 1}) == "slow"
     assert mh.worst_status({"covered": 3, "unreachable": 1, "slow": 2}) == "unreachable"
-
-
-def test_grid_status_counts_per_cell():
-    xy = [(385010, 6670010), (385020, 6670490), (385510, 6670010), (385499, 6670499)]
-    pts = gpd.GeoDataFrame(geometry=[Point(p) for p in xy], crs="EPSG:32635")
-    status = np.array(["covered", "slow", "unreachable", "slow"], dtype=object)
-    cells = mh.grid_status(pts, status, 500.0).sort_values(["ix", "iy"])
-    assert cells[["count", "covered", "slow", "unreachable", "reachable"]].to_numpy().tolist() == [
-        [3, 1, 2, 0, 0],
-        [1, 0, 0, 1, 0],
-    ]
 
 
 def test_heat_frames_by_iso_week_hand_worked():
@@ -415,13 +411,14 @@ def test_road_layers_tiers_zoom_and_duplicates(monkeypatch):
         },
         crs="EPSG:4326",
     )
-    layers = mh.road_layers(roads)
+    layers, names = mh.road_layers(roads)
+    assert names == [] and all(set(t["names"]) == {-1} for t in layers)
     assert [t["tier"] for t in layers] == [0, 1, 2]
     assert [t["minZoom"] for t in layers] == [0, 0, 0]  # a small network is drawn whole
     assert len(layers[0]["counts"]) == 3  # the primary once (not twice), the secondary list, the unknown
     monkeypatch.setattr(mh, "ZOOM_TIERS_ABOVE", 0)
-    assert [t["minZoom"] for t in mh.road_layers(roads)] == [0, 14, 15]
-    no_main = mh.road_layers(roads.iloc[2:4])
+    assert [t["minZoom"] for t in mh.road_layers(roads)[0]] == [0, 14, 15]
+    no_main, _ = mh.road_layers(roads.iloc[2:4])
     assert [(t["tier"], t["minZoom"]) for t in no_main] == [(1, 0), (2, 15)]  # lowest tier always drawn
     # 5 m simplification: a 1 m kink disappears, a 20 m one stays
     kinked = gpd.GeoDataFrame(
@@ -432,7 +429,7 @@ def test_road_layers_tiers_zoom_and_duplicates(monkeypatch):
         ],
         crs="EPSG:32635",
     )
-    assert mh.road_layers(kinked)[0]["counts"] == [2, 3]
+    assert mh.road_layers(kinked)[0][0]["counts"] == [2, 3]
 
 
 def test_active_alerts_levels():
@@ -458,14 +455,16 @@ def test_service_areas_merged_per_band():
         geometry=[sq(385000, 300), sq(385200, 300), sq(384800, 800), sq(385700, 300)],
         crs="EPSG:32635",
     )
-    data = calls(commander_map(service_areas=areas))["areas"][0]
-    assert [it["tip"] for it in data["items"]] == [["within 10 min of a haven"], ["within 5 min of a haven"]]
-    ten, five = data["items"]
+    data = calls(commander_map(service_areas=areas))["areas"]
+    assert [d["layer"] for d in data] == ["band_1", "band_2"]  # one layer per band, smallest first
+    five, ten = (d["items"][0] for d in data)
     assert five["parts"] == [1] and ten["parts"] == [1, 1]  # the two 5-min squares overlap: one polygon
     ring = np.array(mh.decode_polyline(five["enc"], five["counts"])[0])
     merged = Polygon(ring[:, ::-1])
     want = gpd.GeoSeries([sq(385000, 300).union(sq(385200, 300))], crs="EPSG:32635").to_crs(4326).iloc[0]
     assert merged.symmetric_difference(want).area / want.area < 0.01
+    shown = {d["key"]: d["show"] for d in calls(commander_map(service_areas=areas))["layer"]}
+    assert shown == {"band_1": True, "band_2": False}  # the nearest band on, the others one click away
 
 
 def test_defender_reachability_taken_from_routes():
@@ -504,10 +503,9 @@ canvas => {
 
 
 @browser
-@requires_chromium
-def test_browser_fetches_nothing_and_logs_no_errors(default_map):
-    path, _ = default_map
-    with open_page(path) as view:
+def test_browser_fetches_nothing_and_logs_no_errors(session, default_map, k5_map, exact_map):
+    for path, _ in (default_map, k5_map, exact_map):
+        view = _open(session, path)
         assert view.blocked_requests == []
         assert view.requests == [view.url]
         assert view.console_errors == []
@@ -516,18 +514,18 @@ def test_browser_fetches_nothing_and_logs_no_errors(default_map):
 
 
 @browser
-@requires_chromium
-def test_browser_helper_blocks_and_records(tmp_path):
+def test_browser_helper_blocks_and_records(session, tmp_path):
     """Negative control for the helper: remote and foreign file:// requests are blocked."""
     page = tmp_path / "leaky.html"
     page.write_text(
         '<img src="https://example.invalid/a.png"><img src="other.png"><script>nope();</script>',
         encoding="utf-8",
     )
-    with open_page(page) as view:
-        assert "https://example.invalid/a.png" in view.blocked_requests
-        assert (tmp_path / "other.png").as_uri() in view.blocked_requests
-        assert any("nope" in e for e in view.page_errors)
+    view = session.open(page)
+    view.page.wait_for_timeout(200)
+    assert "https://example.invalid/a.png" in view.blocked_requests
+    assert (tmp_path / "other.png").as_uri() in view.blocked_requests
+    assert any("nope" in e for e in view.page_errors)
 
 
 def _expected_cells(cell_m: float) -> int:
@@ -536,73 +534,74 @@ def _expected_cells(cell_m: float) -> int:
     return len({(int(x // cell_m), int(y // cell_m)) for x, y in (to_utm.transform(*xy) for xy in DEFENDERS_XY)})
 
 
-@browser
-@requires_chromium
-def test_layers_draw_and_toggle(default_map):
-    path, _ = default_map
-    with open_page(path) as view:
-        labels = view.evaluate(
-            "Array.from(document.querySelectorAll('.leaflet-control-layers-overlays label'))"
-            ".map(l => l.textContent.trim())"
-        )
-        assert labels == [
-            "Incident heatmap (by week)",
-            "Defenders' status (per 500 m cell)",
-            "Routes to havens",
-            "Safe havens",
-        ]
-        base = view.evaluate(
-            "Array.from(document.querySelectorAll('.leaflet-control-layers-base label')).map(l => l.textContent.trim())"
-        )
-        assert base == ["Road network (offline base map)"]
-        assert _count(view, ".hm-haven") == 2
-        assert _count(view, "path.hm-route") == 3
-        dashed = view.evaluate(
-            "Array.from(document.querySelectorAll('path.hm-route')).map(p => p.getAttribute('stroke-dasharray'))"
-        )
-        assert sorted(dashed, key=str) == ["6 5", None, None]
-        assert _count(view, "path.hm-defender-cell") == _expected_cells(500.0)
-        heat = view.page.locator("canvas.leaflet-heatmap-layer")
-        roads = view.page.locator(".leaflet-hmRoads-pane canvas")
-        assert heat.count() == 1 and roads.count() == 1
-        assert heat.evaluate(INK_JS) > 500
-        assert roads.evaluate(INK_JS) > 500
-
-        toggle = view.page.locator(".leaflet-control-layers-overlays label", has_text="Safe havens")
-        toggle.click()
-        assert _count(view, ".hm-haven") == 0
-        assert _count(view, "path.hm-route") == 3  # other layers untouched
-        toggle.click()
-        assert _count(view, ".hm-haven") == 2
-        assert view.console_errors == [] and view.page_errors == []
+@pytest.fixture(scope="module")
+def default_view(session, default_map):
+    return _open(session, default_map[0])
 
 
 @browser
-@requires_chromium
-def test_injected_markup_is_shown_not_run(default_map):
-    path, _ = default_map
-    with open_page(path) as view:
-        page = view.page
-        texts = []
-        for marker in page.locator(".hm-haven").all():  # hover, then click each haven
-            marker.hover()
-            texts += page.locator(".leaflet-tooltip").all_inner_texts()
-            marker.click()
-            texts += page.locator(".leaflet-popup-content").all_inner_texts()
-        for x, y in view.evaluate(ROUTE_POINTS_JS):  # hover each solid route
-            page.mouse.move(x, y)
-            texts += page.locator(".leaflet-tooltip").all_inner_texts()
-        joined = "\n".join(texts)
-        assert joined.count(NASTY_HAVEN) >= 3  # tooltip, popup, route tooltip
-        assert joined.count(TEMPLATE_HAVEN) >= 3
-        assert IMG_KIND in joined
-        assert "5.0 min, 1.00 km" in joined and "4.2 min, 0.80 km" in joined
-        assert view.evaluate("typeof window.__pwned") == "undefined"
-        assert _count(view, ".leaflet-popup-content script, .leaflet-tooltip script, img") == 0
-        assert view.evaluate("document.title") == "Ops <b>map</b>"
-        assert "Ops <b>map</b>" in page.locator("#hm-title").inner_text()
-        assert view.blocked_requests == []  # the <img src=x> never became an element
-        assert view.console_errors == [] and view.page_errors == []
+def test_layers_draw_and_toggle(default_view):
+    view = default_view
+    labels = view.evaluate(
+        "Array.from(document.querySelectorAll('.leaflet-control-layers-overlays label')).map(l => l.textContent.trim())"
+    )
+    assert labels == ["Incident heat (by week)", "Defenders' status (500 m cells)", "Safe havens", "Routes to havens"]
+    sections = view.evaluate(
+        "Array.from(document.querySelectorAll('.leaflet-control-layers-overlays .hm-ctl-sec')).map(e => e.textContent)"
+    )
+    assert sections == ["Threat", "Safety"]
+    base = view.evaluate(
+        "Array.from(document.querySelectorAll('.leaflet-control-layers-base label')).map(l => l.textContent.trim())"
+    )
+    assert base == ["Road network (offline)"]
+    assert _count(view, ".hm-haven") == 2
+    assert _count(view, "path.hm-route") == 3
+    dashed = view.evaluate(
+        "Array.from(document.querySelectorAll('path.hm-route')).map(p => p.getAttribute('stroke-dasharray'))"
+    )
+    assert sorted(dashed, key=str) == ["6 5", None, None]
+    assert _count(view, "path.hm-defender-cell") == _expected_cells(500.0)
+    heat = view.page.locator("canvas.leaflet-heatmap-layer")
+    roads = view.page.locator(".leaflet-hmRoads-pane canvas")
+    assert heat.count() == 1 and roads.count() == 1
+    assert heat.evaluate(INK_JS) > 500
+    assert roads.evaluate(INK_JS) > 500
+
+    toggle = view.page.locator(".leaflet-control-layers-overlays label", has_text="Safe havens")
+    toggle.click()
+    assert _count(view, ".hm-haven") == 0
+    assert _count(view, "path.hm-route") == 3  # other layers untouched
+    toggle.click()
+    assert _count(view, ".hm-haven") == 2
+    assert view.console_errors == [] and view.page_errors == []
+
+
+@browser
+def test_injected_markup_is_shown_not_run(default_view):
+    view = default_view
+    page = view.page
+    view.evaluate("() => HM.fitHome(false)")
+    texts = []
+    for marker in page.locator(".hm-haven").all():  # hover, then click each haven
+        marker.hover()
+        texts += page.locator(".leaflet-tooltip").all_inner_texts()
+        marker.click()
+        texts += page.locator(".leaflet-popup-content").all_inner_texts()
+    view.evaluate("() => HM.map.closePopup()")
+    for x, y in view.evaluate(ROUTE_POINTS_JS):  # hover each solid route
+        page.mouse.move(x, y)
+        texts += page.locator(".leaflet-tooltip").all_inner_texts()
+    joined = "\n".join(texts)
+    assert joined.count(NASTY_HAVEN) >= 3  # tooltip, popup, route tooltip
+    assert joined.count(TEMPLATE_HAVEN) >= 3
+    assert IMG_KIND in joined
+    assert "5.0 min, 1.00 km" in joined and "4.2 min, 0.80 km" in joined
+    assert view.evaluate("typeof window.__pwned") == "undefined"
+    assert _count(view, ".leaflet-popup-content script, .leaflet-tooltip script, img") == 0
+    assert view.evaluate("document.title") == "Ops <b>map</b>"
+    assert "Ops <b>map</b>" in page.locator("#hm-title").inner_text()
+    assert view.blocked_requests == []  # the <img src=x> never became an element
+    assert view.console_errors == [] and view.page_errors == []
 
 
 ROUTE_POINTS_JS = """
@@ -620,47 +619,71 @@ ROUTE_POINTS_JS = """
 
 
 @browser
-@requires_chromium
-def test_routes_do_not_start_at_the_defender(default_map):
-    path, _ = default_map
-    with open_page(path) as view:
-        starts = view.evaluate("""
-            () => {
-              const out = [];
-              HM.map.eachLayer(l => {
-                if (l.options && l.options.className === 'hm-route' && l.getLatLngs) {
-                  const ll = l.getLatLngs().flat(Infinity)[0];
-                  out.push([ll.lng, ll.lat]);
-                }
-              });
-              return out;
-            }""")
+def test_routes_start_150_m_beyond_the_defenders_cell(default_view):
+    starts = default_view.evaluate("""
+        () => {
+          const out = [];
+          HM.map.eachLayer(l => {
+            if (l.options && l.options.className === 'hm-route' && l.getLatLngs) {
+              const ll = l.getLatLngs().flat(Infinity)[0];
+              out.push([ll.lng, ll.lat]);
+            }
+          });
+          return out;
+        }""")
     assert len(starts) == 3
-    origins = [DEFENDERS_XY[0], DEFENDERS_XY[2]]
+    routes = _routes().to_crs("EPSG:32635")
+    owner = dict(zip(DEFENDER_IDS, DEFENDERS_XY, strict=True))
+    to_utm = Transformer.from_crs("EPSG:4326", "EPSG:32635", always_xy=True)
     for lon, lat in starts:
-        nearest = min(GEOD.inv(lon, lat, ox, oy)[2] for ox, oy in origins)
-        # at least 100 m away in a straight line, at most the 150 m cut along the route (+1 m encoding)
-        assert 100.0 <= nearest <= 151.0
+        x, y = to_utm.transform(lon, lat)
+        i = int(np.argmin(routes.distance(Point(x, y))))  # the input route this drawn line belongs to
+        assert routes.geometry.iloc[i].distance(Point(x, y)) < 2.0
+        ox, oy = owner[routes["defender_id"].iloc[i]]
+        assert GEOD.inv(lon, lat, ox, oy)[2] >= 149.0  # the straight-line trim (1 m of encoding)
+        dx, dy = to_utm.transform(ox, oy)
+        cx, cy = dx // 500 * 500, dy // 500 * 500  # the defender's own 500 m cell
+        outside = Point(x, y).distance(Polygon([(cx, cy), (cx + 500, cy), (cx + 500, cy + 500), (cx, cy + 500)]))
+        assert outside >= 148.0  # the route starts 150 m beyond the cell (2 m of encoding)
 
 
 @browser
-@requires_chromium
-def test_exact_map_draws_points_and_warning(exact_map):
-    path, _ = exact_map
-    with open_page(path) as view:
-        assert _count(view, "path.hm-defender") == 3
-        assert _count(view, "path.hm-defender-cell") == 0
-        assert "EXACT DEFENDER LOCATIONS" in view.page.locator("#hm-title").inner_text()
-        assert view.evaluate("typeof window.__pwned") == "undefined"
-        assert view.blocked_requests == [] and view.console_errors == []
+def test_exact_map_draws_points_and_warning(session, exact_map):
+    view = _open(session, exact_map[0])
+    assert _count(view, "path.hm-defender") == 3
+    assert _count(view, "path.hm-defender-cell") == 0
+    assert "EXACT DEFENDER LOCATIONS" in view.page.locator("#hm-title").inner_text()
+    assert view.evaluate("typeof window.__pwned") == "undefined"
+    assert view.blocked_requests == [] and view.console_errors == []
 
 
 @browser
-@requires_chromium
-def test_screenshot_is_not_blank(default_map):
-    path, _ = default_map
-    with open_page(path) as view:
-        shot = view.screenshot(ARTIFACTS / "maps_default.png")
+def test_k_anonymous_map_merges_and_hides_counts(session, k5_map):
+    view = _open(session, k5_map[0])
+    badges = view.evaluate("Array.from(document.querySelectorAll('.hm-badge')).map(b => b.textContent)")
+    assert badges and set(badges) == {"<5"}  # three defenders: fewer than k, counts hidden
+    # routes leave out the whole merged area of their defender: every drawn vertex is outside it
+    cells = view.evaluate("Object.values(HM.cells).map(c => c.getLatLngs().flat(2).map(p => [p.lng, p.lat]))")
+    areas = gpd.GeoSeries([Polygon(ring) for ring in cells], crs="EPSG:4326").to_crs("EPSG:32635")
+    drawn = view.evaluate(
+        "() => { const out = []; HM.map.eachLayer(l => { if (l.options && l.options.className === 'hm-route')"
+        " out.push(l.getLatLngs().flat(Infinity).map(p => [p.lng, p.lat])); }); return out; }"
+    )
+    routes = _routes().to_crs("EPSG:32635")
+    owner = dict(zip(DEFENDER_IDS, DEFENDERS_XY, strict=True))
+    for line in drawn:
+        pts = gpd.GeoSeries([Point(p) for p in line], crs="EPSG:4326").to_crs("EPSG:32635")
+        i = int(np.argmin(routes.distance(pts.iloc[0])))
+        home = gpd.GeoSeries([Point(owner[routes["defender_id"].iloc[i]])], crs="EPSG:4326").to_crs("EPSG:32635")
+        area = areas.loc[areas.contains(home.iloc[0])].iloc[0]
+        assert all(area.exterior.distance(p) < 2.0 or not area.contains(p) for p in pts)
+    tip = view.evaluate("HM.cells[0].getTooltip()._content().textContent")
+    assert "fewer than 5 defenders" in tip and "counts hidden" in tip
+
+
+@browser
+def test_screenshot_is_not_blank(default_view):
+    shot = default_view.screenshot(ARTIFACTS / "maps_default.png")
     assert shot.stat().st_size > 10_000
 
 
@@ -703,3 +726,313 @@ def test_haven_icons_by_kind_match_whole_words():
         "doctors": 1,
     }
     assert {k: mh.haven_kind(k) for k in kinds} == kinds
+
+
+# ---------------------------------------------------------------- one visual language, colour-blind safe
+
+CVD = [None] + [
+    {"name": "sRGB1+CVD", "cvd_type": t, "severity": 100} for t in ("deuteranomaly", "protanomaly", "tritanomaly")
+]
+
+
+def _ucs(colour: str, cvd) -> np.ndarray:
+    from colorspacious import cspace_convert
+
+    rgb = np.array([int(colour.lstrip("#")[i : i + 2], 16) / 255 for i in (0, 2, 4)])
+    if cvd is not None:
+        rgb = np.clip(cspace_convert(rgb, cvd, "sRGB1"), 0, 1)
+    return cspace_convert(rgb, "sRGB1", "CAM02-UCS")
+
+
+def test_palettes_are_colour_blind_safe():
+    """Simulated with colorspacious (Machado et al. 2009, full severity): categories stay apart
+    (ΔE in CAM02-UCS), sequential ramps stay ordered in lightness, threat never looks like reach."""
+    pytest.importorskip("colorspacious")
+    categorical = {
+        "defender status": [mh.STATUS[s][0] for s in ("covered", "slow", "unreachable")],
+        "haven kinds": [c for _, c, _, _ in mh.HAVEN_KINDS],
+        "alert levels": [c for _, c, _, _ in mh.ALERT_LEVELS],
+        "first patrol units": list(mh.UNIT_COLOURS[:3]),
+    }
+    sequential = {
+        "threat": list(mh.THREAT_RAMP),
+        "heat": list(mh.HEAT_GRADIENT.values()),
+        "hot spots": [c for _, c, _ in mh.HOTSPOT_CLASSES][::-1],
+        "reach": list(mh.REACH_RAMP)[::-1],
+    }
+    for cvd in CVD:
+        for name, colours in categorical.items():
+            pts = [_ucs(c, cvd) for c in colours]
+            gap = min(np.linalg.norm(a - b) for i, a in enumerate(pts) for b in pts[i + 1 :])
+            assert gap >= 15, (name, cvd and cvd["cvd_type"], gap)
+        for name, colours in sequential.items():
+            lightness = [_ucs(c, cvd)[0] for c in colours]
+            assert all(b - a >= 8 for a, b in zip(lightness[1:], lightness, strict=False)), (name, cvd, lightness)
+        threat = [_ucs(c, cvd) for c in mh.THREAT_RAMP]
+        reach = [_ucs(c, cvd) for c in [*mh.REACH_RAMP, *(mh.STATUS[s][0] for s in ("covered", "slow", "unreachable"))]]
+        assert min(np.linalg.norm(a - b) for a in threat for b in reach) >= 15
+
+
+def test_page_assets_are_package_files():
+    """Our JavaScript and CSS live in havenmap/assets (package data), not in Python strings."""
+    import importlib.resources
+
+    assets = importlib.resources.files("havenmap") / "assets"
+    js, css = (assets / "hm.js").read_text(encoding="utf-8"), (assets / "hm.css").read_text(encoding="utf-8")
+    assert mh.page_js() == js and mh.page_css().endswith(css)
+    text = commander_map(roads=_roads()).get_root().render()
+    assert js in text and css in text
+    for module in ("maps.py", "_maphtml.py", "_maplayers.py"):
+        source = (Path(mh.__file__).parent / module).read_text(encoding="utf-8")
+        assert "function (" not in source and "@media" not in source, module
+
+
+# ---------------------------------------------------------------- privacy: no defender position in the file
+
+NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+PAIR = re.compile(rf"(?<![\w.])({NUMBER})\s*,\s*({NUMBER})(?![\w.])")
+ENCODED = re.compile(r'"enc":"((?:[^"\\]|\\.)*)","counts":\[([\d,]*)\]')
+
+
+def _polyline(text: str, counts: list[int]) -> list[tuple[float, float]]:
+    """Google's polyline algorithm, written again here (not the map code's decoder)."""
+    values, shift, result = [], 0, 0
+    for byte in text.encode():
+        chunk = byte - 63
+        result |= (chunk & 0x1F) << shift
+        shift += 5
+        if chunk < 0x20:
+            values.append(-(result >> 1) - 1 if result & 1 else result >> 1)
+            shift, result = 0, 0
+    out, lat, lon = [], 0, 0
+    for dlat, dlon in zip(values[0::2], values[1::2], strict=True):
+        lat, lon = lat + dlat, lon + dlon
+        out.append((lat / 1e5, lon / 1e5))
+    assert len(out) == sum(counts)
+    return out
+
+
+def coordinates_in(text: str) -> np.ndarray:
+    """Every (lat, lon) the file could hold: each number pair in both orders, and every decoded polyline."""
+    pairs = [(float(a), float(b)) for a, b in PAIR.findall(text)]
+    found = [*pairs, *((b, a) for a, b in pairs)]
+    for enc, counts in ENCODED.findall(text):
+        found += _polyline(json.loads(f'"{enc}"'), [int(c) for c in counts.split(",") if c])
+    arr = np.array(found, dtype=float).reshape(-1, 2)
+    return arr[(np.abs(arr[:, 0]) <= 90) & (np.abs(arr[:, 1]) <= 180)]
+
+
+def closest_to_defenders(text: str, defenders: gpd.GeoDataFrame) -> np.ndarray:
+    """Metres from each defender to the nearest coordinate found in the file."""
+    pts = coordinates_in(text)
+    lat0 = np.radians(defenders.geometry.y.to_numpy())[:, None]
+    dy = (pts[None, :, 0] - defenders.geometry.y.to_numpy()[:, None]) * 111_320.0
+    dx = (pts[None, :, 1] - defenders.geometry.x.to_numpy()[:, None]) * 111_320.0 * np.cos(lat0)
+    return np.sqrt(dx * dx + dy * dy).min(axis=1)
+
+
+X_PRIV, Y_PRIV = 384_000.0, 6_670_000.0  # multiples of 2 km: the quadtree squares of 500 m cells start here
+
+
+def _utm(xy) -> gpd.GeoSeries:
+    return gpd.GeoSeries([Point(x + X_PRIV, y + Y_PRIV) for x, y in xy], crs="EPSG:32635")
+
+
+def privacy_layers() -> dict:
+    """A hand-placed scene where nothing public lies within 100 m of a defender.
+
+    Defenders sit 150-350 m inside their 500 m cells, so cell corners and borders are far from
+    them: cluster A (6, a published cell), B (2, merged into the 2 km square and still fewer than
+    5), C (5, published). Routes from every defender to a haven, alerts on A and C, roads, havens,
+    service areas, incidents and hot spots all stay away from them.
+    """
+    rng = np.random.default_rng(4)
+    spots = [(150, 150), (250, 250), (350, 150), (150, 350), (350, 350), (250, 150)]
+    a = [(x, y) for x, y in spots]
+    b = [(1150, 250), (1350, 350)]
+    c = [(4000 + x, 4000 + y) for x, y in spots[:5]]
+    xy = np.array([*a, *b, *c], dtype=float) + rng.uniform(-5, 5, (13, 2))
+    status = ["covered"] * 4 + ["slow", "unreachable"] + ["unreachable"] * 2 + ["covered"] * 5
+    ids = [f"P{i:02d}" for i in range(13)]
+    defenders = gpd.GeoDataFrame(
+        {"id": ids, "name": [f"Person {i}" for i in ids], "status": status}, geometry=_utm(xy), crs="EPSG:32635"
+    )
+    havens = gpd.GeoDataFrame(
+        {"id": ["H1", "H2"], "name": ["Clinic", "Embassy"], "kind": ["clinic", "embassy"]},
+        geometry=_utm([(1250, 1250), (4500, 3000)]),
+        crs="EPSG:32635",
+    )
+    hx, hy = 1250 + X_PRIV, 1250 + Y_PRIV
+    routes = gpd.GeoDataFrame(
+        {
+            "defender_id": ids,
+            "rank": 1,
+            "haven_id": "H1",
+            "travel_time_s": 300.0,
+            "distance_m": 900.0,
+            "reachable": True,
+        },
+        geometry=[LineString([(x + X_PRIV, y + Y_PRIV), (x + X_PRIV, hy), (hx, hy)]) for x, y in xy],
+        crs="EPSG:32635",
+    )
+    roads = gpd.GeoDataFrame(
+        {"highway": ["primary", "secondary"], "name": ["Main Street", "Cross Road"]},
+        geometry=[
+            LineString([(X_PRIV - 1000, Y_PRIV + 1000), (X_PRIV + 6000, Y_PRIV + 1000)]),
+            LineString([(X_PRIV + 3000, Y_PRIV - 1000), (X_PRIV + 3000, Y_PRIV + 6000)]),
+        ],
+        crs="EPSG:32635",
+    )
+    areas = gpd.GeoDataFrame(
+        {"haven_id": ["H1", "H2"], "minutes": [5, 5]}, geometry=havens.geometry.buffer(300), crs="EPSG:32635"
+    )
+    incidents = gpd.GeoDataFrame(
+        {"date": pd.Timestamp("2026-11-18"), "event_type": "Riots", "fatalities": [0, 1, 2]},
+        geometry=_utm([(3000, 2000), (3100, 2050), (2900, 1900)]),
+        crs="EPSG:32635",
+    )
+    hotspots = gpd.GeoDataFrame(
+        {"risk": [3.0], "gi_z": [3.1], "p_value": [0.001], "significance": ["hot 99%"]},
+        geometry=[LineString([(X_PRIV + 2500, Y_PRIV + 3000), (X_PRIV + 3500, Y_PRIV + 3000)])],
+        crs="EPSG:32635",
+    )
+    alerts = pd.DataFrame({"defender_id": ["P01", "P09"], "level": ["critical", "medium"], "reason": ["surge", "near"]})
+    return dict(
+        roads=roads,
+        havens=havens,
+        defenders=defenders,
+        routes=routes,
+        service_areas=areas,
+        incidents=incidents,
+        hotspots=hotspots,
+        alerts=alerts,
+        as_of="2026-11-20",
+        slow_minutes=10,
+    )
+
+
+def test_no_defender_position_in_the_file_as_coordinates():
+    """Scan every number pair (both orders) and every decoded polyline: none within the radius of the
+    smallest cell (50 m) of any defender — while the negative controls find every defender."""
+    from havenmap.privacy import MIN_CELL_M
+
+    kw = privacy_layers()
+    defenders = kw["defenders"].to_crs("EPSG:4326")
+    radius = MIN_CELL_M / 2
+    text = commander_map(**kw).get_root().render()
+    assert "Person" not in text and "P01" not in text  # names and ids stay out too
+    closest = closest_to_defenders(text, defenders)
+    assert closest.min() > radius, closest.round(1)
+    assert closest.min() > 100  # nothing public was placed closer, so nothing is there at all
+    # the scan itself works: the exact map and (below the documented minimum) 1 m cells give them away
+    exact = commander_map(**kw, exact_defenders=True).get_root().render()
+    assert closest_to_defenders(exact, defenders).max() < 2.0
+
+
+def test_scan_catches_tiny_cells(monkeypatch):
+    from havenmap import privacy
+
+    monkeypatch.setattr(privacy, "MIN_CELL_M", 1.0)  # what issue 15 found: 1 m cells, world-readable
+    kw = privacy_layers()
+    text = commander_map(**kw, cell_size_m=1, k_anonymity=1).get_root().render()
+    assert closest_to_defenders(text, kw["defenders"].to_crs("EPSG:4326")).max() < 3.0
+
+
+def test_small_cells_and_no_floor_are_refused_or_documented():
+    kw = privacy_layers()
+    with pytest.raises(InputError, match=r"at least 100 m"):
+        commander_map(**kw, cell_size_m=1)
+    with pytest.raises(InputError, match="k-anonymity"):
+        commander_map(**kw, k_anonymity=0)
+
+
+# ---------------------------------------------------------------- joins between our own files
+
+
+def test_joins_match_every_row_or_fail_naming_the_ids():
+    kw = privacy_layers()
+    defenders = kw["defenders"].drop(columns="status")
+    other = pd.DataFrame(
+        {"defender_id": [f"X{i}" for i in range(12)] + ["P00"], "travel_time_s": 60.0, "reachable": True}
+    )
+    with pytest.raises(InputError, match=r"coverage: 12 of 13 defender ids match no defender \('X0', .* and 7 more\)"):
+        commander_map(defenders=defenders, coverage=other)
+    partial = pd.DataFrame({"defender_id": ["P00", "P01"], "travel_time_s": 60.0, "reachable": True})
+    with pytest.raises(InputError, match=r"coverage: 11 of 13 defenders have no row \('P02'"):
+        commander_map(defenders=defenders, coverage=partial)
+    with pytest.raises(InputError, match=r"alerts: 1 of 2 defender ids match no defender \('Q7'\)"):
+        commander_map(defenders=kw["defenders"], alerts=pd.DataFrame({"defender_id": ["P01", "Q7"], "level": "high"}))
+    with pytest.raises(InputError, match="give the defenders too"):
+        commander_map(alerts=kw["alerts"])
+
+
+def test_formula_like_ids_join_through_our_csv(tmp_path):
+    """Ids such as =cmd, +1, -x, @y written by write_csv (guarded) and read back with read_table."""
+    from havenmap import _io
+    from havenmap._maplayers import with_coverage
+
+    tricky = ["=cmd", "+1", "-x", "@y"]
+    defenders = gpd.GeoDataFrame({"id": tricky}, geometry=[Point(DEFENDERS_XY[0])] * 4, crs="EPSG:4326")
+    table = pd.DataFrame(
+        {"defender_id": tricky, "travel_time_s": [60.0, 60.0, 900.0, np.nan], "reachable": [True, True, True, False]}
+    )
+    back = _io.read_table(_io.write_csv(tmp_path / "coverage.csv", table), "--coverage")
+    joined = with_coverage(defenders, back)
+    assert list(mh.defender_status(joined, 10)) == ["covered", "covered", "slow", "unreachable"]
+    alerts = _io.read_table(_io.write_csv(tmp_path / "alerts.csv", table.assign(level="high")), "--alerts")
+    m = commander_map(defenders=defenders, coverage=back, alerts=alerts, k_anonymity=1)
+    cells = calls(m)["defenderCells"][0]["items"]
+    assert [[b[0] for b in c["badge"]] for c in cells] == [["2", "1", "1"]]
+    assert len(calls(m)["cellAlerts"][0]["items"]) == 1
+
+
+def test_routes_lose_the_vertices_of_points_attached_to_their_edges():
+    """A route passing another defender's road position has a vertex there; it must not be drawn."""
+    from havenmap._maplayers import _without_attached_points
+
+    line = LineString([(0, 0), (40, 0.2), (60, 0), (100, 0), (100, 30.3), (100.4, 60), (100, 100)])
+    got = _without_attached_points(np.array([line, MultiLineString([[(0, 0), (5, 5)], [(5, 5), (9, 9.1), (10, 10)]])]))
+    assert shapely.get_coordinates(got[0]).tolist() == [[0, 0], [100, 0], [100, 100]]  # the bend stays
+    assert shapely.get_coordinates(got[1]).tolist() == [[0, 0], [10, 10]]  # parts merged first
+
+
+def test_map_builder_composes_other_layers_at_a_privacy_level():
+    """The way siting and share-bundle maps add their own layers: sections, defaults, legend, summary, view."""
+    from havenmap.maps import MapBuilder
+    from havenmap.privacy import DefenderPrivacy
+
+    sites = gpd.GeoDataFrame(
+        {"name": ["<b>site</b> A", "B"]}, geometry=[Point(24.93, 60.16), Point(24.95, 60.17)], crs="EPSG:4326"
+    )
+    builder = MapBuilder(title="Siting", roads=_roads(), privacy=DefenderPrivacy(cell_size_m=250, k=3))
+    builder.add_points(
+        "candidates",
+        "Candidate havens",
+        "Safety",
+        sites,
+        icon_svg=mh.base_icon_svg(),
+        legend_text="candidate site",
+        context=True,
+    )
+    builder.add_lines("corridor", "Corridor", "Patrols", _routes().iloc[:1], colour="#444444", show=False)
+    builder.add_summary_line("site", "2", "candidate sites", place="near Main Street", bounds=sites.total_bounds)
+    builder.add_safety(defenders=_defenders())
+    with pytest.raises(ValueError, match="layer key"):
+        builder.layer("candidates", "again", "Safety")
+    with pytest.raises(ValueError, match="section"):
+        builder.layer("other", "x", "Elsewhere")
+    m = builder.build()
+    with pytest.raises(RuntimeError):
+        builder.build()
+    data = calls(m)
+    meta = {d["key"]: d for d in data["layer"]}
+    assert meta["candidates"]["section"] == "Safety" and meta["candidates"]["show"] is True
+    assert meta["corridor"]["show"] is False and meta["corridor"]["legend"][0][1] == "Corridor"
+    assert meta["defenders"]["name"] == "Defenders' status (250 m cells)"
+    points = next(d for d in data["points"] if d["layer"] == "candidates")
+    assert [r[3][0] for r in points["rows"]] == ["<b>site</b> A", "B"]  # plain text for textContent
+    finish = data["finish"][0]
+    assert finish["summary"]["lines"][0]["kind"] == "site"
+    assert finish["home"]["bounds"] == [[60.16, 24.93], [60.17, 24.95]]  # candidates and the line: in view
+    with pytest.raises(InputError, match=r"coverage: .*give the defenders too"):
+        MapBuilder().add_safety(coverage=pd.DataFrame({"defender_id": ["a"]}))

@@ -153,10 +153,14 @@ def test_to_networkx_round_trip_keeps_costs(demo_walk):
 def test_unknown_format_and_missing_file_are_clear_errors(tmp_path):
     with pytest.raises(NetworkError, match="not found"):
         load_network(tmp_path / "nope.osm.pbf")
-    bad = tmp_path / "roads.shp"
+    bad = tmp_path / "roads.dxf"
     bad.write_text("x")
     with pytest.raises(NetworkError, match="unknown network format"):
         load_network(bad)
+    broken = tmp_path / "roads.shp"  # a line layer now, but not a readable one
+    broken.write_text("x")
+    with pytest.raises(NetworkError, match=r"roads\.shp: cannot be read as a vector layer"):
+        load_network(broken)
     garbage = tmp_path / "garbage.osm.pbf"
     garbage.write_bytes(b"not a pbf at all")
     with pytest.raises(NetworkError, match=r"garbage\.osm\.pbf"):

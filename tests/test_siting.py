@@ -446,7 +446,7 @@ def test_result_tables_and_files(demo_result, tmp_path):
     geo = gpd.read_file(tmp_path / "siting.geojson")
     assert geo["chosen"].sum() == 2 and len(geo) == len(result.candidates)
     html = (tmp_path / "siting_map.html").read_text()
-    assert "Candidate sites" in html and "Service areas before siting" in html and "Service areas after siting" in html
+    assert "Candidate sites" in html and "Within 4 min before siting" in html and "Within 4 min of a haven" in html
     # defenders are aggregated: no defender's coordinates reach the page
     for lon, lat in shapely.get_coordinates(defenders.geometry.to_numpy())[:48]:
         assert f"{lat:.5f}" not in html or f"{lon:.5f}" not in html
@@ -668,17 +668,13 @@ def test_defender_cells_not_points_on_the_map_unless_asked(demo_result, tmp_path
     from havenmap import maps
 
     net, defenders, _, _, result = demo_result
-    m = maps.siting_map(
-        roads=net, havens=result.havens, candidates=result.candidates, defenders=defenders,
-        coverage=result.coverage_after.defenders, minutes=4,
-    )  # fmt: skip
-    html = m.get_root().render()
-    assert "defenders per" in html and "EXACT DEFENDER LOCATIONS" not in html
-    exact = maps.siting_map(
-        roads=net, havens=result.havens, candidates=result.candidates, defenders=defenders,
-        coverage=result.coverage_after.defenders, minutes=4, exact_defenders=True,
-    )  # fmt: skip
-    assert maps.save_map(exact, tmp_path / "x.html").stat().st_mode & 0o077 == 0
+    kw = {"roads": net, "havens": result.havens, "candidates": result.candidates, "defenders": defenders}
+    kw |= {"coverage": result.coverage_after.defenders, "minutes": 4}
+    default = maps.save_map(maps.siting_map(**kw), tmp_path / "cells.html")
+    assert "EXACT DEFENDER LOCATIONS" not in default.read_text() and default.stat().st_mode & 0o077
+    exact = maps.save_map(maps.siting_map(**kw, exact_defenders=True), tmp_path / "exact.html")
+    assert "EXACT DEFENDER LOCATIONS" in exact.read_text()
+    assert exact.stat().st_mode & 0o077 == 0  # exact points: owner-only
 
 
 def test_math_helpers_of_this_file():

@@ -7,6 +7,7 @@ Quick start::
 
     import havenmap as hm
     net = hm.load_network("city.osm.pbf", network_type="drive")   # or hm.from_graph(G)
+    # or any road line layer: hm.read_lines("roads.gpkg", layer="roads", oneway_column="oneway")
     defenders = hm.read_defenders("defenders.csv")
     havens = hm.read_havens("havens.geojson")
     routes = hm.nearest_havens(net, defenders, havens, k=2)      # GeoDataFrame, EPSG:4326
@@ -15,6 +16,7 @@ Quick start::
 from .errors import HavenmapError, InfeasibleError, InputError, NetworkError, OffNetworkError
 from .havens import nearest_havens
 from .layers import read_defenders, read_havens, read_incidents, read_points
+from .lines import LineOptions, NetworkReport, from_gdfs, from_lines, network_report, read_lines
 from .maps import commander_map, coverage_map, nearest_map, patrol_map, save_map, threat_map
 from .network import RoadNetwork, from_graph, from_place, load_network
 from .report import nearest_report
@@ -28,7 +30,9 @@ __all__ = [
     "HavenmapError",
     "InfeasibleError",
     "InputError",
+    "LineOptions",
     "NetworkError",
+    "NetworkReport",
     "OffNetworkError",
     "RoadNetwork",
     "SitingParams",
@@ -36,17 +40,21 @@ __all__ = [
     "commander_map",
     "coverage_map",
     "demo_dir",
+    "from_gdfs",
     "from_graph",
+    "from_lines",
     "from_place",
     "load_network",
     "load_scenario",
     "nearest_havens",
     "nearest_map",
     "nearest_report",
+    "network_report",
     "patrol_map",
     "read_defenders",
     "read_havens",
     "read_incidents",
+    "read_lines",
     "read_points",
     "run_scenario",
     "save_map",

@@ -22,7 +22,7 @@ import pandas as pd
 import pyproj
 import shapely
 
-from havenmap.errors import InputError, where
+from havenmap.errors import InputError, listing, where
 
 WGS84 = "EPSG:4326"
 
@@ -128,7 +128,13 @@ def file_format(path: Path, label: str) -> str:
     return _FORMATS[suffix]
 
 
-def load(path: str | os.PathLike[str], text_columns: Iterable[str] = ()) -> tuple[pd.DataFrame, Source]:
+def load(
+    path: str | os.PathLike[str],
+    text_columns: Iterable[str] = (),
+    *,
+    layer: str | None = None,
+    layer_option: str = "layer=",
+) -> tuple[pd.DataFrame, Source]:
     """Read a table or vector file; index the rows 1..n; drop fully blank CSV rows.
 
     Parameters
@@ -138,6 +144,14 @@ def load(path: str | os.PathLike[str], text_columns: Iterable[str] = ()) -> tupl
     text_columns
         Column names (any case) that CSV reading must keep as text, such as ids,
         so ``007`` stays ``007``.
+    layer
+        The layer of a GeoPackage to read; required when the file holds several (the
+        error lists them). Ignored for other formats.
+    layer_option
+        How the caller names ``layer`` in messages (``"--layer (layer=)"`` on the command line).
+
+    Only empty CSV cells are missing values: ``NaN``, ``NA`` or ``null`` written in a cell stay
+    text, so a coordinate written as ``NaN`` is reported as not a number, and an id ``NA`` is kept.
     """
     label = os.fspath(path)
     label = label if isinstance(label, str) else label.decode(errors="replace")
@@ -149,7 +163,8 @@ def load(path: str | os.PathLike[str], text_columns: Iterable[str] = ()) -> tupl
     fmt = file_format(p, label)
     src = Source(label, fmt)
     try:
-        frame = _read(p, fmt, {str(c).strip().lower() for c in text_columns})
+        layer = _gpkg_layer(p, src, layer, layer_option) if fmt == "gpkg" else None
+        frame = _read(p, fmt, {str(c).strip().lower() for c in text_columns}, layer)
     except InputError:
         raise
     except PermissionError as exc:
@@ -161,10 +176,7 @@ def load(path: str | os.PathLike[str], text_columns: Iterable[str] = ()) -> tupl
     except pd.errors.EmptyDataError as exc:
         raise src.fail("has no rows (the file is empty); add a header line and data rows") from exc
     except pd.errors.ParserError as exc:
-        raise src.fail(
-            f"cannot be read as {_FORMAT_NAMES[fmt]} ({one_line(exc)}); "
-            "check for unquoted separators inside values or a wrong separator"
-        ) from exc
+        raise src.fail(_parser_problem(exc, fmt, p)) from exc
     except Exception as exc:  # pyogrio / pyarrow raise many types for damaged files
         raise src.fail(
             f"cannot be read as {_FORMAT_NAMES[fmt]} ({one_line(exc)}); "
@@ -174,6 +186,41 @@ def load(path: str | os.PathLike[str], text_columns: Iterable[str] = ()) -> tupl
     if fmt in ("csv", "tsv") and len(frame):
         frame = frame.loc[frame.notna().any(axis=1).to_numpy()]
     return frame, src
+
+
+def _parser_problem(exc: Exception, fmt: str, p: Path) -> str:
+    """What pandas' tokenizer error means for the user: ``row 7 has 4 fields, the header has 3``."""
+    import re
+
+    found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+    if found:
+        expected, line, saw = (int(g) for g in found.groups())
+        sep = "tab" if fmt == "tsv" else repr(_sniff_separator(p))
+        return (
+            f"row {line - 1} has {saw} fields, the header has {expected}; put quotes around values that "
+            f"contain the separator ({sep}) or remove the extra separators"
+        )
+    return (
+        f"cannot be read as {_FORMAT_NAMES[fmt]} ({one_line(exc)}); "
+        "check for unquoted separators inside values or a wrong separator"
+    )
+
+
+def _gpkg_layer(p: Path, src: Source, layer: str | None, option: str) -> str | None:
+    """The GeoPackage layer to read: ``layer``, or the only one; several without a choice is an error."""
+    import pyogrio
+
+    names = [str(name) for name in pyogrio.list_layers(p)[:, 0]]
+    if layer is not None:
+        if layer not in names:
+            raise src.fail(f"has no layer {layer!r}; its layers are {listing(names, quote=True)}; fix {option}")
+        return layer
+    if len(names) > 1:
+        raise src.fail(
+            f"holds {len(names)} layers ({listing(names, quote=True)}); choose one with {option} "
+            "or save the layer you mean as its own file"
+        )
+    return None
 
 
 def _sniff_separator(p: Path) -> str:
@@ -191,10 +238,12 @@ def _sniff_separator(p: Path) -> str:
     return best if counts[best] > counts[","] else ","
 
 
-def _read(p: Path, fmt: str, text_columns: set[str]) -> pd.DataFrame:
+def _read(p: Path, fmt: str, text_columns: set[str], layer: str | None = None) -> pd.DataFrame:
     if fmt in ("csv", "tsv"):
         sep = "\t" if fmt == "tsv" else _sniff_separator(p)
-        opts = {"sep": sep, "encoding": "utf-8-sig", "skip_blank_lines": False}
+        # only empty cells are missing: 'NaN' or 'NA' written in a cell is text (an id, or a bad number)
+        opts = {"sep": sep, "encoding": "utf-8-sig", "skip_blank_lines": False, "keep_default_na": False}
+        opts["na_values"] = [""]
         header = pd.read_csv(p, nrows=0, **opts).columns
         dtype = {c: str for c in header if str(c).strip().lower() in text_columns}
         return pd.read_csv(p, dtype=dtype, low_memory=False, **opts)
@@ -203,7 +252,7 @@ def _read(p: Path, fmt: str, text_columns: set[str]) -> pd.DataFrame:
 
         metadata = pq.read_schema(p).metadata or {}
         return gpd.read_parquet(p) if b"geo" in metadata else pd.read_parquet(p)
-    return gpd.read_file(p)
+    return gpd.read_file(p, layer=layer) if layer is not None else gpd.read_file(p)
 
 
 def prepare_frame(obj: pd.DataFrame, label: str = "<memory>") -> tuple[pd.DataFrame, Source]:

@@ -1,16 +1,18 @@
-"""Private helpers for :mod:`havenmap.maps`: safe text, compact geometry, grids, time bins, page assets.
+"""Private helpers for :mod:`havenmap.maps`: safe text, compact geometry, palettes, time bins, page assets.
 
-Nothing here draws on a map by itself; :mod:`havenmap.maps` composes these pieces. The
-page's own JavaScript (``HM_JS``) and CSS (``HM_CSS``) live at the end of this module:
-every layer is handed to the browser as compact JSON (lines as Google-polyline strings
-at 1e-5 degrees, heat as integer grid cells) and built there with Leaflet. User text is
-placed into the page only through ``textContent`` (never parsed as HTML), except in the
-title, legend and layer-control labels, which are built here with :func:`safe_text`.
+Nothing here draws on a map by itself; :mod:`havenmap._maplayers` composes these pieces
+through :class:`havenmap.maps.MapBuilder`. Every layer is handed to the browser as compact
+JSON (lines as Google-polyline strings at 1e-5 degrees, heat as integer grid cells) and
+built there with Leaflet by the page library, package data ``havenmap/assets/hm.js`` (with
+``hm.css``), read by :func:`page_js` / :func:`page_css`. User text is placed into the page
+only through ``textContent`` (never parsed as HTML); the page title is escaped with
+:func:`safe_text`.
 """
 
 from __future__ import annotations
 
 import html
+import importlib.resources
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -42,30 +44,44 @@ ZOOM_TIERS_ABOVE = 20_000  # road pieces; smaller networks are drawn whole at ev
 _MAJOR = {"motorway", "trunk", "primary", "secondary", "tertiary"}
 _STREET = {"residential", "unclassified", "living_street", "road", "busway"}
 
-HEAT_GRADIENT = {0.4: "#2b83ba", 0.6: "#abdda4", 0.75: "#ffffbf", 0.9: "#fdae61", 1.0: "#d7191c"}
-INCIDENT_COLOUR = "#ff7f00"
-FATAL_COLOUR = "#b10026"
-CLUSTER_COLOUR = "#e66e00"
-RISK_COLOURS = ("#fcc5c0", "#fa9fb5", "#f768a1", "#c51b8a", "#7a0177")
+# One visual language (checked for colour-vision deficiencies in tests/test_maps.py with
+# colorspacious): THREAT is one sequential yellow-orange-red ramp (ColorBrewer YlOrRd) for
+# heat, road risk, hot spots, incidents and alerts; REACH one sequential blue ramp
+# (ColorBrewer Blues) for service-area bands, routes and defenders who reach a haven;
+# defenders who cannot reach one are near-black; havens and patrol units have their own
+# categorical colours (Paul Tol's muted scheme) and shapes.
+THREAT_RAMP = ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026")
+REACH_RAMP = ("#08519c", "#3182bd", "#6baed6", "#bdd7e7")
+HEAT_GRADIENT = {
+    0.2: THREAT_RAMP[0],
+    0.4: THREAT_RAMP[1],
+    0.6: THREAT_RAMP[2],
+    0.8: THREAT_RAMP[3],
+    1.0: THREAT_RAMP[4],
+}
+INCIDENT_COLOUR = THREAT_RAMP[2]
+FATAL_COLOUR = THREAT_RAMP[4]
+CLUSTER_COLOUR = THREAT_RAMP[1]
+RISK_COLOURS = THREAT_RAMP
 HOTSPOT_CLASSES = (  # (significance value, colour, line weight)
-    ("hot 99%", "#67000d", 5.0),
-    ("hot 95%", "#cb181d", 4.0),
-    ("hot 90%", "#fb6a4a", 3.0),
+    ("hot 99%", THREAT_RAMP[4], 5.0),
+    ("hot 95%", THREAT_RAMP[3], 4.0),
+    ("hot 90%", THREAT_RAMP[2], 3.0),
 )
-BAND_COLOURS = ("#006837", "#31a354", "#78c679", "#addd8e", "#d9f0a3", "#ffffcc")
-ROUTE_COLOUR = "#2b5cb8"
-STATUS = {  # defender status -> (fill colour, legend text, text colour of the counts)
-    "covered": ("#1a9850", "covered: reaches a haven within {slow:g} min", "#146c3a"),
-    "slow": ("#f39c12", "slow: reaches a haven, but in more than {slow:g} min", "#9a5b00"),
-    "reachable": ("#4575b4", "can reach a haven (time unknown)", "#2c5aa0"),
-    "unreachable": ("#c0392b", "unreachable: no haven by road", "#a50f15"),
+BAND_COLOURS = REACH_RAMP
+ROUTE_COLOUR = REACH_RAMP[0]
+STATUS = {  # defender status -> (colour, legend text)
+    "covered": ("#2171b5", "a haven within {slow:g} min"),
+    "slow": ("#9ecae1", "more than {slow:g} min to a haven"),
+    "reachable": ("#6baed6", "can reach a haven (time unknown)"),
+    "unreachable": ("#252525", "cannot reach any haven"),
 }
 STATUS_ORDER = ("covered", "slow", "reachable", "unreachable")
-COUNT_COLOUR = "#756bb1"  # defender cells when status is unknown
-ALERT_LEVELS = (  # (rank, colour, legend text); rank from the level word
-    (3, "#c2185b", "high / critical alert"),
-    (2, "#ef6c00", "medium alert"),
-    (1, "#f9a825", "low alert / watch"),
+COUNT_COLOUR = "#737373"  # defender cells when status is unknown
+ALERT_LEVELS = (  # (rank, colour, legend text, summary word); rank from the level word
+    (3, THREAT_RAMP[4], "high / critical alert", "high / critical"),
+    (2, THREAT_RAMP[2], "medium alert", "medium"),
+    (1, THREAT_RAMP[0], "low alert / watch", "low / watch"),
 )
 _LEVEL_RANK = {
     "critical": 3,
@@ -83,21 +99,11 @@ _LEVEL_RANK = {
     "minor": 1,
 }
 _INACTIVE_LEVELS = {"", "none", "ok", "normal", "green", "inactive", "no", "false", "0", "nan", "resolved"}
-# patrol units: first the colours no other layer uses (routes to havens are blue, hotspots red,
-# service areas green)
-UNIT_COLOURS = (
-    "#9467bd",
-    "#ff7f0e",
-    "#17becf",
-    "#8c564b",
-    "#e377c2",
-    "#bcbd22",
-    "#7f7f7f",
-    "#d62728",
-    "#2ca02c",
-    "#1f77b4",
-)
+# patrol units: the first three differ from every other colour of the map; lines with arrows
+# and diamond stops tell them from everything else
+UNIT_COLOURS = ("#882255", "#44AA99", "#DDCC77", "#000000", "#88CCEE", "#0077BB")
 BASE_COLOUR = "#263238"
+HAVEN_COLOURS = ("#332288", "#117733", "#AA4499", "#999933")  # embassy, clinic, worship, other
 
 # Haven icons by kind: inline SVG (no icon font, no image file). (kind words, colour, glyph, legend text)
 _GLYPHS = {
@@ -120,13 +126,13 @@ HAVEN_KINDS = (
             "united nations",
             "international",
         ),
-        "#1e4fa3",
+        HAVEN_COLOURS[0],
         "flag",
         "embassy / diplomatic",
     ),
     (
         ("clinic", "clínica", "clinica", "hospital", "doctor", "doctors", "health", "medical", "pharmacy"),
-        "#1a9641",
+        HAVEN_COLOURS[1],
         "cross",
         "clinic / hospital",
     ),
@@ -145,11 +151,11 @@ HAVEN_KINDS = (
             "chapel",
             "cathedral",
         ),
-        "#6a3d9a",
+        HAVEN_COLOURS[2],
         "dome",
         "place of worship",
     ),
-    ((), "#00796b", "house", "other haven / shelter"),
+    ((), HAVEN_COLOURS[3], "house", "other haven / shelter"),
 )
 
 # Characters that are harmless in HTML text but active inside JavaScript template literals.
@@ -203,6 +209,12 @@ def _checked(frame: gpd.GeoDataFrame | None, layer: str) -> gpd.GeoDataFrame | N
     keep = frame.geometry.notna() & ~frame.geometry.is_empty
     frame = frame.loc[keep]
     return None if frame.empty else frame
+
+
+def wgs84_bounds(frame: gpd.GeoDataFrame) -> np.ndarray:
+    """``(west, south, east, north)`` of ``frame`` in degrees."""
+    box = gpd.GeoSeries([shapely.box(*frame.total_bounds)], crs=frame.crs).to_crs(WGS84)
+    return box.total_bounds
 
 
 def metric_crs(frame: gpd.GeoDataFrame | gpd.GeoSeries) -> Any:
@@ -367,14 +379,23 @@ def road_tier(highway: Any) -> int:
     return 1 if cls in _STREET else 2
 
 
-def road_layers(roads: gpd.GeoDataFrame, tolerance_m: float = SIMPLIFY_M) -> list[dict[str, Any]]:
-    """The base drawing: road lines by tier, merged, simplified and encoded.
+def road_name(value: Any) -> str:
+    """A road's display name: the first of an OSM name list, ``""`` when unnamed."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        value = value[0] if len(value) else ""
+    return plain(value, 80)
 
-    Returns one dict per non-empty tier: ``tier`` (index into :data:`ROAD_TIERS`),
-    ``minZoom`` (first zoom level drawn: 0 for the lowest non-empty tier, and for every
-    tier when the network has at most :data:`ZOOM_TIERS_ABOVE` road pieces),
-    ``style``, ``enc``, ``counts``. Reverse duplicates (both directions of a two-way
-    road) are drawn once.
+
+def road_layers(roads: gpd.GeoDataFrame, tolerance_m: float = SIMPLIFY_M) -> tuple[list[dict[str, Any]], list[str]]:
+    """The base drawing: road lines by tier and name, merged, simplified and encoded.
+
+    Returns ``(tiers, names)``: one dict per non-empty tier — ``tier`` (index into
+    :data:`ROAD_TIERS`), ``minZoom`` (first zoom level drawn: 0 for the lowest non-empty
+    tier, and for every tier when the network has at most :data:`ZOOM_TIERS_ABOVE` road
+    pieces), ``style``, ``enc``, ``counts`` and ``names`` (per line, an index into
+    ``names`` or -1 when unnamed) — and the sorted road names (column ``name``, plain
+    text; shown on hover). Reverse duplicates (both directions of a two-way road) are
+    drawn once; pieces of one name are merged into as few lines as possible.
     """
     metric = to_metric(roads)
     geoms = metric.geometry.to_numpy()
@@ -383,31 +404,45 @@ def road_layers(roads: gpd.GeoDataFrame, tolerance_m: float = SIMPLIFY_M) -> lis
         if "highway" in metric.columns
         else np.zeros(len(metric), dtype=int)
     )
+    raw = [road_name(v) for v in metric["name"]] if "name" in metric.columns else [""] * len(metric)
+    names = sorted({n for n in raw if n})
+    lookup = {n: i for i, n in enumerate(names)}
+    name_idx = np.array([lookup.get(n, -1) for n in raw], dtype=np.int64)
     layers: list[dict[str, Any]] = []
     whole = len(geoms) <= ZOOM_TIERS_ABOVE
     for tier in range(len(ROAD_TIERS)):
-        parts = line_parts(geoms[tiers == tier])
+        sel = np.flatnonzero(tiers == tier)
+        parts, owner = shapely.get_parts(geoms[sel], return_index=True)
+        keep = (shapely.get_type_id(parts) == 1) & (shapely.get_num_coordinates(parts) >= 2)
+        parts, part_names = parts[keep], name_idx[sel][owner[keep]]
         if not len(parts):
             continue
-        parts = _unique_lines(parts)
-        merged = shapely.line_merge(MultiLineString(list(parts)))
-        parts = line_parts(simplified(shapely.get_parts(np.array([merged], dtype=object)), tolerance_m))
+        first = _unique_index(parts)
+        parts, part_names = parts[first], part_names[first]
+        order = np.argsort(part_names, kind="stable")
+        groups, group_of = np.unique(part_names[order], return_inverse=True)
+        merged = shapely.line_merge(shapely.multilinestrings(parts[order], indices=group_of))
+        lines, line_group = shapely.get_parts(merged, return_index=True)
+        lines = simplified(lines, tolerance_m)
+        ok = (shapely.get_type_id(lines) == 1) & (shapely.get_num_coordinates(lines) >= 2)
         min_zoom, _, style = ROAD_TIERS[tier]
         layers.append(
             {
                 "tier": tier,
                 "minZoom": 0 if whole or not layers else min_zoom,
                 "style": style,
-                **encode_lines(wgs84_geoms(parts, metric.crs)),
+                **encode_lines(wgs84_geoms(lines[ok], metric.crs)),
+                "names": groups[line_group[ok]].astype(int).tolist(),
             }
         )
-    return layers
+    return layers, names
 
 
-def _unique_lines(parts: np.ndarray) -> np.ndarray:
+def _unique_index(parts: np.ndarray) -> np.ndarray:
+    """Positions of the first of each set of equal lines (either direction), in order."""
     keys = shapely.to_wkb(shapely.normalize(parts))
     _, first = np.unique(keys, return_index=True)
-    return parts[np.sort(first)]
+    return np.sort(first)
 
 
 def trim_start(line: Any, trim_m: float) -> Any:
@@ -492,55 +527,6 @@ def defender_status(defenders: pd.DataFrame, slow_minutes: float) -> np.ndarray 
     if mask is None:
         return None
     return np.where(mask, "unreachable", "reachable").astype(object)
-
-
-def grid_keys(points: gpd.GeoDataFrame | gpd.GeoSeries, cell_size_m: float) -> tuple[np.ndarray, np.ndarray, Any]:
-    """Cell indices ``(ix, iy)`` of points on a square grid of ``cell_size_m`` metres in local UTM."""
-    if not (isinstance(cell_size_m, (int, float)) and cell_size_m > 0):
-        raise InputError(f"cell_size_m must be a positive number of metres, got {cell_size_m!r}")
-    geo = points.geometry if isinstance(points, gpd.GeoDataFrame) else points
-    crs = metric_crs(geo)
-    centroids = geo.to_crs(crs).centroid
-    ix = np.floor(centroids.x.to_numpy() / cell_size_m).astype(np.int64)
-    iy = np.floor(centroids.y.to_numpy() / cell_size_m).astype(np.int64)
-    return ix, iy, crs
-
-
-def cell_polygons(ix: np.ndarray, iy: np.ndarray, cell_size_m: float, crs: Any) -> gpd.GeoSeries:
-    """The grid squares ``(ix, iy)`` as polygons in EPSG:4326."""
-    x0 = np.asarray(ix) * cell_size_m
-    y0 = np.asarray(iy) * cell_size_m
-    return gpd.GeoSeries(shapely.box(x0, y0, x0 + cell_size_m, y0 + cell_size_m), crs=crs).to_crs(WGS84)
-
-
-def grid_status(points: gpd.GeoDataFrame, status: np.ndarray | None, cell_size_m: float) -> gpd.GeoDataFrame:
-    """Aggregate points to grid squares with a count per status.
-
-    Returns
-    -------
-    GeoDataFrame in EPSG:4326, one row per non-empty cell: ``ix``, ``iy`` (cell index),
-    ``count`` and one count column per status of :data:`STATUS_ORDER` (zeros when
-    ``status`` is ``None``), cell polygon as geometry.
-    """
-    ix, iy, crs = grid_keys(points, cell_size_m)
-    table = pd.DataFrame({"ix": ix, "iy": iy})
-    for name in STATUS_ORDER:
-        table[name] = (status == name).astype(np.int64) if status is not None else 0
-    cells = (
-        table.groupby(["ix", "iy"], sort=True)
-        .agg(count=("ix", "size"), **{name: (name, "sum") for name in STATUS_ORDER})
-        .reset_index()
-    )
-    return gpd.GeoDataFrame(cells, geometry=cell_polygons(cells["ix"], cells["iy"], cell_size_m, crs).values, crs=WGS84)
-
-
-def grid_counts(points: gpd.GeoDataFrame, cell_size_m: float) -> gpd.GeoDataFrame:
-    """Defenders per square cell: ``count`` and ``unreachable`` (-1 when reachability is unknown)."""
-    mask = unreachable_mask(points)
-    status = None if mask is None else np.where(mask, "unreachable", "reachable").astype(object)
-    cells = grid_status(points, status, cell_size_m)
-    unreachable = cells["unreachable"] if mask is not None else -1
-    return cells.assign(unreachable=unreachable)[["count", "unreachable", "geometry"]]
 
 
 def worst_status(counts: dict[str, int]) -> str:
@@ -804,10 +790,6 @@ def base_icon_svg(size: int = 22) -> str:
 # ------------------------------------------------------------------ legend and title
 
 
-def _row(swatch: str, text: str) -> str:
-    return '<div class="hm-lrow"><span class="hm-sw">' + swatch + "</span><span>" + text + "</span></div>"
-
-
 def line_swatch(colour: str, width: float, dash: str | None = None, arrow: bool = False) -> str:
     """A short line in ``colour`` (SVG), optionally dashed and with an arrowhead."""
     dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
@@ -844,419 +826,37 @@ def heat_swatch() -> str:
     )
 
 
-def html_swatch(inner: str) -> str:
-    """Any small inline HTML/SVG as a swatch."""
-    return inner
-
-
-def legend_html(sections: Sequence[tuple[str, Sequence[tuple[str, str]]]]) -> str:
-    """The legend box: titled sections of (swatch HTML, escaped text HTML) rows."""
-    body = []
-    for title, rows in sections:
-        if not rows:
-            continue
-        body.append(f'<div class="hm-lsec">{title}</div>')
-        body.extend(_row(swatch, text) for swatch, text in rows)
-    return (
-        '<div id="hm-legend" class="hm-panel leaflet-control"><details open><summary><b>Legend</b></summary>'
-        + "".join(body)
-        + "</details></div>"
-    )
-
-
-def title_html(title: str, as_of: Any, exact_defenders: bool) -> str:
-    """The title box: escaped title, as-of date and, for exact maps, a red warning."""
-    parts = [f'<div class="hm-title-name">{safe_text(title)}</div>']
-    if as_of is not None:
-        stamp = as_of.isoformat() if hasattr(as_of, "isoformat") else as_of
-        if isinstance(as_of, pd.Timestamp) and as_of == as_of.normalize():
-            stamp = as_of.date().isoformat()
-        parts.append(f'<div class="hm-asof">as of {safe_text(stamp)}</div>')
-    if exact_defenders:
-        parts.append('<div id="hm-exact-warning">⚠ EXACT DEFENDER LOCATIONS — do not share</div>')
-    return '<div id="hm-title" class="hm-panel">' + "".join(parts) + "</div>"
+def as_of_text(as_of: Any) -> str | None:
+    """The as-of date as shown under the title: ISO date (or date-time when it has a time)."""
+    if as_of is None:
+        return None
+    if isinstance(as_of, pd.Timestamp) and as_of == as_of.normalize():
+        return as_of.date().isoformat()
+    return plain(as_of.isoformat() if hasattr(as_of, "isoformat") else as_of, 40)
 
 
 # ------------------------------------------------------------------ page assets
 
-HM_CSS = """
-.leaflet-container{background:#f2efe9;font:12px/1.35 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
-.leaflet-heatmap-layer{pointer-events:none;opacity:.6}
-.hm-panel{background:rgba(255,255,255,.94);border:1px solid #999;border-radius:4px;padding:6px 8px;
- box-shadow:0 1px 4px rgba(0,0,0,.25);font:12px/1.35 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
-#hm-title{position:absolute;top:10px;left:50%;transform:translateX(-50%);z-index:1000;text-align:center;
- max-width:46%;pointer-events:auto}
-.hm-title-name{font-weight:bold;font-size:15px}
-#hm-exact-warning{color:#fff;background:#c00000;font-weight:bold;padding:2px 6px;margin-top:4px}
-#hm-legend{max-height:44vh;overflow:auto;max-width:280px;margin-bottom:4px}
-#hm-legend summary{cursor:pointer}
-.hm-lsec{margin:6px 0 2px;font-weight:bold;color:#333;border-top:1px solid #ddd;padding-top:3px}
-.hm-lrow{display:flex;align-items:center;gap:6px;margin:1px 0}
-.hm-sw{flex:none;width:28px;line-height:0;text-align:center}
-.hm-box{width:max-content;max-width:320px;white-space:normal;overflow-wrap:break-word}
-.hm-box .hm-head{font-weight:bold}
-.hm-inc{background:#ff7f00;border:1.5px solid #7a3b00;border-radius:50%;box-sizing:border-box}
-.hm-inc-fatal{background:#b10026;border-color:#3d000d}
-.leaflet-cluster-anim .leaflet-marker-icon:not(.hm-cluster):not(.hm-inc){transition:none}
-.hm-cluster{background:rgba(230,110,0,.9);color:#fff;border:2px solid #fff;border-radius:50%;display:flex;
- align-items:center;justify-content:center;font:bold 11px/1 sans-serif;box-sizing:border-box;box-shadow:0 0 2px #5a2a00}
-.hm-icon{line-height:0}
-.hm-stop{display:flex;align-items:center;justify-content:center;border-radius:4px;color:#fff;font-weight:bold;
- font-size:11px;border:1.5px solid #fff;box-sizing:border-box;box-shadow:0 0 0 1px #222}
-.hm-badge-icon{width:0;height:0}
-.hm-badge{position:absolute;transform:translate(-50%,-50%);display:inline-flex;gap:3px;
- background:rgba(255,255,255,.92);border:1px solid #555;border-radius:8px;padding:0 4px;font:bold 11px/15px sans-serif;
- white-space:nowrap}
-.hm-time{width:240px}
-.hm-time .hm-chart{display:block;margin:3px 0}
-.hm-time .hm-bar{fill:#a3a3a3;cursor:pointer}
-.hm-time .hm-bar-on{fill:#d7191c}
-.hm-time .hm-row{display:flex;align-items:center;gap:4px}
-.hm-time input[type=range]{flex:1;min-width:0}
-.hm-time button{font-size:11px;padding:0 4px;cursor:pointer}
-.hm-label{margin-top:2px}
-"""
 
-for _name, (_fill, _text, _ink) in STATUS.items():
-    HM_CSS += f".hm-st-{_name}{{color:{_ink}}}\n"
-
-HM_JS = r"""
-(function () {
-  "use strict";
-  var HM = (window.HM = window.HM || {});
-  HM.groups = {};
-  HM.map = null;
-
-  // Google polyline decoding (1e-5 degrees); one delta stream split into lines by counts.
-  function decode(s, counts) {
-    var out = new Array(counts.length), i = 0, lat = 0, lng = 0;
-    function next() {
-      var result = 0, shift = 0, b;
-      do { b = s.charCodeAt(i++) - 63; result |= (b & 31) << shift; shift += 5; } while (b >= 32);
-      return (result & 1) ? ~(result >> 1) : (result >> 1);
+def page_css() -> str:
+    """Our stylesheet (package data ``assets/hm.css``) with the palette as CSS custom properties."""
+    palette = {
+        "incident": INCIDENT_COLOUR,
+        "fatal": FATAL_COLOUR,
+        "cluster": CLUSTER_COLOUR,
+        "covered": STATUS["covered"][0],
+        "slow": STATUS["slow"][0],
+        "reachable": STATUS["reachable"][0],
+        "unreachable": STATUS["unreachable"][0],
     }
-    for (var c = 0; c < counts.length; c++) {
-      var n = counts[c], line = new Array(n);
-      for (var k = 0; k < n; k++) { lat += next(); lng += next(); line[k] = [lat / 1e5, lng / 1e5]; }
-      out[c] = line;
-    }
-    return out;
-  }
-  HM.decode = decode;
+    props = ":root{" + "".join(f"--hm-{k}:{v};" for k, v in palette.items()) + "}\n"
+    return props + _asset("hm.css")
 
-  // A tooltip/popup body: every line is set as textContent, so user text is never parsed as HTML.
-  function box(lines) {
-    var div = document.createElement("div");
-    div.className = "hm-box";
-    for (var i = 0; i < lines.length; i++) {
-      if (lines[i] === null || lines[i] === undefined || lines[i] === "") continue;
-      var row = document.createElement("div");
-      if (i === 0) row.className = "hm-head";
-      row.textContent = String(lines[i]);
-      div.appendChild(row);
-    }
-    return div;
-  }
-  HM.box = box;
-  function tip(layer, lines, sticky) {
-    layer.bindTooltip(function () { return box(lines); }, {sticky: !!sticky, className: "hm-tip"});
-  }
-  function pop(layer, lines) {
-    layer.bindPopup(function () { return box(lines); }, {maxWidth: 340});
-  }
-  function rendererFor(d) {
-    if (d.canvas) return L.canvas({pane: d.pane, padding: 0.3});
-    return d.pane ? L.svg({pane: d.pane}) : null;
-  }
 
-  HM.call = function (fn, target, d) {
-    if (d && d.layer) HM.groups[d.layer] = target;
-    return HM[fn](target, d);
-  };
+def page_js() -> str:
+    """Our page library (package data ``assets/hm.js``)."""
+    return _asset("hm.js")
 
-  HM.setup = function (map, d) {
-    HM.map = map;
-    d.panes.forEach(function (p) { map.createPane(p[0]).style.zIndex = p[1]; });
-    var c = map.getContainer(), title = document.getElementById("hm-title");
-    if (title) {
-      c.appendChild(title);
-      L.DomEvent.disableClickPropagation(title);
-      L.DomEvent.disableScrollPropagation(title);
-    }
-  };
 
-  HM.legend = function (map, d) {
-    var el = document.getElementById("hm-legend");
-    if (!el) return;
-    var ctl = L.control({position: "bottomright"});
-    ctl.onAdd = function () {
-      L.DomEvent.disableClickPropagation(el);
-      L.DomEvent.disableScrollPropagation(el);
-      return el;
-    };
-    ctl.addTo(map);
-  };
-
-  // Roads: one canvas polyline per tier, each drawn from its own zoom level.
-  HM.ZoomTiers = L.Layer.extend({
-    initialize: function (layers, zooms, attribution) {
-      this._tiers = layers; this._zooms = zooms;
-      L.setOptions(this, {attribution: attribution});
-    },
-    getLayers: function () { return this._tiers.slice(); },
-    onAdd: function (map) { map.on("zoomend", this._sync, this); this._sync(); },
-    onRemove: function (map) {
-      map.off("zoomend", this._sync, this);
-      this._tiers.forEach(function (l) { if (map.hasLayer(l)) map.removeLayer(l); });
-    },
-    _sync: function () {
-      var map = this._map, z = map.getZoom();
-      for (var i = 0; i < this._tiers.length; i++) {
-        var want = z >= this._zooms[i], has = map.hasLayer(this._tiers[i]);
-        if (want && !has) map.addLayer(this._tiers[i]);
-        else if (!want && has) map.removeLayer(this._tiers[i]);
-      }
-    }
-  });
-  HM.roads = function (group, d) {
-    var renderer = L.canvas({pane: d.pane, padding: 0.3}), layers = [], zooms = [];
-    d.tiers.forEach(function (t) {
-      layers.push(L.polyline(decode(t.enc, t.counts),
-        L.extend({renderer: renderer, interactive: false, smoothFactor: 1.5, className: "hm-road"}, t.style)));
-      zooms.push(t.minZoom);
-    });
-    group.addLayer(new HM.ZoomTiers(layers, zooms, d.attribution));
-  };
-
-  // Incident heat with a week slider (a bar chart of incidents per week; last position = all weeks).
-  HM.heat = function (group, d) {
-    function pts(a) {
-      var out = new Array(a.length / 3);
-      for (var i = 0, j = 0; i < a.length; i += 3, j++)
-        out[j] = [d.lat0 + (a[i + 1] + 0.5) * d.dlat, d.lon0 + (a[i] + 0.5) * d.dlon, a[i + 2]];
-      return out;
-    }
-    var all = pts(d.all), layer = L.heatLayer(all, d.options), n = d.weeks.length;
-    group.addLayer(layer);
-    // Keep the binned grid continuous when zoomed in: radius at least ~one bin in pixels.
-    function fitRadius() {
-      var map = group._map;
-      if (!map) return;
-      var mpp = 40075016.686 * Math.cos(map.getCenter().lat * Math.PI / 180) / Math.pow(2, map.getZoom() + 8);
-      var r = Math.max(d.options.radius, Math.min(80, Math.round(1.1 * d.binM / mpp)));
-      if (r !== layer.options.radius) layer.setOptions({radius: r, blur: Math.round(r * 0.8)});
-    }
-    group.on("add", function () {
-      group._map.off("zoomend", fitRadius);
-      group._map.on("zoomend", fitRadius);
-      fitRadius();
-    });
-    HM.heatLayer = layer;
-    if (!n) return;
-    var frames = new Array(n), ctl = L.control({position: "bottomleft"}), label, input, bars = [], current = n;
-    function show(i) {
-      i = Math.max(0, Math.min(n, i | 0));
-      current = i;
-      if (i === n) { layer.setLatLngs(all); }
-      else { frames[i] = frames[i] || pts(d.frames[i]); layer.setLatLngs(frames[i]); }
-      if (input) {
-        input.value = i;
-        label.textContent = i === n ? d.allLabel
-          : d.weeks[i] + ": " + d.n[i] + " incident" + (d.n[i] === 1 ? "" : "s") + ", " + d.deaths[i] + " killed";
-        for (var k = 0; k < bars.length; k++)
-          bars[k].setAttribute("class", (i === n || k === i) ? "hm-bar hm-bar-on" : "hm-bar");
-      }
-      HM.heatFrame = i;
-    }
-    HM.heatShow = show;
-    function button(parent, text, title, fn) {
-      var b = L.DomUtil.create("button", "", parent);
-      b.type = "button"; b.textContent = text; b.title = title;
-      b.addEventListener("click", fn);
-      return b;
-    }
-    ctl.onAdd = function () {
-      var div = L.DomUtil.create("div", "hm-panel hm-time");
-      L.DomUtil.create("div", "hm-head", div).textContent = d.title;
-      var ns = "http://www.w3.org/2000/svg", W = 240, H = 34, max = 1;
-      for (var m = 0; m < n; m++) max = Math.max(max, d.n[m]);
-      var svg = document.createElementNS(ns, "svg"), bw = W / n;
-      svg.setAttribute("width", W); svg.setAttribute("height", H); svg.setAttribute("class", "hm-chart");
-      bars = [];
-      for (var k = 0; k < n; k++) {
-        var h = d.n[k] ? Math.max(2, Math.round((H - 2) * d.n[k] / max)) : 0;
-        var r = document.createElementNS(ns, "rect");
-        r.setAttribute("x", (k * bw).toFixed(2)); r.setAttribute("y", H - h);
-        r.setAttribute("width", Math.max(bw - 1, 0.6).toFixed(2)); r.setAttribute("height", h);
-        var t = document.createElementNS(ns, "title");
-        t.textContent = d.weeks[k] + ": " + d.n[k];
-        r.appendChild(t);
-        r.addEventListener("click", (function (kk) { return function () { show(kk); }; })(k));
-        svg.appendChild(r); bars.push(r);
-      }
-      div.appendChild(svg);
-      var row = L.DomUtil.create("div", "hm-row", div);
-      button(row, "\u25C0", "previous week", function () { show(current === n ? n - 1 : current - 1); });
-      input = L.DomUtil.create("input", "", row);
-      input.type = "range"; input.min = 0; input.max = n; input.step = 1; input.value = current;
-      input.title = "week (far right: all weeks)";
-      input.addEventListener("input", function () { show(+input.value); });
-      button(row, "\u25B6", "next week", function () { show(current + 1); });
-      button(row, "all", "all weeks", function () { show(n); });
-      label = L.DomUtil.create("div", "hm-label", div);
-      L.DomEvent.disableClickPropagation(div);
-      L.DomEvent.disableScrollPropagation(div);
-      setTimeout(function () { show(current); }, 0);
-      return div;
-    };
-    ctl.onRemove = function () { input = null; };
-    group.on("add", function () { ctl.addTo(group._map); });
-    group.on("remove", function () { ctl.remove(); });
-    HM.heatControl = ctl;
-  };
-
-  // Recent incidents: clustered markers, popups built from text.
-  HM.incidents = function (group, d) {
-    var icons = [L.divIcon({className: "hm-inc", iconSize: [12, 12]}),
-                 L.divIcon({className: "hm-inc hm-inc-fatal", iconSize: [14, 14]})];
-    var cluster = L.markerClusterGroup({
-      chunkedLoading: true, maxClusterRadius: 50, showCoverageOnHover: false,
-      iconCreateFunction: function (c) {
-        var k = c.getChildCount(), s = k < 10 ? 22 : (k < 100 ? 28 : 34);
-        return L.divIcon({html: String(k), className: "hm-cluster", iconSize: [s, s]});
-      }
-    });
-    var markers = d.rows.map(function (r) {
-      var m = L.marker([r[0], r[1]], {icon: icons[r[4] > 0 ? 1 : 0], keyboard: false});
-      pop(m, [d.types[r[2]], "date: " + r[3], "fatalities: " + r[4], r[5], r[6] ? "id: " + r[6] : ""]);
-      return m;
-    });
-    cluster.addLayers(markers);
-    group.addLayer(cluster);
-  };
-
-  function arrows(line, colour) {
-    if (line.setText) line.setText("\u25BA        ", {repeat: true, offset: 5,
-      attributes: {fill: colour, "font-size": "15px", "class": "hm-arrow"}});
-  }
-
-  // Lines: groups of encoded lines, each group one style; per-line tooltips when given.
-  HM.lines = function (group, d) {
-    var renderer = rendererFor(d);
-    d.groups.forEach(function (g) {
-      var lls = decode(g.enc, g.counts);
-      var opts = L.extend({interactive: !!(g.tips || g.tip), smoothFactor: 1}, g.style);
-      if (renderer) opts.renderer = renderer;
-      if (g.tips) {
-        for (var i = 0; i < lls.length; i++) {
-          var one = L.polyline(lls[i], opts);
-          tip(one, g.tips[i], true);
-          if (g.arrows) arrows(one, g.style.color);
-          group.addLayer(one);
-        }
-      } else if (lls.length) {
-        var l = L.polyline(lls, opts);
-        if (g.tip) tip(l, g.tip, true);
-        group.addLayer(l);
-      }
-    });
-  };
-
-  // Polygons (encoded rings), with an optional badge of coloured counts at the centre.
-  HM.areas = function (group, d) {
-    var renderer = rendererFor(d);
-    d.items.forEach(function (it) {
-      var rings = decode(it.enc, it.counts), polys = [], r = 0;
-      it.parts.forEach(function (k) { polys.push(rings.slice(r, r + k)); r += k; });
-      var opts = L.extend({className: d.cls || ""}, it.style);
-      if (renderer) opts.renderer = renderer;
-      var p = L.polygon(polys.length === 1 ? polys[0] : polys, opts);
-      if (it.tip) tip(p, it.tip, true);
-      if (it.popup) pop(p, it.popup);
-      group.addLayer(p);
-      if (it.badge) {
-        var el = document.createElement("div");
-        el.className = "hm-badge";
-        it.badge.forEach(function (b) {
-          var s = document.createElement("span");
-          s.className = b[1]; s.textContent = b[0];
-          el.appendChild(s);
-        });
-        var m = L.marker(it.center, {icon: L.divIcon({className: "hm-badge-icon", html: el, iconSize: null}),
-                                      keyboard: false, interactive: false});
-        group.addLayer(m);
-      }
-    });
-  };
-
-  // Point markers with inline-SVG or text icons.
-  HM.points = function (group, d) {
-    var icons = d.icons.map(function (ic) {
-      return ic.html === null ? null : L.divIcon({className: ic.cls, html: ic.html, iconSize: [ic.size, ic.size]});
-    });
-    d.rows.forEach(function (r) {
-      var icon = icons[r[2]];
-      if (icon === null) {
-        var ic = d.icons[r[2]], el = document.createElement("div");
-        el.className = "hm-stop"; el.style.background = ic.color;
-        el.style.width = el.style.height = ic.size + "px";
-        el.textContent = r[5];
-        icon = L.divIcon({className: ic.cls, html: el, iconSize: [ic.size, ic.size]});
-      }
-      var m = L.marker([r[0], r[1]], {icon: icon, keyboard: false, riseOnHover: true});
-      if (r[3]) tip(m, r[3]);
-      if (r[4]) pop(m, r[4]);
-      group.addLayer(m);
-    });
-  };
-
-  // Circle markers (exact defender points): rows [lat, lon, style index, tooltip lines].
-  HM.dots = function (group, d) {
-    d.rows.forEach(function (r) {
-      var m = L.circleMarker([r[0], r[1]], d.styles[r[2]]);
-      tip(m, r[3]);
-      group.addLayer(m);
-    });
-  };
-
-  // Patrol days behave like radio buttons: switching one on switches the others off.
-  HM.radio = function (map, d) {
-    var gs = d.names.map(function (k) { return HM.groups[k]; }).filter(Boolean);
-    map.on("overlayadd", function (e) {
-      if (gs.indexOf(e.layer) < 0) return;
-      // in a microtask: after the layer control has handled the click, so it redraws its checkboxes
-      Promise.resolve().then(function () {
-        gs.forEach(function (g) { if (g !== e.layer && map.hasLayer(g)) map.removeLayer(g); });
-      });
-    });
-  };
-
-  HM.ready = function (map) {
-    HM.built = performance.now();
-    HM.home = {center: map.getCenter(), zoom: map.getZoom()};
-    requestAnimationFrame(function () {
-      requestAnimationFrame(function () {
-        window.hmDrawn = performance.now();
-        document.documentElement.setAttribute("data-hm-drawn", "1");
-      });
-    });
-  };
-
-  // For tests and debugging: per layer-control group, whether it is on and how many leaves it holds/draws.
-  HM.stats = function () {
-    var out = {};
-    Object.keys(HM.groups).forEach(function (name) {
-      var g = HM.groups[name], total = 0, drawn = 0;
-      (function walk(l) {
-        if (L.MarkerClusterGroup && l instanceof L.MarkerClusterGroup) {
-          var k = l.getLayers().length; total += k; if (l._map) drawn += k; return;
-        }
-        if (l.getLayers && !(l instanceof L.Path)) { l.getLayers().forEach(walk); return; }
-        total += 1; if (l._map) drawn += 1;
-      })(g);
-      out[name] = {on: !!(HM.map && HM.map.hasLayer(g)), total: total, drawn: drawn};
-    });
-    return out;
-  };
-})();
-"""
+def _asset(name: str) -> str:
+    return importlib.resources.files("havenmap").joinpath("assets", name).read_text(encoding="utf-8")

@@ -34,6 +34,8 @@ _WALK_EXCLUDE = {
     "service": re.compile("private"),
 }
 _FILTERS = {"drive": _DRIVE_EXCLUDE, "walk": _WALK_EXCLUDE, "all": {}}
+#: Network types an OSM file can be read as.
+NETWORK_TYPES = tuple(_FILTERS)
 _PRIVATE = re.compile("private")
 
 #: Fallback driving speeds (km/h) by OSM ``highway`` value, used where ``maxspeed`` is
@@ -128,6 +130,8 @@ def read_ways(path: str, network_type: str) -> OsmWays:
     lat: list[int] = []
     append_ref, append_x, append_y = refs.append, lon.append, lat.append
     offsets = [0]
+    roads_seen = 0  # ways with a highway tag, before the network-type filter
+    incomplete = 0  # roads of the type left out because a node's location is missing
     way_ids: list[int] = []
     tags: dict[str, list[str | None]] = {k: [] for k in _TAG_KEYS}
     try:
@@ -140,6 +144,7 @@ def read_ways(path: str, network_type: str) -> OsmWays:
             if not obj.is_way():
                 continue
             way_tags = {tag.k: tag.v for tag in obj.tags}
+            roads_seen += 1
             if not keep_way(way_tags, network_type):
                 continue
             nodes = obj.nodes
@@ -159,13 +164,11 @@ def read_ways(path: str, network_type: str) -> OsmWays:
                     values.append(way_tags.get(key))
                 continue
             del refs[offsets[-1] :], lon[offsets[-1] :], lat[offsets[-1] :]  # way with missing nodes
+            incomplete += 1
     except RuntimeError as exc:
         raise NetworkError(f"{path}: cannot read as OSM data ({exc}); is it a valid .osm/.osm.bz2/.osm.pbf?") from exc
     if not way_ids:
-        raise NetworkError(
-            f"{path}: no '{network_type}' roads found in the file; check the file covers a road network "
-            "or try --network-type walk"
-        )
+        raise NetworkError(f"{path}: {_no_roads_hint(network_type, roads_seen, incomplete)}")
     return OsmWays(
         refs=np.asarray(refs, dtype=np.int64),
         lon=np.asarray(lon, dtype=np.float64) * 1e-7,
@@ -174,6 +177,20 @@ def read_ways(path: str, network_type: str) -> OsmWays:
         way_id=np.asarray(way_ids, dtype=np.int64),
         tags=tags,
     )
+
+
+def _no_roads_hint(network_type: str, roads_seen: int, incomplete: int) -> str:
+    """Why a file gave no roads of ``network_type``, and what to try instead."""
+    if roads_seen == 0:
+        return "holds no roads (no ways tagged highway=*); check the file covers a road network"
+    if incomplete:
+        return (
+            f"every '{network_type}' road ({incomplete:,}) refers to nodes missing from the file; "
+            "is the extract truncated or clipped without its nodes? export it again"
+        )
+    other = {"drive": "walk", "walk": "drive"}.get(network_type)
+    tail = f"; try --network-type {other}" if other else "; check the file covers a road network"
+    return f"none of its {roads_seen:,} roads is a '{network_type}' road{tail}"
 
 
 def parse_maxspeed(value: str | None) -> float:

@@ -22,6 +22,10 @@ import numpy as np
 
 #: Duration/cost written for pairs with no road route: longer than any shift.
 UNREACHABLE = 10**9
+#: Bound on any penalised cost PyVRP may compute (int64 holds 9.2e18): prizes, costs and
+#: time-warp penalties are sized so that no sum of them can overflow and turn an improving
+#: move into a worsening one (which makes the local search cycle without end).
+_SAFE_TOTAL = 10**18
 
 
 @dataclass
@@ -145,12 +149,13 @@ def solve_pyvrp(
     """Solve with PyVRP (iterated local search) as a prize-collecting VRP with time windows.
 
     Stops at ``max_iterations`` (reproducible: same seed → same routes on any machine)
-    or after ``time_limit_s`` seconds, whichever comes first. The search starts from the
-    :func:`greedy` plan, so it never returns less than the baseline. Targets with prize 0
-    are not offered.
+    or when ``time_limit_s`` seconds have passed since the call, whichever comes first:
+    building PyVRP's data and the warm start counts against the limit. The search starts
+    from the :func:`greedy` plan, so it never returns less than the baseline. Targets with
+    prize 0 are not offered.
     """
     import pyvrp
-    from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria
+    from pyvrp.stop import MaxIterations, MultipleCriteria
 
     start = time.perf_counter()
     if inst.n_targets == 0 or inst.n_vehicles == 0:
@@ -159,12 +164,16 @@ def solve_pyvrp(
     if len(active) == 0:
         return SolveResult([[] for _ in range(inst.n_vehicles)], time.perf_counter() - start, solver="pyvrp")
     data, type_members = _problem_data(inst, active)
-    criteria = [MaxRuntime(max(float(time_limit_s), 0.0))]
+    baseline = greedy(inst).routes
+    warm = _initial_solution(data, inst, active, type_members, baseline)
+    deadline = _Deadline(start + max(float(time_limit_s), 0.0))
+    if deadline(0):  # building the instance used the whole budget: the greedy plan it is
+        routes = _canonical_order(inst, baseline)
+        return SolveResult(routes, time.perf_counter() - start, stopped_by="time", solver="pyvrp")
+    criteria: list = [deadline]
     if max_iterations is not None:
         criteria.insert(0, MaxIterations(int(max_iterations)))
     params = pyvrp.SolveParams(penalty=pyvrp.PenaltyParams(max_penalty=_max_penalty(inst)))
-    baseline = greedy(inst).routes
-    warm = _initial_solution(data, inst, active, type_members, baseline)
     result = pyvrp.solve(
         data,
         stop=MultipleCriteria(criteria),
@@ -198,11 +207,33 @@ def solve_pyvrp(
     )
 
 
+class _Deadline:
+    """PyVRP stopping criterion: stop once the clock passes an absolute time.
+
+    PyVRP's own ``MaxRuntime`` starts counting at its first call, after PyVRP has built its
+    neighbourhoods; a deadline set when :func:`solve_pyvrp` starts also covers that set-up
+    and ours, so the time limit holds for the whole solve.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def __call__(self, best_cost: float) -> bool:
+        return time.perf_counter() >= self.deadline
+
+
+def _horizon(inst: Instance) -> int:
+    """One tick past the longest shift: no feasible route uses a longer leg or starts a visit later."""
+    return int(inst.vehicle_shift.max()) + 1
+
+
 def _problem_data(inst: Instance, active: np.ndarray):
     """PyVRP data over the bases and the ``active`` targets (client k = target ``active[k]``)."""
     from pyvrp import Client, Depot, Location, ProblemData, VehicleType
 
     locs = np.concatenate([np.arange(inst.n_bases), inst.n_bases + active])
+    horizon = _horizon(inst)  # legs and windows beyond the horizon are clipped to it: still infeasible,
+    # but time warps stay small enough that penalised costs cannot overflow
     xy = inst.xy[locs] if inst.xy is not None else np.zeros((len(locs), 2))
     locations = [Location(x=float(x), y=float(y)) for x, y in xy]
     depots = [Depot(location=b) for b in range(inst.n_bases)]
@@ -210,8 +241,8 @@ def _problem_data(inst: Instance, active: np.ndarray):
         Client(
             location=inst.n_bases + k,
             service_duration=int(inst.service[i]),
-            tw_early=int(inst.tw_early[i]),
-            tw_late=int(inst.tw_late[i]),
+            tw_early=int(min(inst.tw_early[i], horizon)),
+            tw_late=int(min(inst.tw_late[i], horizon)),
             prize=int(inst.prize[i]),
             required=False,
         )
@@ -240,7 +271,9 @@ def _problem_data(inst: Instance, active: np.ndarray):
         depots=depots,
         vehicle_types=vehicle_types,
         distance_matrices=[np.ascontiguousarray(inst.cost[np.ix_(locs, locs)], dtype=np.int64)],
-        duration_matrices=[np.ascontiguousarray(inst.duration[np.ix_(locs, locs)], dtype=np.int64)],
+        duration_matrices=[
+            np.ascontiguousarray(np.minimum(inst.duration[np.ix_(locs, locs)], horizon), dtype=np.int64)
+        ],
     )
     return data, members
 
@@ -262,9 +295,17 @@ def _initial_solution(
 
 
 def _max_penalty(inst: Instance) -> float:
-    """Time-warp penalty ceiling (per second late): above any single prize, so lateness never pays."""
+    """Time-warp penalty ceiling (per tick late): above any single prize where that cannot overflow.
+
+    The best solution PyVRP returns is always feasible (infeasible ones cost infinity there),
+    so the penalty only steers the search; it is capped so that a solution's largest possible
+    time warp (every leg and service at the horizon) times the penalty stays below
+    :data:`_SAFE_TOTAL`.
+    """
     top = float(inst.prize.max()) if inst.n_targets else 1.0
-    return max(100_000.0, 4.0 * top)
+    service = float(inst.service.max()) if inst.n_targets else 0.0
+    worst_warp = (inst.n_targets + inst.n_vehicles) * (2.0 * _horizon(inst) + service)
+    return float(max(1.0, min(max(100_000.0, 4.0 * top), _SAFE_TOTAL / 4 / max(worst_warp, 1.0))))
 
 
 def _canonical_order(inst: Instance, routes: list[list[int]]) -> list[list[int]]:
@@ -329,11 +370,17 @@ def lexicographic_prizes(weight: np.ndarray, cost_bound: float, resolution: int 
 
 
 def cost_bound(inst_cost: np.ndarray, inst_duration: np.ndarray, shifts: np.ndarray) -> float:
-    """Upper bound on the total routing cost of routes within their shifts."""
+    """Upper bound on the total routing cost of routes within their shifts.
+
+    Every arc with a duration costs at most ``max(cost / duration)`` per tick, and the routes
+    drive at most the sum of the shifts; zero-time arcs are added once each. (No floor on the
+    ratio: coarsened costs, less than a tick per tick, must give a smaller bound, or the prizes
+    scaled from it grow with the fleet until PyVRP's penalised costs overflow.)
+    """
     finite = inst_duration < UNREACHABLE
     ratio = np.divide(
         inst_cost, np.maximum(inst_duration, 1), where=finite, out=np.zeros(inst_cost.shape, dtype=np.float64)
     )
     zero_time = finite & (inst_duration == 0)
     extra = float(inst_cost[zero_time].sum()) if zero_time.any() else 0.0  # zero-time arcs: count each once
-    return float(np.sum(shifts)) * max(float(ratio.max()), 1.0) + extra
+    return float(np.sum(shifts)) * float(ratio.max()) + extra

@@ -1,7 +1,12 @@
 """The ``havenmap`` command line: thin typer commands over the Python API.
 
-User errors (bad files, unknown formats, points in the wrong area) print one line on
-stderr and exit with status 2, without a traceback.
+Every command checks its option values, its output paths (an output never overwrites an
+input) and its input files before it loads the road network, the slow step, so a bad input
+fails in a second. User errors (bad files, unknown formats, points in the wrong area) and
+usage errors (an unknown, missing or out-of-range option) print one line
+``havenmap: error: ...`` on stderr and exit with status 2, without a traceback. Everything
+printed goes through :func:`havenmap._io.printable`, so ids and file names cannot carry
+terminal escape sequences.
 """
 
 from __future__ import annotations
@@ -10,9 +15,9 @@ import contextlib
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -20,61 +25,54 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from . import _io, layers, report, scenario
-from .errors import HavenmapError
+from . import _checks, _io, layers, report, scenario
+from .errors import HavenmapError, listing, shortened
 from .havens import assign_havens, nearest_havens
-from .network import load_network
-from .snap import DEFAULT_MAX_SNAP_M
+from .lines import DEFAULT_SNAP_TOLERANCE_M, LineOptions, network_report
+from .network import RoadNetwork, check_source, load_network
+from .snap import DEFAULT_MAX_SNAP_M, check_max_snap_m
+
+#: Commands in the order of a planner's work; ``havenmap --help`` lists them so.
+WORKFLOW = ("demo", "run", "threat", "alerts", "coverage", "nearest", "site", "patrol", "map", "network", "download")
 
 app = typer.Typer(
     name="havenmap",
-    help="Protection planning on real road networks: nearest reachable safe havens for defenders, "
-    "offline maps for commanders.",
-    no_args_is_help=True,
+    help="Protection planning on real road networks: threat on every road, early warning, haven coverage, "
+    "nearest reachable havens, patrols and offline maps for commanders. Start with 'havenmap demo'.",
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-out_console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+out_console = Console(soft_wrap=True, highlight=False)
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 
-NetworkOpt = Annotated[
-    Path, typer.Option("--network", "-n", help="Road network: .osm, .osm.bz2, .osm.pbf or osmnx .graphml.")
-]
-NetworkTypeOpt = Annotated[
-    str, typer.Option("--network-type", help="For OSM files: 'drive' (one-ways honoured) or 'walk'.")
-]
-DefendersOpt = Annotated[
-    Path,
-    typer.Option(
-        "--defenders", "-d", help="Defenders: CSV (id, latitude, longitude), GeoJSON, GPKG or GeoParquet points."
-    ),
-]
-HavensOpt = Annotated[Path, typer.Option("--havens", help="Safe havens: same point formats, with an id column.")]
-IdOpt = Annotated[str | None, typer.Option("--id", help="Id column of the point files (default: 'id', any case).")]
-LatOpt = Annotated[
-    str | None, typer.Option("--lat", help="Latitude column of CSV point files (default: latitude/lat).")
-]
-LonOpt = Annotated[
-    str | None, typer.Option("--lon", help="Longitude column of CSV point files (default: longitude/lon/lng/long).")
-]
-CrsOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--crs", help="CRS of the point files' coordinates when not EPSG:4326 (e.g. EPSG:32613 for x/y in metres)."
-    ),
-]
-SnapOpt = Annotated[
-    float, typer.Option("--max-snap-m", help="Points farther than this from any road (metres) are off-network.")
-]
+
+# ---------------------------------------------------------------------- printing
+def _line(*parts: str | tuple[str, str | None]) -> Text:
+    """One line of output from text parts (``"text"`` or ``("text", "style")``), made printable.
+
+    User text (ids, file names, messages) never reaches the terminal raw: control characters
+    are escaped (:func:`havenmap._io.printable`) and nothing is read as rich markup.
+    """
+    line = Text()
+    for part in parts:
+        text, style = (part, None) if isinstance(part, str) else part
+        line.append(_io.printable(text), style=style)
+    return line
+
+
+def _say(*parts: str | tuple[str, str | None], err: bool = False) -> None:
+    (err_console if err else out_console).print(_line(*parts))
 
 
 @contextlib.contextmanager
 def _step(message: str) -> Iterator[None]:
     """Show a spinner while a step runs, then a tick with its duration."""
     start = time.perf_counter()
-    with err_console.status(message + " ..."):
+    with err_console.status(_line(message + " ...")):
         yield
-    err_console.print(f"[green]✓[/green] {message} [dim]({time.perf_counter() - start:.1f} s)[/dim]")
+    _say(("✓ ", "green"), message, (f" ({time.perf_counter() - start:.1f} s)", "dim"), err=True)
 
 
 _shown: set[str] = set()
@@ -85,12 +83,212 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     if str(message) in _shown:
         return
     _shown.add(str(message))
-    err_console.print(Text("warning: ", style="yellow") + Text(str(message)), highlight=False)
+    _say(("warning: ", "yellow"), str(message), err=True)
 
 
-@app.command()
+# ---------------------------------------------------------------------- option checks (at parse time)
+def _number(what: str, **bounds: float) -> Callable[[Any, Any, Any], Any]:
+    """A typer callback checking a number option with :func:`havenmap._checks.number` (None passes)."""
+
+    def check(ctx: Any, param: Any, value: Any) -> Any:
+        return None if value is None else _checks.number(value, param.opts[0], what, **bounds)
+
+    return check
+
+
+def _snap_check(ctx: Any, param: Any, value: float) -> float:
+    return check_max_snap_m(value, param.opts[0])
+
+
+def _days_check(ctx: Any, param: Any, value: int) -> int:
+    from .patrol import check_days
+
+    return check_days(value, param.opts[0])
+
+
+# ---------------------------------------------------------------------- shared options
+Cost = Literal["time", "length"]
+NetworkType = Literal["drive", "walk"]
+
+NetworkOpt = Annotated[
+    Path,
+    typer.Option(
+        "--network",
+        "-n",
+        help="Road network: .osm, .osm.bz2, .osm.pbf, osmnx .graphml, or a road line layer "
+        "(.shp, .gpkg, .geojson, .parquet, .fgb).",
+    ),
+]
+NetworkTypeOpt = Annotated[
+    NetworkType,
+    typer.Option(
+        "--network-type",
+        metavar="[drive|walk]",
+        help="drive (one-ways honoured) or walk (every road both ways at walking speed); a .graphml is used as given.",
+    ),
+]
+DefendersOpt = Annotated[
+    Path,
+    typer.Option(
+        "--defenders", "-d", help="Defenders: CSV (id, latitude, longitude), GeoJSON, GPKG or GeoParquet points."
+    ),
+]
+HavensOpt = Annotated[Path, typer.Option("--havens", help="Safe havens: same point formats, with an id column.")]
+IdOpt = Annotated[
+    str | None, typer.Option("--id", metavar="<column>", help="Id column of the point files (default: 'id', any case).")
+]
+LatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--lat", metavar="<column>", help="Latitude column of CSV point files (default: latitude or lat, any case)."
+    ),
+]
+LonOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--lon", metavar="<column>", help="Longitude column of CSV point files (default: longitude, lon, lng or long)."
+    ),
+]
+CrsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--crs",
+        metavar="<crs>",
+        help="CRS of CSV point files' coordinates when not longitude/latitude in degrees (EPSG:4326), "
+        "e.g. EPSG:32613 for x/y in metres.",
+    ),
+]
+PointsLayerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--points-layer",
+        metavar="<name>",
+        help="Layer to read from GeoPackage point files that hold several (the error lists them).",
+    ),
+]
+SnapOpt = Annotated[
+    float,
+    typer.Option(
+        "--max-snap-m",
+        help="Points farther than this from any road (metres) are off the network.",
+        callback=_snap_check,
+    ),
+]
+CostOpt = Annotated[
+    Cost,
+    typer.Option("--cost", metavar="[time|length]", help="What routes minimise: travel time or road length (metres)."),
+]
+OutFolderOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder (the command owns its files).")]
+
+
+# road line layers (see havenmap.lines): the same options on every command that takes --network
+_LINES = "Road line layers"
+LayerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--layer", metavar="<name>", help="Layer of a road line GeoPackage with several.", rich_help_panel=_LINES
+    ),
+]
+SnapToleranceOpt = Annotated[
+    float,
+    typer.Option(
+        "--snap-tolerance-m",
+        help="Loose line ends within this distance (metres) of a vertex or a line join it; 0: shared vertices only.",
+        rich_help_panel=_LINES,
+    ),
+]
+SplitCrossingsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--split-crossings",
+        help="Join lines where they cross without a shared vertex (off: bridges and flyovers stay apart).",
+        rich_help_panel=_LINES,
+    ),
+]
+OnewayColumnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--oneway-column",
+        metavar="<column>",
+        help="Direction column: yes/no/-1 (OSM), FT/TF/B/N (ESRI), F/T/B (Geofabrik). Without it: two-way.",
+        rich_help_panel=_LINES,
+    ),
+]
+SpeedColumnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--speed-column",
+        metavar="<column>",
+        help="Speed column (km/h, or e.g. '30 mph'; 0/empty = unknown).",
+        rich_help_panel=_LINES,
+    ),
+]
+SpeedUnitOpt = Annotated[
+    Literal["kph", "mph"],
+    typer.Option(
+        "--speed-unit",
+        metavar="[kph|mph]",
+        help="Unit of plain numbers in --speed-column.",
+        rich_help_panel=_LINES,
+    ),
+]
+ClassColumnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--class-column",
+        metavar="<column>",
+        help="Road class column (OSM highway, Geofabrik fclass, or your own) for default speeds.",
+        rich_help_panel=_LINES,
+    ),
+]
+ClassSpeedsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--class-speeds",
+        help="CSV (class,speed_kph) or TOML (class = km/h) overriding the class speeds; 0 = not a road.",
+        rich_help_panel=_LINES,
+    ),
+]
+
+
+def _line_options(
+    layer: str | None,
+    snap_tolerance_m: float,
+    split_crossings: bool,
+    oneway_column: str | None,
+    speed_column: str | None,
+    speed_unit: str,
+    class_column: str | None,
+    class_speeds: Path | None,
+) -> LineOptions:
+    """The line-layer options of a command (checked by LineOptions, before any slow work)."""
+    return LineOptions(
+        layer=layer,
+        snap_tolerance_m=snap_tolerance_m,
+        split_crossings=split_crossings,
+        oneway_column=oneway_column,
+        speed_column=speed_column,
+        speed_unit=speed_unit,
+        class_column=class_column,
+        class_speeds=class_speeds,
+    )
+
+
+def _load_network(network: Path, network_type: str, options: LineOptions, *, summary: bool = True) -> RoadNetwork:
+    """Load any network; for a line layer also print its report's one-line summary."""
+    with _step(f"Loading the {network_type} network {network.name}"):
+        net = load_network(network, network_type, line_options=options)
+    if summary and net.build_info.get("kind") == "lines":
+        _say(network_report(net).summary(), err=True)
+    return net
+
+
+# ---------------------------------------------------------------------- demo
+@app.command("demo", short_help="Run the built-in Helsinki demo: every analysis into one folder.")
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("havenmap-demo"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (the command owns its files).")] = Path(
+        "havenmap-demo"
+    ),
     exact_defenders: Annotated[
         bool, typer.Option("--exact-defenders", help="Show exact defender points on the map (sensitive!).")
     ] = False,
@@ -100,29 +298,29 @@ def demo(
     Writes OUT/map.html (the commander's map), OUT/nearest_havens.geojson, OUT/report.json, and
     the folders OUT/coverage/, OUT/threat/, OUT/patrol/ and OUT/siting/ (see the README for every file).
     """
-    _io.check_output(out, folder=True, create=False)
     scen = scenario.load_scenario(scenario.demo_dir() / "scenario.toml")
-    summary = scenario.run_scenario(scen, out, step=_step, exact_defenders=exact_defenders)
+    inputs = {f"scenario {key}": path for key, path in scenario.input_files(scen).items()}
+    _io.check_paths(inputs, {"--out": out}, folders=["--out"])
+    with _io.output_folder(out, scenario.output_files()) as stage:
+        summary = scenario.run_scenario(scen, stage, step=_step, exact_defenders=exact_defenders)
     if "siting" in summary:
         s = summary["siting"]
-        out_console.print(
+        _say(
             f"Where to open {s['new']} more haven(s) ({s['objective']}, {s['minutes']:g} min): "
-            f"{', '.join(s['chosen'])} — see siting/.",
-            highlight=False,
+            f"{', '.join(s['chosen'])} — see siting/."
         )
     _print_summary(summary, out)
 
 
-@app.command()
+# ---------------------------------------------------------------------- nearest havens
+@app.command("nearest", short_help="Each defender's nearest reachable havens by road, with routes.")
 def nearest(
     network: NetworkOpt,
     defenders: DefendersOpt,
     havens: HavensOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output GeoJSON: one route per defender and rank.")],
     k: Annotated[int, typer.Option("--k", min=1, help="How many nearest havens per defender.")] = 1,
-    cost: Annotated[
-        str, typer.Option("--cost", help="What 'nearest' minimises: 'time' (travel time) or 'length' (road distance).")
-    ] = "time",
+    cost: CostOpt = "time",
     map_path: Annotated[
         Path | None, typer.Option("--map", help="Also write an offline HTML map of the result.")
     ] = None,
@@ -131,6 +329,14 @@ def nearest(
         typer.Option("--incidents", help="Incidents to draw as a heatmap on --map (ACLED, UCDP GED, CSV, GeoJSON...)."),
     ] = None,
     network_type: NetworkTypeOpt = "drive",
+    layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
     max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
     exact_defenders: Annotated[
         bool, typer.Option("--exact-defenders", help="Show exact defender points on --map (sensitive!).")
@@ -139,6 +345,7 @@ def nearest(
     lat_column: LatOpt = None,
     lon_column: LonOpt = None,
     crs: CrsOpt = None,
+    points_layer: PointsLayerOpt = None,
     closures: ClosuresOpt = None,
     risk: RiskOpt = None,
     alpha: AlphaOpt = 1.0,
@@ -150,19 +357,30 @@ def nearest(
     distance_m, reachable, reason, snap_distance_m; geometry = the road route (EPSG:4326).
     A defender who can reach no haven is listed with reachable = false and no route.
     """
-    _io.check_output(out, create=False)
-    if map_path is not None:
-        _io.check_output(map_path, option="--map", create=False)
-    if cost not in ("time", "length"):
-        raise HavenmapError(f"--cost {cost!r}: use 'time' or 'length'")
-    with _step(f"Loading the {network_type} network {network.name}"):
-        net = load_network(network, network_type)
-    with _step("Reading the point layers"):
+    _needs_risk(risk, alpha, max_risk)
+    inputs = {
+        "--network": network,
+        "--class-speeds": class_speeds,
+        "--defenders": defenders,
+        "--havens": havens,
+        "--incidents": incidents,
+        "--closures": closures,
+        "--risk": risk,
+    }
+    _io.check_paths(inputs, {"--out": out, "--map": map_path})
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
+    check_source(network, network_type)
+    with _step("Reading the inputs"):
         columns = {"id_column": id_column, "lat_column": lat_column, "lon_column": lon_column, "crs": crs}
+        columns["layer"] = points_layer
         d = layers.read_defenders(defenders, **_point_options(defenders, columns))
         h = layers.read_havens(havens, **_point_options(havens, columns))
-        inc = layers.read_incidents(incidents) if incidents else None
-    weights, risk_arr = _cost_model(net, cost, closures, risk, alpha, max_risk)  # closures / danger (coverage)
+        inc = layers.read_incidents(incidents, layer=points_layer) if incidents else None
+        barriers, risk_table = _read_cost_inputs(closures, risk)
+    net = _load_network(network, network_type, line_opts)
+    weights, risk_arr = _cost_model(net, cost, barriers, risk_table, alpha, max_risk)
     with _step(f"Routing {len(d)} defenders to their {k} nearest of {len(h)} havens"):
         result = nearest_havens(net, d, h, k=k, cost=cost, max_snap_m=max_snap_m, edge_weights=weights, risk=risk_arr)
     with _step("Writing outputs"):
@@ -184,47 +402,90 @@ def nearest(
     _print_summary(summary, out)
 
 
-@app.command()
+# ---------------------------------------------------------------------- download
+@app.command("download", short_help="Download a road network from OpenStreetMap (needs internet).")
 def download(
     out: Annotated[Path, typer.Option("--out", "-o", help="GraphML file to write (load it later with --network).")],
     place: Annotated[
-        str | None, typer.Option("--place", help="Place name to geocode, e.g. 'Kallio, Helsinki'.")
+        str | None, typer.Option("--place", metavar="<place>", help="Place name to geocode, e.g. 'Kallio, Helsinki'.")
     ] = None,
-    bbox: Annotated[str | None, typer.Option("--bbox", help="west,south,east,north in degrees.")] = None,
+    bbox: Annotated[
+        str | None, typer.Option("--bbox", metavar="<w,s,e,n>", help="west,south,east,north in degrees.")
+    ] = None,
     network_type: NetworkTypeOpt = "drive",
 ) -> None:
     """Download a road network from OpenStreetMap (the only command that uses the internet).
 
     Field teams should download before deployment and carry the GraphML (or a .osm.pbf extract).
     """
-    _io.check_output(out, create=False)
     from .network import from_bbox, from_place
 
     if (place is None) == (bbox is None):
         raise HavenmapError("give exactly one of --place or --bbox")
+    box = None
+    if bbox is not None:
+        try:
+            box = tuple(float(v) for v in bbox.split(","))
+        except ValueError:
+            box = ()
+        if len(box) != 4 or not all(np.isfinite(box)):
+            raise HavenmapError(f"--bbox {bbox!r}: give four numbers west,south,east,north")
+    _io.check_paths({}, {"--out": out})
     with _step(f"Downloading the {network_type} network from OpenStreetMap"):
-        if place is not None:
-            net = from_place(place, network_type)
-        else:
-            try:
-                west, south, east, north = (float(v) for v in bbox.split(","))
-            except ValueError:
-                raise HavenmapError(f"--bbox {bbox!r}: give four numbers west,south,east,north") from None
-            net = from_bbox((west, south, east, north), network_type)
+        net = from_place(place, network_type) if place is not None else from_bbox(box, network_type)
     import osmnx as ox
 
     with _io.atomic_path(out) as tmp:
         ox.save_graphml(net.to_networkx(), tmp)
-    out_console.print(f"{net.n_nodes:,} nodes, {net.n_edges:,} edges written to {out}", highlight=False)
+    _say(f"{net.n_nodes:,} nodes, {net.n_edges:,} edges written to {out}")
 
 
-@app.command("patrol")
+# ---------------------------------------------------------------------- network report
+@app.command("network", short_help="Build the road network and report what it holds (and what not).")
+def network_command(
+    network: NetworkOpt,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder for network_report.json.")] = None,
+    network_type: NetworkTypeOpt = "drive",
+    layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
+) -> None:
+    """Build the road network and report what it holds, and why a defender may look cut off.
+
+    Nodes, edges, km of road, components and the share of km outside the largest, dangling
+    ends; for road line layers also the ends joined within --snap-tolerance-m, crossings left
+    apart (or joined with --split-crossings), pieces dropped and how each edge got its speed.
+    With --out, writes OUT/network_report.json (see the README for its fields).
+    """
+    report_file = None if out is None else out / "network_report.json"  # the one file written into OUT
+    _io.check_paths({"--network": network, "--class-speeds": class_speeds}, {"--out": report_file})
+    if out is not None:
+        _io.check_output(out, folder=True, create=False)
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
+    check_source(network, network_type)
+    net = _load_network(network, network_type, line_opts, summary=False)
+    found = network_report(net)
+    for line in found.describe():
+        _say(line)
+    if report_file is not None:
+        _say(f"Report written to {found.write(report_file)}")
+
+
+# ---------------------------------------------------------------------- patrols
+@app.command("patrol", short_help="Patrol routes for every unit and day, collecting priority.")
 def patrol_command(
     network: NetworkOpt,
     bases: Annotated[
         Path, typer.Option("--bases", "-b", help="Patrol bases: CSV (id, latitude, longitude), GeoJSON, GPKG...")
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    out: OutFolderOpt,
     targets: Annotated[
         Path | None,
         typer.Option(
@@ -238,20 +499,37 @@ def patrol_command(
         typer.Option(
             "--units",
             "-u",
+            metavar="<int|file>",
             help="Number of units (spread over the bases round-robin) or a units file "
             "(unit, base_id, shift_minutes, profile).",
         ),
     ] = "1",
     shift_minutes: Annotated[
-        float | None,
-        typer.Option("--shift-minutes", "-s", help="Shift length in minutes (for units without their own)."),
-    ] = None,
+        float,
+        typer.Option(
+            "--shift-minutes",
+            "-s",
+            help="Shift length in minutes (for units without their own).",
+            callback=_number("the shift length in minutes", above=0, at_most=7 * 24 * 60),
+        ),
+    ] = 480.0,
     days: Annotated[
         int,
-        typer.Option("--days", min=1, help="Days to plan; more than 1 varies the plans day to day (mixed strategy)."),
+        typer.Option(
+            "--days",
+            help="Days to plan (at most 366); more than 1 varies the plans day to day (mixed strategy).",
+            callback=_days_check,
+        ),
     ] = 1,
     seed: Annotated[int, typer.Option("--seed", help="Seed: the same seed gives the same plan.")] = 0,
-    time_limit: Annotated[float, typer.Option("--time-limit", help="Solver time cap per day, seconds.")] = 30.0,
+    time_limit: Annotated[
+        float,
+        typer.Option(
+            "--time-limit",
+            help="Solver time cap per day, seconds (building the solver's instance included).",
+            callback=_number("a number of seconds", above=0),
+        ),
+    ] = 30.0,
     iterations: Annotated[
         int, typer.Option("--iterations", min=1, help="Solver iterations per day (a reproducible stop).")
     ] = 3000,
@@ -268,84 +546,119 @@ def patrol_command(
     risk: Annotated[
         Path | None, typer.Option("--risk", help="Edge risk (GeoJSON: u, v, key, risk): legs avoid risky roads.")
     ] = None,
-    risk_alpha: Annotated[
-        float, typer.Option("--risk-alpha", help="Danger weight: leg cost = time × (1 + alpha × risk).")
+    alpha: Annotated[
+        float,
+        typer.Option(
+            "--alpha",
+            help="Danger weight: leg cost = time × (1 + alpha × risk) (needs --risk).",
+            callback=_number("a danger weight", at_least=0),
+        ),
     ] = 1.0,
     exact: Annotated[
         bool, typer.Option("--exact", help="Place defender targets at their exact road point (outputs owner-only).")
     ] = False,
     network_type: NetworkTypeOpt = "drive",
+    layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
     max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
+    points_layer: PointsLayerOpt = None,
 ) -> None:
     """Plan patrol routes: every unit from its base and back within its shift, collecting target priority.
 
     Writes OUT/patrol_routes.geojson, OUT/gpx/<unit>_day-<d>.gpx, OUT/patrol_schedule.csv,
-    OUT/target_frequency.csv, OUT/patrol_summary.json and OUT/patrol_map.html. One network
-    (drive or walk) per run.
+    OUT/target_frequency.csv, OUT/patrol_summary.json and OUT/patrol_map.html; files of an
+    earlier run that this run does not write are removed. One network (drive or walk) per run.
     """
-    if shift_minutes is not None and not (np.isfinite(shift_minutes) and 0 < shift_minutes <= 7 * 24 * 60):
-        raise HavenmapError(
-            f"--shift-minutes {shift_minutes}: give the shift length in minutes, above 0 and at most a week (10080)"
-        )
-    if not np.isfinite(time_limit) or time_limit <= 0:
-        raise HavenmapError(f"--time-limit {time_limit}: give a positive number of seconds")
-    if not units.strip().isdigit() and not Path(units).suffix:
-        raise HavenmapError(f"--units {units!r}: give a number of units (e.g. 3) or a units CSV file")
-    _io.check_output(out, folder=True, create=False)
+    from . import costs
     from . import patrol as pt
-    from .costs import edge_risk
 
-    with _step(f"Loading the {network_type} network {network.name}"):
-        net = load_network(network, network_type)
+    units_file = None if units.strip().isdigit() else Path(units)
+    if units_file is not None and not units_file.suffix:
+        raise HavenmapError(f"--units {units!r}: give a number of units (e.g. 3) or a units CSV file")
+    if units_file is None and int(units) < 1:
+        raise HavenmapError(f"--units {units}: give at least 1 unit")
+    _needs_risk(risk, alpha, None)
+    inputs = {
+        "--network": network,
+        "--class-speeds": class_speeds,
+        "--bases": bases,
+        "--targets": targets,
+        "--units": units_file,
+        "--hotspots": hotspots,
+        "--checkins": checkins,
+        "--defenders": defenders,
+        "--risk": risk,
+    }
+    _io.check_paths(inputs, {"--out": out}, folders=["--out"])
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
+    profile = check_source(network, network_type)
     with _step("Reading bases, units and targets"):
-        b = layers.read_bases(bases)
-        unit_spec = int(units) if units.strip().isdigit() else pt.read_units(Path(units))
-        parts = [pt.read_targets(targets)] if targets else []
-        if hotspots:
-            parts.append(pt.targets_from_hotspots(net, _read_geo(hotspots, "--hotspots")))
+        b = layers.read_bases(bases, layer=points_layer)
+        unit_spec = int(units) if units_file is None else pt.read_units(units_file)
+        pt.check_units(unit_spec, b, shift_minutes, profile)
+        parts = [pt.read_targets(targets, layer=points_layer)] if targets else []
+        hot = _read_geo(hotspots, "--hotspots") if hotspots else None
         if checkins:
-            parts.append(pt.targets_from_havens(layers.read_havens(checkins)))
-        if defenders:
-            parts.append(
-                pt.targets_from_defenders(net, layers.read_defenders(defenders), exact=exact, max_snap_m=max_snap_m)
+            parts.append(pt.targets_from_havens(layers.read_havens(checkins, layer=points_layer)))
+        d = layers.read_defenders(defenders, layer=points_layer) if defenders else None
+        if d is not None:
+            pt.check_consent(d)
+        if not parts and hot is None and d is None:
+            raise HavenmapError("no targets: give --targets, --hotspots, --checkins or --defenders (with consent)")
+        risk_table = costs.read_risk_table(risk) if risk else None
+    with _io.output_folder(out, pt.OUTPUT_FILES) as stage:  # checked now; filled at the end
+        net = _load_network(network, network_type, line_opts)
+        with _step("Placing the targets on the roads"):
+            if hot is not None:
+                parts.append(pt.targets_from_hotspots(net, hot))
+            if d is not None:
+                parts.append(pt.targets_from_defenders(net, d, exact=exact, max_snap_m=max_snap_m))
+            tg = pt.combine_targets(*parts)
+            risk_arr = costs.edge_risk(net, risk_table) if risk_table is not None else None
+        with _step(f"Planning {days} day(s) for {len(tg)} targets"):
+            plan = pt.plan_patrols(
+                net,
+                tg,
+                b,
+                units=unit_spec,
+                shift_minutes=shift_minutes,
+                days=days,
+                seed=seed,
+                time_limit_s=time_limit,
+                max_iterations=iterations,
+                risk=risk_arr,
+                risk_alpha=alpha,
+                max_snap_m=max_snap_m,
             )
-        tg = pt.combine_targets(*parts)
-        risk_arr = edge_risk(net, risk) if risk else None
-    with _step(f"Planning {days} day(s) for {len(tg)} targets"):
-        plan = pt.plan_patrols(
-            net,
-            tg,
-            b,
-            units=unit_spec,
-            shift_minutes=shift_minutes,
-            days=days,
-            seed=seed,
-            time_limit_s=time_limit,
-            max_iterations=iterations,
-            risk=risk_arr,
-            risk_alpha=risk_alpha,
-            max_snap_m=max_snap_m,
-        )
-    with _step("Writing outputs"):
-        pt.write_patrol_outputs(plan, out, roads=net, title=f"Patrols — {network.name}")
+        with _step("Writing outputs"):
+            pt.write_patrol_outputs(plan, stage, roads=net, title=f"Patrols — {network.name}")
     s = plan.summary
-    for d in s["per_day"]:
-        out_console.print(
-            f"day {d['day']}: {d['targets_visited']} targets visited by {d['units_out']} of "
-            f"{s['units']} units, priority {d['prize']:g} of {s['prize_possible_per_day']:g}"
+    for d_ in s["per_day"]:
+        _say(
+            f"day {d_['day']}: {d_['targets_visited']} targets visited by {d_['units_out']} of "
+            f"{s['units']} units, priority {d_['prize']:g} of {s['prize_possible_per_day']:g}"
         )
     if s["variety_jaccard"] is not None:
-        out_console.print(
+        _say(
             f"day-to-day variety (Jaccard distance of visited sets): {s['variety_jaccard']:.2f}; "
             f"priority–frequency correlation: {s['frequency_priority_correlation']}"
         )
     if not s["reproducible"]:
-        err_console.print(
-            "warning: the time limit stopped the solver before its iterations: a re-run may differ; "
+        _say(
+            ("warning: ", "yellow"),
+            "the time limit stopped the solver before its iterations: a re-run may differ; "
             "raise --time-limit or lower --iterations for a reproducible plan",
-            highlight=False,
+            err=True,
         )
-    out_console.print(f"Outputs in {out}", highlight=False)
+    _say(f"Outputs in {out}")
 
 
 # ---------------------------------------------------------------------- coverage (reach at scale)
@@ -361,60 +674,91 @@ RiskOpt = Annotated[
     Path | None,
     typer.Option(
         "--risk",
-        help="Per-edge risk (u, v, key, risk or edge, risk; CSV/GeoJSON): routes minimise "
-        "time × (1 + alpha × risk) and report their exposure.",
+        help="Per-edge risk (u, v, key, risk or edge, risk; CSV/GeoJSON, e.g. edge_risk.geojson of "
+        "'havenmap threat'): routes minimise time × (1 + alpha × risk).",
     ),
 ]
-AlphaOpt = Annotated[float, typer.Option("--alpha", help="Danger weight alpha in time × (1 + alpha × risk).")]
-MaxRiskOpt = Annotated[float | None, typer.Option("--max-risk", help="Forbid roads whose risk exceeds this.")]
+AlphaOpt = Annotated[
+    float,
+    typer.Option(
+        "--alpha",
+        help="Danger weight alpha in time × (1 + alpha × risk) (needs --risk).",
+        callback=_number("a danger weight", at_least=0),
+    ),
+]
+MaxRiskOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-risk",
+        help="Forbid roads whose risk exceeds this (needs --risk; default: no limit).",
+        callback=_number("a risk", at_least=0),
+    ),
+]
 
 
-def _cost_model(
-    net,
-    cost: str,
-    closures: Path | None,
-    risk: Path | None,
-    alpha: float,
-    max_risk: float | None,
-    *,
-    with_closures: bool = True,
-):
+def _needs_risk(risk: Path | None, alpha: float, max_risk: float | None) -> None:
+    if risk is None and (max_risk is not None or alpha != 1.0):
+        raise HavenmapError("--alpha and --max-risk need --risk FILE (the per-edge risk)")
+
+
+def _read_cost_inputs(closures: Path | None, risk: Path | None):
+    """Barriers and the risk table, read and checked before the network is loaded."""
+    from . import costs
+
+    barriers = costs.read_barriers(closures) if closures is not None else None
+    risk_table = costs.read_risk_table(risk) if risk is not None else None
+    return barriers, risk_table
+
+
+def _cost_model(net, cost: str, barriers, risk_table, alpha: float, max_risk: float | None):
     """(per-edge weights or None, per-edge risk or None) for the CLI's cost options."""
     from . import costs
 
-    if risk is None and (max_risk is not None or alpha != 1.0):
-        raise HavenmapError("--alpha and --max-risk need --risk FILE (the per-edge risk)")
-    if closures is None and risk is None:
+    if barriers is None and risk_table is None:
         return None, None
     with _step("Building the cost model (closures, danger)"):
-        risk_arr = costs.edge_risk(net, risk) if risk is not None else None
-        weights = costs.cost_weights(
-            net, cost=cost, risk=risk_arr, alpha=alpha, max_risk=max_risk, closures=closures if with_closures else None
-        )
+        risk_arr = costs.edge_risk(net, risk_table) if risk_table is not None else None
+        weights = costs.cost_weights(net, cost=cost, risk=risk_arr, alpha=alpha, max_risk=max_risk, closures=barriers)
     return weights, risk_arr
 
 
-@app.command("coverage")
+@app.command("coverage", short_help="Who reaches a haven in each time band; what losing one costs.")
 def coverage_command(
     network: NetworkOpt,
     defenders: DefendersOpt,
     havens: HavensOpt,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
-    minutes: Annotated[str, typer.Option("--minutes", "-m", help="Time bands in minutes, e.g. 5,10,15.")] = "5,10,15",
+    out: OutFolderOpt,
+    minutes: Annotated[
+        str, typer.Option("--minutes", "-m", metavar="<list>", help="Time bands in minutes, e.g. 5,10,15.")
+    ] = "5,10,15",
     closures: ClosuresOpt = None,
     risk: RiskOpt = None,
     alpha: AlphaOpt = 1.0,
     max_risk: MaxRiskOpt = None,
-    cost: Annotated[str, typer.Option("--cost", help="What routes minimise: 'time' or 'length'.")] = "time",
+    cost: CostOpt = "time",
     buffer_m: Annotated[
-        float, typer.Option("--buffer-m", help="Half-width of service areas around the reached roads, metres.")
+        float,
+        typer.Option(
+            "--buffer-m",
+            help="Half-width of service areas around the reached roads, metres.",
+            callback=_number("a distance in metres", above=0),
+        ),
     ] = 50.0,
     network_type: NetworkTypeOpt = "drive",
+    layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
     max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
     id_column: IdOpt = None,
     lat_column: LatOpt = None,
     lon_column: LonOpt = None,
     crs: CrsOpt = None,
+    points_layer: PointsLayerOpt = None,
 ) -> None:
     """Who reaches a haven within each time band, what losing any one haven does, and what closures cut off.
 
@@ -423,82 +767,96 @@ def coverage_command(
     band_min, reason), coverage.json (per band covered and share; per haven served),
     n_minus_1.csv (per haven lost: coverage per band, defenders losing all cover) and, with
     --closures, closures_impact.csv (defenders cut off or slowed, with the haven they would
-    have reached without the closures). Files are readable by the owner only.
+    have reached without the closures). Files are readable by the owner only; files of an
+    earlier run that this run does not write are removed.
     """
-    _io.check_output(out, folder=True, create=False)
     from . import coverage as cov_mod
 
-    if cost not in ("time", "length"):
-        raise HavenmapError(f"--cost {cost!r}: use 'time' or 'length'")
     bands = cov_mod.parse_minutes(minutes)
-    if not np.isfinite(buffer_m) or buffer_m <= 0:
-        raise HavenmapError(f"--buffer-m {buffer_m}: must be a positive number of metres (default 50)")
-    with _step(f"Loading the {network_type} network {network.name}"):
-        net = load_network(network, network_type)
-    with _step("Reading the point layers"):
+    _needs_risk(risk, alpha, max_risk)
+    inputs = {
+        "--network": network,
+        "--class-speeds": class_speeds,
+        "--defenders": defenders,
+        "--havens": havens,
+        "--closures": closures,
+    }
+    _io.check_paths({**inputs, "--risk": risk}, {"--out": out}, folders=["--out"])
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
+    check_source(network, network_type)
+    with _step("Reading the inputs"):
         columns = {"id_column": id_column, "lat_column": lat_column, "lon_column": lon_column, "crs": crs}
+        columns["layer"] = points_layer
         d = layers.read_defenders(defenders, **_point_options(defenders, columns))
         h = layers.read_havens(havens, **_point_options(havens, columns))
-    weights, _ = _cost_model(net, cost, closures, risk, alpha, max_risk)
-    with _step(f"Coverage of {len(d)} defenders by {len(h)} havens"):
-        cov = cov_mod.coverage(net, d, h, bands, cost=cost, edge_weights=weights, max_snap_m=max_snap_m)
-        n1 = cov_mod.n_minus_1(cov)
-    impact = None
-    if closures is not None:
-        open_weights, _ = _cost_model(net, cost, None, risk, alpha, max_risk)
-        with _step("Coverage without the closures"):
-            cov_open = cov_mod.coverage(net, d, h, bands, cost=cost, edge_weights=open_weights, max_snap_m=max_snap_m)
-            impact = cov_mod.closures_impact(cov_open, cov)
-    with _step(f"Service areas of {len(h)} havens"):
-        areas = cov_mod.service_areas(
-            net, h, bands, cost=cost, edge_weights=weights, buffer_m=buffer_m, max_snap_m=max_snap_m
-        )
-    cost_model = {
-        "cost": cost,
-        "closures": None if closures is None else str(closures),
-        "risk": None if risk is None else str(risk),
-        "alpha": alpha if risk else None,
-        "max_risk": max_risk,
-        "closed_edges": None if weights is None else int((~np.isfinite(weights)).sum()),
-    }
-    with _step("Writing outputs"):
-        summary = cov_mod.write_coverage_outputs(
-            out, cov, areas, n1=n1, impact=impact, extra={"cost_model": cost_model}
-        )
+        barriers, risk_table = _read_cost_inputs(closures, risk)
+    with _io.output_folder(out, scenario.COVERAGE_FILES) as stage:  # checked now; filled at the end
+        net = _load_network(network, network_type, line_opts)
+        weights, _ = _cost_model(net, cost, barriers, risk_table, alpha, max_risk)
+        with _step(f"Coverage of {len(d)} defenders by {len(h)} havens"):
+            cov = cov_mod.coverage(net, d, h, bands, cost=cost, edge_weights=weights, max_snap_m=max_snap_m)
+            n1 = cov_mod.n_minus_1(cov)
+        impact = None
+        if barriers is not None:
+            open_weights, _ = _cost_model(net, cost, None, risk_table, alpha, max_risk)
+            with _step("Coverage without the closures"):
+                cov_open = cov_mod.coverage(
+                    net, d, h, bands, cost=cost, edge_weights=open_weights, max_snap_m=max_snap_m
+                )
+                impact = cov_mod.closures_impact(cov_open, cov)
+        with _step(f"Service areas of {len(h)} havens"):
+            areas = cov_mod.service_areas(
+                net, h, bands, cost=cost, edge_weights=weights, buffer_m=buffer_m, max_snap_m=max_snap_m
+            )
+        cost_model = {
+            "cost": cost,
+            "closures": None if closures is None else str(closures),
+            "risk": None if risk is None else str(risk),
+            "alpha": alpha if risk else None,
+            "max_risk": max_risk,
+            "closed_edges": None if weights is None else int((~np.isfinite(weights)).sum()),
+        }
+        with _step("Writing outputs"):
+            summary = cov_mod.write_coverage_outputs(
+                stage, cov, areas, n1=n1, impact=impact, extra={"cost_model": cost_model}
+            )
     for band, row in summary["bands"].items():
-        out_console.print(
-            f"within {band} min: [bold]{row['covered']} of {cov.n_defenders}[/bold] defenders "
-            f"({100 * row['share']:.1f} %)"
+        _say(
+            f"within {band} min: ",
+            (f"{row['covered']} of {cov.n_defenders}", "bold"),
+            f" defenders ({100 * row['share']:.1f} %)",
         )
     if summary["unreachable_ids"]:
-        out_console.print(
-            Text(f"Cannot reach any haven ({len(summary['unreachable_ids'])}): ", style="red")
-            + Text(", ".join(summary["unreachable_ids"][:20]))
-        )
+        ids = summary["unreachable_ids"]
+        _say((f"Cannot reach any haven ({len(ids)}): ", "red"), listing(ids, 20))
     if summary["n_minus_1"]["lose_all_cover"]:
-        out_console.print(
+        _say(
             f"Losing haven {summary['n_minus_1']['worst_haven']} leaves "
-            f"{summary['n_minus_1']['lose_all_cover']} defenders with no haven within "
-            f"{max(bands):g} min."
+            f"{summary['n_minus_1']['lose_all_cover']} defenders with no haven within {max(bands):g} min."
         )
     if impact is not None:
-        out_console.print(
-            f"Closures cut off {summary['closures']['cut_off']} defenders and slow {summary['closures']['slowed']}."
-        )
-    out_console.print(f"Outputs in {out}", highlight=False)
+        _say(f"Closures cut off {summary['closures']['cut_off']} defenders and slow {summary['closures']['slowed']}.")
+    _say(f"Outputs in {out}")
 
 
 # ---------------------------------------------------------------------- siting (where to open the next havens)
-@app.command("site")
+Objective = Literal["coverage", "time", "backup", "cover-all"]
+
+
+@app.command("site", short_help="Where to open the next safe havens: exact, on real roads, robust to one loss.")
 def site_command(
     network: NetworkOpt,
     defenders: Annotated[
         Path,
         typer.Option(
-            "--defenders", "-d", help="Defenders: points with id and optional weight (or priority), default 1."
+            "--defenders",
+            "-d",
+            help="Defenders: points with id and an optional weight (or priority) column, default 1.",
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    out: OutFolderOpt,
     candidates: Annotated[
         Path | None,
         typer.Option("--candidates", "-c", help="Candidate sites: points with id, optional name (any point format)."),
@@ -507,6 +865,7 @@ def site_command(
         str | None,
         typer.Option(
             "--candidates-osm",
+            metavar="<tags>",
             help="Take the candidates from the OSM features of the network file, e.g. amenity=clinic,place_of_worship.",
         ),
     ] = None,
@@ -515,20 +874,35 @@ def site_command(
     ] = None,
     new: Annotated[int, typer.Option("--new", help="New havens to open (cover-all: at most this many).")] = 3,
     minutes: Annotated[
-        float, typer.Option("--minutes", "-m", help="The band: covered within this many minutes.")
+        float, typer.Option("--minutes", "-m", help="The band: a defender is covered within this many minutes.")
     ] = 10.0,
     objective: Annotated[
-        str, typer.Option("--objective", help="coverage | time | backup | cover-all (see the README).")
+        Objective,
+        typer.Option(
+            "--objective",
+            metavar="[coverage|time|backup|cover-all]",
+            help="coverage: most weight within the band; time: least weighted travel time; backup: most weight "
+            "within the band after losing any one haven; cover-all: fewest new havens covering everyone coverable.",
+        ),
     ] = "coverage",
-    cost: Annotated[str, typer.Option("--cost", help="What routes minimise: 'time' or 'length'.")] = "time",
+    cost: CostOpt = "time",
     closures: ClosuresOpt = None,
     risk: RiskOpt = None,
     alpha: AlphaOpt = 1.0,
     max_risk: MaxRiskOpt = None,
     time_limit: Annotated[
-        float | None, typer.Option("--time-limit", help="Solver time limit, seconds: the best found, with its gap.")
+        float | None,
+        typer.Option("--time-limit", help="Solver time limit, seconds: the best answer found, with its gap."),
     ] = None,
     network_type: NetworkTypeOpt = "drive",
+    layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
     max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
     exact_defenders: Annotated[
         bool, typer.Option("--exact-defenders", help="Show exact defender points on the map (sensitive!).")
@@ -537,26 +911,39 @@ def site_command(
     lat_column: LatOpt = None,
     lon_column: LonOpt = None,
     crs: CrsOpt = None,
+    points_layer: PointsLayerOpt = None,
 ) -> None:
     """Where to open the next safe havens: the sites, in the order to open them, proven optimal.
 
     Writes to OUT: sites.csv (site_id, name, order, gain, defenders_served, weight_served,
     newly_reached), siting.json (objective, value, optimal, gap, coverage per band and the worst
-    single-haven loss before and after; owner-only), siting.geojson (every candidate with
-    chosen) and siting_map.html.
+    single-haven loss before and after; owner-only: it names unreached defenders), siting.geojson
+    (every candidate with chosen) and siting_map.html (defenders aggregated unless
+    --exact-defenders). Existing havens stay open.
     """
     from . import siting
 
-    _io.check_output(out, folder=True, create=False)
     params = siting.SitingParams(objective=objective, new=new, minutes=minutes, time_limit_s=time_limit)
-    if cost not in ("time", "length"):
-        raise HavenmapError(f"--cost {cost!r}: use 'time' or 'length'")
     if (candidates is None) == (candidates_osm is None):
         raise HavenmapError("give the candidate sites with exactly one of --candidates FILE or --candidates-osm TAGS")
-    if risk is None and (max_risk is not None or alpha != 1.0):
-        raise HavenmapError("--alpha and --max-risk need --risk FILE (the per-edge risk)")
+    _needs_risk(risk, alpha, max_risk)
+    inputs = {
+        "--network": network,
+        "--class-speeds": class_speeds,
+        "--defenders": defenders,
+        "--havens": havens,
+        "--candidates": candidates,
+        "--closures": closures,
+        "--risk": risk,
+    }
+    _io.check_paths(inputs, {"--out": out}, folders=["--out"])
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
+    check_source(network, network_type)
     with _step("Reading defenders, havens and candidate sites"):
         columns = {"id_column": id_column, "lat_column": lat_column, "lon_column": lon_column, "crs": crs}
+        columns["layer"] = points_layer
         d = layers.read_defenders(defenders, **_point_options(defenders, columns))
         siting.defender_weights(d)
         h = layers.read_havens(havens, **_point_options(havens, columns)) if havens is not None else None
@@ -565,22 +952,22 @@ def site_command(
         else:
             c = siting.candidates_from_osm(network, candidates_osm, exclude=h)
         siting.check_sites(c, h, params.new)
-    with _step(f"Loading the {network_type} network {network.name}"):
-        net = load_network(network, network_type)
-    weights, _ = _cost_model(net, cost, closures, risk, alpha, max_risk)
-    with _step(
-        f"Siting {params.new} new haven(s) among {len(c)} candidates ({params.objective}, {params.minutes:g} min)"
-    ):
-        result = siting.site_havens(
-            net, d, c, existing=h, new=params.new, minutes=params.minutes, objective=params.objective, cost=cost,
-            edge_weights=weights, time_limit_s=params.time_limit_s, max_snap_m=max_snap_m,
-            off_network_candidates="drop" if candidates_osm is not None else "error",
-        )  # fmt: skip
-    with _step("Writing outputs and the map"):
-        siting.write_siting_outputs(
-            result, out, net=net, defenders=d, title=f"Where to open the next havens — {network.name}",
-            exact_defenders=exact_defenders,
-        )  # fmt: skip
+        barriers, risk_table = _read_cost_inputs(closures, risk)
+    with _io.output_folder(out, siting.OUTPUT_FILES) as stage:  # checked now; filled at the end
+        net = _load_network(network, network_type, line_opts)
+        weights, _ = _cost_model(net, cost, barriers, risk_table, alpha, max_risk)
+        what = f"{params.objective}, {params.minutes:g} min"
+        with _step(f"Siting {params.new} new haven(s) among {len(c)} candidates ({what})"):
+            result = siting.site_havens(
+                net, d, c, existing=h, new=params.new, minutes=params.minutes, objective=params.objective,
+                cost=cost, edge_weights=weights, time_limit_s=params.time_limit_s, max_snap_m=max_snap_m,
+                off_network_candidates="drop" if candidates_osm is not None else "error",
+            )  # fmt: skip
+        with _step("Writing outputs and the map"):
+            siting.write_siting_outputs(
+                result, stage, net=net, defenders=d, title=f"Where to open the next havens — {network.name}",
+                exact_defenders=exact_defenders,
+            )  # fmt: skip
     _print_siting(result, out)
 
 
@@ -588,48 +975,44 @@ def _print_siting(result, out: Path) -> None:
     s = result.summary
     band = f"{s['minutes']:g}"
     for row in result.sites.itertuples():
-        out_console.print(
-            f"{row.order}. open [bold]{row.name}[/bold] ({row.site_id}): gain {row.gain:g}, "
-            f"serves {row.defenders_served} defender(s)",
-            highlight=False,
+        _say(
+            f"{row.order}. open ",
+            (str(row.name), "bold"),
+            f" ({row.site_id}): gain {row.gain:g}, serves {row.defenders_served} defender(s)",
         )
     if result.sites.empty:
-        out_console.print("No new haven needed: every defender who can be covered already is.")
+        _say("No new haven needed: every defender who can be covered already is.")
     before, after = s["coverage"]["before"][band], s["coverage"]["after"][band]
-    out_console.print(
-        f"Within {band} min: [bold]{after['covered']} of {s['defenders']}[/bold] defenders "
-        f"(weight {after['covered_weight']:g} of {s['weight_total']:g}), was {before['covered']}.",
-        highlight=False,
+    _say(
+        f"Within {band} min: ",
+        (f"{after['covered']} of {s['defenders']}", "bold"),
+        f" defenders (weight {after['covered_weight']:g} of {s['weight_total']:g}), was {before['covered']}.",
     )
     loss_b, loss_a = s["worst_loss"]["before"], s["worst_loss"]["after"]
     if loss_a.get("haven") is not None:
         was = f", was {loss_b['weight_after_loss']:g}" if loss_b.get("haven") is not None else ""
-        out_console.print(
+        _say(
             f"Losing the worst single haven ({loss_a['haven']}) leaves weight {loss_a['weight_after_loss']:g} "
-            f"within {band} min{was}.",
-            highlight=False,
+            f"within {band} min{was}."
         )
     if s["unreached"]["defenders"]:
-        out_console.print(
-            f"{s['unreached']['defenders']} defender(s) can reach no haven by road (listed in siting.json)."
-        )
+        _say(f"{s['unreached']['defenders']} defender(s) can reach no haven by road (listed in siting.json).")
     if s.get("all_covered") is False:
-        err_console.print(
-            f"warning: {s['new']} new haven(s) cannot cover every defender who can be covered; this answer covers "
-            "the most weight possible with the fewest havens (raise --new to cover all)",
-            highlight=False,
+        _say(
+            ("warning: ", "yellow"),
+            f"{s['new']} new haven(s) cannot cover every defender who can be covered; this answer covers the most "
+            "weight possible with the fewest havens (raise --new to cover all)",
+            err=True,
         )
     if s["optimal"]:
-        out_console.print(f"{s['objective']}: value {s['value']:g} ({s['value_unit']}), proven optimal.")
+        _say(f"{s['objective']}: value {s['value']:g} ({s['value_unit']}), proven optimal.")
     else:
-        out_console.print(
-            f"{s['objective']}: value {s['value']:g}, best found ({s['status']}); gap {100 * s['gap']:.2f} %."
-        )
-    out_console.print(f"Outputs in {out}", highlight=False)
+        _say(f"{s['objective']}: value {s['value']:g}, the best found ({s['status']}); gap {100 * s['gap']:.2f} %.")
+    _say(f"Outputs in {out}")
 
 
 # ---------------------------------------------------------------------- map (the commander's map)
-@app.command("map")
+@app.command("map", short_help="The commander's offline map: threat, havens, alerts, patrols.")
 def map_command(
     network: NetworkOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output HTML file (one self-contained offline page).")],
@@ -676,26 +1059,67 @@ def map_command(
         typer.Option("--targets", help="Patrol targets (id + point), to place the numbered stops of --patrols."),
     ] = None,
     bases: Annotated[Path | None, typer.Option("--bases", help="Patrol bases (points with id, name).")] = None,
-    title: Annotated[str | None, typer.Option("--title", help="Scenario name shown in the title box.")] = None,
-    as_of: Annotated[
-        str | None, typer.Option("--as-of", help="Date of the picture (YYYY-MM-DD); default the latest incident.")
+    title: Annotated[
+        str | None,
+        typer.Option(
+            "--title", metavar="<text>", help="Scenario name shown in the title box (default: havenmap — NETWORK FILE)."
+        ),
     ] = None,
-    recent_days: Annotated[float, typer.Option("--recent-days", help="Incidents of the last N days are markers.")] = 30,
-    slow_minutes: Annotated[
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", metavar="<date>", help="Date of the picture, YYYY-MM-DD (default: the latest incident)."
+        ),
+    ] = None,
+    recent_days: Annotated[
         float,
-        typer.Option("--slow-minutes", help="Defenders reaching a haven within this are 'covered', beyond it 'slow'."),
-    ] = 10.0,
+        typer.Option(
+            "--recent-days",
+            help="Incidents of the last N days are markers.",
+            callback=_number("a number of days", above=0),
+        ),
+    ] = 30,
+    slow_minutes: Annotated[
+        float | None,
+        typer.Option(
+            "--slow-minutes",
+            help="Defenders reaching a haven within this many minutes are in time, beyond it listed as too slow "
+            "(default: the last service-area band, 15 when computed here).",
+            callback=_number("a number of minutes", above=0),
+        ),
+    ] = None,
     cell_size_m: Annotated[
-        float, typer.Option("--cell-size-m", help="Side of the defender grid cells, metres.")
+        float, typer.Option("--cell-size-m", help="Side of the defender grid cells, metres (at least 100).")
     ] = 500.0,
+    k_anonymity: Annotated[
+        int,
+        typer.Option(
+            "--k-anonymity",
+            help="Each defender cell holds at least this many defenders: smaller ones are merged, then shown "
+            "as 'fewer than k' (1 = no floor).",
+        ),
+    ] = 5,
     exact_defenders: Annotated[
         bool, typer.Option("--exact-defenders", help="Show exact defender points (sensitive! the file is owner-only).")
     ] = False,
     tiles: Annotated[
-        str | None,
-        typer.Option("--tiles", help="'osm': add an online tile layer that can be switched on (fetches tiles!)."),
+        Literal["osm"] | None,
+        typer.Option(
+            "--tiles",
+            metavar="[osm]",
+            help="osm: add an online tile layer that can be switched on (fetches tiles!; default: none, offline).",
+        ),
     ] = None,
     network_type: NetworkTypeOpt = "drive",
+    layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
+    points_layer: PointsLayerOpt = None,
 ) -> None:
     """Draw the commander's map: threat, havens and their reach, defenders' status, alerts and patrols.
 
@@ -704,21 +1128,44 @@ def map_command(
     --defenders, defenders' status, routes to the nearest haven and 5/10/15-minute service areas
     are computed here unless --coverage / --service-areas are given.
     """
-    if as_of is not None:
-        from .threat import _parse_as_of
-
-        _parse_as_of(as_of, pd.Series([], dtype="datetime64[ns]"))
-    _io.check_output(out, create=False)
     from . import maps
+    from .threat import check_as_of
 
-    with _step(f"Loading the {network_type} network {network.name}"):
-        net = load_network(network, network_type)
+    check_as_of(as_of)
+    patrol_files = None
+    if patrols is not None:
+        patrol_files = [
+            patrols / name for name in ("patrol_routes.geojson", "patrol_stops.geojson", "patrol_schedule.csv")
+        ]
+    inputs = {
+        "--network": network,
+        "--class-speeds": class_speeds,
+        "--incidents": incidents,
+        "--havens": havens,
+        "--defenders": defenders,
+        "--coverage": coverage,
+        "--service-areas": service_areas,
+        "--risk": risk,
+        "--hotspots": hotspots,
+        "--alerts": alerts,
+        "--patrols": patrol_files,
+        "--targets": targets,
+        "--bases": bases,
+    }
+    _io.check_paths(inputs, {"--out": out})
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
+    from .privacy import DefenderPrivacy
+
+    privacy = DefenderPrivacy(exact=exact_defenders, cell_size_m=cell_size_m, k=k_anonymity)  # checked before work
+    check_source(network, network_type)
     with _step("Reading the layers"):
         kw = {
-            "incidents": layers.read_incidents(incidents) if incidents else None,
-            "havens": layers.read_havens(havens) if havens else None,
-            "defenders": layers.read_defenders(defenders) if defenders else None,
-            "bases": layers.read_bases(bases) if bases else None,
+            "incidents": layers.read_incidents(incidents, layer=points_layer) if incidents else None,
+            "havens": layers.read_havens(havens, layer=points_layer) if havens else None,
+            "defenders": layers.read_defenders(defenders, layer=points_layer) if defenders else None,
+            "bases": layers.read_bases(bases, layer=points_layer) if bases else None,
             "coverage": _read_table(coverage, "--coverage") if coverage else None,
             "alerts": _read_table(alerts, "--alerts") if alerts else None,
             "service_areas": _read_geo(service_areas, "--service-areas") if service_areas else None,
@@ -726,50 +1173,48 @@ def map_command(
             "hotspots": _read_geo(hotspots, "--hotspots") if hotspots else None,
         }
         if patrols is not None:
-            kw["patrol_routes"], kw["patrol_stops"] = _read_patrols(patrols, targets)
+            kw["patrol_routes"], kw["patrol_stops"] = _read_patrols(patrols, targets, points_layer)
+    net = _load_network(network, network_type, line_opts)
     if kw["havens"] is not None and kw["defenders"] is not None:
         # the network is here: compute what the commander needs rather than draw "status unknown"
         from . import coverage as cov_mod
 
         with _step("Routing defenders to their nearest haven"):
+            if kw["service_areas"] is None:
+                kw["service_areas"] = cov_mod.service_areas(net, kw["havens"], (5, 10, 15))
+            if slow_minutes is None:
+                slow_minutes = _last_band(kw["service_areas"])
             found = assign_havens(net, kw["defenders"], kw["havens"], k=2)  # one answer: status and routes
             if kw["coverage"] is None:
                 kw["coverage"] = cov_mod.coverage_of(found, (slow_minutes,)).defenders
-            if kw["service_areas"] is None:
-                kw["service_areas"] = cov_mod.service_areas(net, kw["havens"], (5, 10, 15))
             routes = found.table(1)
             kw["routes"] = routes.loc[routes["reachable"]]
+    if slow_minutes is None:
+        slow_minutes = _last_band(kw["service_areas"]) if kw["service_areas"] is not None else 15.0
     with _step("Drawing the map"):
         m = maps.commander_map(
             roads=net,
             title=title or f"havenmap — {network.name}",
             as_of=as_of,
-            exact_defenders=exact_defenders,
-            cell_size_m=cell_size_m,
+            privacy=privacy,
             tiles=tiles,
             recent_days=recent_days,
             slow_minutes=slow_minutes,
             **kw,
         )
         maps.save_map(m, out)
-    out_console.print(
-        f"Map written to {out}" + (" (owner-only: exact defender locations)" if exact_defenders else ""),
-        highlight=False,
-    )
+    _say(f"Map written to {out}" + (" (owner-only: exact defender locations)" if exact_defenders else ""))
 
 
 def _read_table(path: Path, option: str):
-    """A CSV or JSON table with ids kept as text."""
-    import pandas as pd
+    """One of our own CSV/JSON tables, every id exactly as written (see ``_io.read_table``)."""
+    return _io.read_table(path, option)
 
-    if not path.exists():
-        raise HavenmapError(f"{option} {path}: file not found")
-    try:
-        if path.suffix.lower() == ".json":
-            return pd.read_json(path, dtype={"defender_id": str})
-        return pd.read_csv(path, dtype={"defender_id": str, "haven_id": str})
-    except (ValueError, OSError) as exc:
-        raise HavenmapError(f"{option} {path}: cannot read the table ({exc})") from None
+
+def _last_band(service_areas) -> float:
+    """The largest ``minutes`` band of a service-area layer (15 when it has none)."""
+    minutes = pd.to_numeric(service_areas.get("minutes", pd.Series(dtype=float)), errors="coerce").dropna()
+    return float(minutes.max()) if len(minutes) else 15.0
 
 
 def _read_geo(path: Path, option: str):
@@ -783,7 +1228,7 @@ def _read_geo(path: Path, option: str):
         raise HavenmapError(f"{option} {path}: cannot read it as GeoJSON/GPKG ({exc})") from None
 
 
-def _read_patrols(folder: Path, targets: Path | None):
+def _read_patrols(folder: Path, targets: Path | None, layer: str | None = None):
     """Routes of a patrol output folder, and its stops placed at the targets (if given)."""
     import geopandas as gpd
 
@@ -794,15 +1239,15 @@ def _read_patrols(folder: Path, targets: Path | None):
     if targets is None:
         return routes, None
     schedule = _read_table(folder / "patrol_schedule.csv", "--patrols")
-    points = layers.read_points(targets)
+    points = layers.read_points(targets, layer=layer)
     visits = schedule.loc[schedule["target_id"].fillna("").astype(str) != ""].copy()
     visits["target_id"] = visits["target_id"].astype(str)
     where = points.set_index(points["id"].astype(str)).geometry
     missing = sorted(set(visits["target_id"]) - set(where.index))
     if missing:
         raise HavenmapError(
-            f"--targets {targets}: no target with id {missing[0]!r} of the patrol schedule "
-            f"({len(missing)} missing); pass the targets file the plan was made with"
+            f"--targets {targets}: {len(missing):,} target id(s) of the patrol schedule match no target "
+            f"({shortened(missing)}); pass the targets file the plan was made with"
         )
     geometry = where.loc[visits["target_id"]].to_numpy()
     stops = gpd.GeoDataFrame(visits[["unit", "day", "stop", "target_id"]], geometry=geometry, crs=points.crs)
@@ -819,42 +1264,60 @@ IncidentsOpt = Annotated[
     ),
 ]
 AsOfOpt = Annotated[
-    str | None, typer.Option("--as-of", help="Reference date YYYY-MM-DD (default: the latest incident).")
+    str | None,
+    typer.Option("--as-of", metavar="<date>", help="Reference date YYYY-MM-DD (default: the latest incident)."),
 ]
 WeightsOpt = Annotated[
     Path | None,
     typer.Option(
-        "--weights", help="Type weights CSV: event_type,sub_event_type,weight (overrides the built-in table)."
+        "--weights",
+        help="Type weights CSV: event_type,sub_event_type,weight (overrides the built-in table).",
     ),
 ]
 
 
-def _threat_inputs(incidents: Path, as_of: str | None, weights: Path | None):
-    """Checked incidents, as-of date and type table (before the network is loaded: fail fast)."""
-    import pandas as pd
-
+def _threat_inputs(incidents: Path, as_of: str | None, weights: Path | None, layer: str | None, half_life_days=30.0):
+    """Incidents, type table and the weighted incidents, checked before the network is loaded."""
     from . import threat
 
-    threat._parse_as_of(as_of, pd.Series([], dtype="datetime64[ns]"))
+    threat.check_as_of(as_of)
     table = threat.read_weights(weights) if weights is not None else None
-    inc = layers.read_incidents(incidents)
-    return inc, table
+    inc = layers.read_incidents(incidents, layer=layer)
+    weighted = threat.weigh_incidents(inc, as_of, half_life_days=half_life_days, weights=table)  # refuses undated
+    return inc, table, weighted
 
 
-@app.command("threat")
+@app.command("threat", short_help="Risk on every road from incident reports; hotspots, clusters.")
 def threat_command(
     network: NetworkOpt,
     incidents: IncidentsOpt,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    out: OutFolderOpt,
     as_of: AsOfOpt = None,
     bandwidth_m: Annotated[
-        float, typer.Option("--bandwidth-m", help="Kernel bandwidth along the roads, metres.")
+        float,
+        typer.Option(
+            "--bandwidth-m",
+            help="Kernel bandwidth along the roads, metres.",
+            callback=_number("a distance in metres", above=0),
+        ),
     ] = 400.0,
     half_life_days: Annotated[
-        float, typer.Option("--half-life-days", help="Age at which an incident counts half, days.")
+        float,
+        typer.Option(
+            "--half-life-days",
+            help="Age at which an incident counts half, days (inf: no decay).",
+            callback=_number("a number of days", above=0, finite=False),
+        ),
     ] = 30.0,
     weights: WeightsOpt = None,
-    cell_m: Annotated[float, typer.Option("--cell-m", help="Cell size of the planar density grid, metres.")] = 100.0,
+    cell_m: Annotated[
+        float,
+        typer.Option(
+            "--cell-m",
+            help="Cell size of the planar density grid, metres.",
+            callback=_number("a cell size in metres", above=0),
+        ),
+    ] = 100.0,
     permutations: Annotated[
         int, typer.Option("--permutations", min=0, help="Gi* permutations (0: analytic p-values).")
     ] = 0,
@@ -867,13 +1330,23 @@ def threat_command(
         typer.Option("--defenders", "-d", help="Also write OUT/alerts.csv and alerts.json for these defenders."),
     ] = None,
     network_type: NetworkTypeOpt = "drive",
+    layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
     max_snap_m: Annotated[
         float,
         typer.Option(
             "--max-snap-m",
             help="Incidents farther than this from any road (metres; ×2 / ×4 for geo_precision 2 / 3) are left out.",
+            callback=_snap_check,
         ),
     ] = 500.0,
+    points_layer: PointsLayerOpt = None,
 ) -> None:
     """Risk on every road from incident reports: network kernel density, Gi* hotspots, emerging clusters.
 
@@ -882,47 +1355,58 @@ def threat_command(
     q_value, significance), OUT/node_risk.csv (osmid, lon, lat, risk), OUT/density_grid.geojson
     (planar density per km², cell centres), OUT/clusters.geojson (emerging space-time clusters,
     when any), OUT/threat_map.html and, with --defenders, OUT/alerts.csv / alerts.json.
+    Files of an earlier run that this run does not write are removed.
     """
-    _io.check_output(out, folder=True, create=False)
     from . import threat
 
-    with _step("Reading incidents"):
-        inc, table = _threat_inputs(incidents, as_of, weights)
-        d = layers.read_defenders(defenders) if defenders is not None else None
-    with _step(f"Loading the {network_type} network {network.name}"):
-        net = load_network(network, network_type)
-    summary = threat.run_threat_outputs(
-        net,
-        inc,
-        d,
-        out,
-        as_of,
-        _step,
-        title=f"Threat picture — {network.name}",
-        threat_kw={
-            "bandwidth_m": bandwidth_m,
-            "half_life_days": half_life_days,
-            "weights": table,
-            "cell_m": cell_m,
-            "permutations": permutations,
-            "max_snap_m": max_snap_m,
-            "clusters": cluster_permutations > 0,
-            "cluster_permutations": max(cluster_permutations, 1),
-        },
-        alert_kw={"weights": table},
+    inputs = {
+        "--network": network,
+        "--class-speeds": class_speeds,
+        "--incidents": incidents,
+        "--weights": weights,
+        "--defenders": defenders,
+    }
+    _io.check_paths(inputs, {"--out": out}, folders=["--out"])
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
     )
-    out_console.print(
+    check_source(network, network_type)
+    with _step("Reading incidents" + (" and defenders" if defenders is not None else "")):
+        inc, table, _ = _threat_inputs(incidents, as_of, weights, points_layer, half_life_days)
+        d = layers.read_defenders(defenders, layer=points_layer) if defenders is not None else None
+    with _io.output_folder(out, threat.OUTPUT_FILES) as stage:  # checked now; filled at the end
+        net = _load_network(network, network_type, line_opts)
+        summary = threat.run_threat_outputs(
+            net,
+            inc,
+            d,
+            stage,
+            as_of,
+            _step,
+            title=f"Threat picture — {network.name}",
+            threat_kw={
+                "bandwidth_m": bandwidth_m,
+                "half_life_days": half_life_days,
+                "weights": table,
+                "cell_m": cell_m,
+                "permutations": permutations,
+                "max_snap_m": max_snap_m,
+                "clusters": cluster_permutations > 0,
+                "cluster_permutations": max(cluster_permutations, 1),
+            },
+            alert_kw={"weights": table},
+        )
+    _say(
         f"Risk on {summary['edges']:,} edges as of {summary['as_of']} from {summary['incidents_used']} of "
         f"{summary['incidents']} incidents (max {summary['max_risk']:.2f} per km); "
         f"{summary['hotspot_edges']} hot road pieces; {summary['clusters']} emerging cluster(s)"
         + ("" if summary["alerts"] is None else f"; {summary['alerts']} alert(s)")
-        + ".",
-        highlight=False,
+        + "."
     )
-    out_console.print(f"Outputs in {out}", highlight=False)
+    _say(f"Outputs in {out}")
 
 
-@app.command("alerts")
+@app.command("alerts", short_help="Early warning: defenders facing a surge of violence close by.")
 def alerts_command(
     network: NetworkOpt,
     incidents: IncidentsOpt,
@@ -932,16 +1416,37 @@ def alerts_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output CSV (alerts.json is written beside it).")],
     as_of: AsOfOpt = None,
     distance_m: Annotated[
-        float, typer.Option("--distance-m", help="Network distance around each defender, metres.")
+        float,
+        typer.Option(
+            "--distance-m",
+            help="Network distance around each defender, metres.",
+            callback=_number("a distance in metres", above=0),
+        ),
     ] = 1000.0,
     recent_days: Annotated[int, typer.Option("--recent-days", min=1, help="Recent window, days up to --as-of.")] = 7,
     baseline_days: Annotated[
         int, typer.Option("--baseline-days", min=1, help="Baseline window before the recent one, days.")
     ] = 90,
-    alpha: Annotated[float, typer.Option("--alpha", help="Alert when the surge p-value is below this.")] = 0.01,
+    p_value: Annotated[
+        float,
+        typer.Option(
+            "--p-value",
+            help="Alert when the surge's p-value (Poisson test) is below this.",
+            callback=_number("a probability", above=0, below=1),
+        ),
+    ] = 0.01,
     weights: WeightsOpt = None,
     network_type: NetworkTypeOpt = "drive",
+    layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
     max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
+    points_layer: PointsLayerOpt = None,
 ) -> None:
     """Early warning: defenders facing a surge of violence, or a severe incident, close by on the roads.
 
@@ -949,20 +1454,28 @@ def alerts_command(
     defender_id, score, level, reason, recent_count, baseline_count, p_value, severe_count, nearest_m...
     Defenders without an alert are not listed; no output holds a defender's location.
     """
-    _io.check_output(out, create=False)
     from . import threat
 
     if out.suffix.lower() == ".json":
         raise HavenmapError(f"--out {out}: name the CSV file (e.g. alerts.csv); the JSON is written beside it")
-    if not 0 < alpha < 1:
-        raise HavenmapError(f"--alpha {alpha}: use a probability between 0 and 1, e.g. 0.01")
+    inputs = {
+        "--network": network,
+        "--class-speeds": class_speeds,
+        "--incidents": incidents,
+        "--defenders": defenders,
+        "--weights": weights,
+    }
+    _io.check_paths(inputs, {"--out": out, "--out (its .json)": out.with_suffix(".json")})
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
+    check_source(network, network_type)
     with _step("Reading incidents and defenders"):
-        inc, table = _threat_inputs(incidents, as_of, weights)
-        d = layers.read_defenders(defenders)
-    with _step(f"Loading the {network_type} network {network.name}"):
-        net = load_network(network, network_type)
+        _, _, weighted = _threat_inputs(incidents, as_of, weights, points_layer)
+        threat.alert_date(weighted, as_of)
+        d = layers.read_defenders(defenders, layer=points_layer)
+    net = _load_network(network, network_type, line_opts)
     with _step(f"Early warning for {len(d)} defenders"):
-        weighted = threat.weigh_incidents(inc, as_of, weights=table)
         alerts = threat.early_warning(
             net,
             weighted,
@@ -971,17 +1484,16 @@ def alerts_command(
             distance_m=distance_m,
             recent_days=recent_days,
             baseline_days=baseline_days,
-            alpha=alpha,
+            alpha=p_value,
             max_snap_m=max_snap_m,
         )
         csv_path, json_path = threat.write_alerts(out, alerts, weighted.attrs.get("as_of"))
     levels = alerts["level"].value_counts().to_dict() if len(alerts) else {}
     detail = ", ".join(f"{levels[k]} {k}" for k in ("critical", "high", "elevated") if k in levels)
-    out_console.print(
+    _say(
         f"{len(alerts)} alert(s) among {len(d)} defenders"
         + (f" ({detail})" if detail else "")
-        + f"; written to {csv_path} and {json_path}",
-        highlight=False,
+        + f"; written to {csv_path} and {json_path}"
     )
 
 
@@ -989,35 +1501,64 @@ def _point_options(path: Path, columns: dict) -> dict:
     """--lat/--lon/--crs describe CSV coordinates; vector files carry their own geometry and CRS."""
     if path.name.lower().endswith((".csv", ".tsv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz", ".txt")):
         return columns
-    return {"id_column": columns["id_column"]}
+    return {"id_column": columns["id_column"], "layer": columns.get("layer")}
 
 
 def _print_summary(summary: dict, out: Path) -> None:
     median = summary["median_travel_time_s"]
     median_text = "n/a" if median is None else f"{median / 60:.1f} min"
-    out_console.print(
-        f"[bold]{summary['reachable']} of {summary['defenders']}[/bold] defenders can reach a haven "
-        f"({summary['havens']} havens); median time to the nearest: {median_text}."
+    _say(
+        (f"{summary['reachable']} of {summary['defenders']}", "bold"),
+        f" defenders can reach a haven ({summary['havens']} havens); median time to the nearest: {median_text}.",
     )
     if summary["unreachable"]:
-        line = Text(f"Unreachable ({len(summary['unreachable'])}): ", style="red")
-        line.append(", ".join(summary["unreachable"]), style="default")
-        out_console.print(line)
-    out_console.print(f"Outputs in {out}", highlight=False)
+        ids = summary["unreachable"]
+        _say((f"Unreachable ({len(ids)}): ", "red"), listing(ids, 20))
+    _say(f"Outputs in {out}")
+
+
+# commands in workflow order (``havenmap --help`` lists them as registered)
+app.registered_commands.sort(key=lambda info: WORKFLOW.index(info.name))
+
+
+# ---------------------------------------------------------------------- entry point
+def execute(argv: Sequence[str] | None = None) -> int:
+    """Run the command line on ``argv`` (default ``sys.argv[1:]``) and return the exit status.
+
+    Usage errors (an unknown, missing or out-of-range option) and havenmap's own errors print
+    one line ``havenmap: error: ...`` on stderr and return 2; nothing else is printed for them.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = typer.main.get_command(app)
+    _shown.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)  # repeats are dropped by _show_warning, once per run
+        warnings.showwarning = _show_warning
+        try:
+            result = command.main(args or ["--help"], prog_name="havenmap", standalone_mode=False)
+        except HavenmapError as exc:
+            _say(f"havenmap: error: {exc}", err=True)
+            return exc.exit_code
+        except typer.TyperException as exc:  # click's usage errors (typer's own copy of click)
+            _say(f"havenmap: error: {_usage_message(exc)}", err=True)
+            return int(getattr(exc, "exit_code", 2))
+        except typer.Abort:
+            _say("havenmap: aborted", err=True)
+            return 1
+    return result if isinstance(result, int) else 0
+
+
+def _usage_message(exc: Exception) -> str:
+    """A usage error as the rest of our one-line errors: what is wrong, then where to read more."""
+    text = " ".join(str(exc.format_message()).split()).replace("Value error, ", "").rstrip(".")
+    text = text[:1].lower() + text[1:]
+    ctx = getattr(exc, "ctx", None)
+    return text + (f"; see '{ctx.command_path} --help'" if ctx is not None else "; see 'havenmap --help'")
 
 
 def main() -> None:
-    """Entry point: run the app, turning havenmap errors into one line and exit status 2.
-
-    typer's standalone mode already reports usage errors (exit 2) and exits; only our own
-    errors need catching here.
-    """
-    warnings.showwarning = _show_warning
-    try:
-        app()
-    except HavenmapError as exc:
-        err_console.print(f"havenmap: error: {exc}", highlight=False, markup=False)
-        sys.exit(exc.exit_code)
+    """Console entry point: :func:`execute` on the process arguments, then exit with its status."""
+    sys.exit(execute())
 
 
 if __name__ == "__main__":

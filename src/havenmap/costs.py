@@ -44,7 +44,7 @@ import pyproj
 import shapely
 
 from . import _layers_util as _u
-from .errors import InputError
+from .errors import InputError, listing
 from .network import RoadNetwork
 from .snap import edge_tree
 
@@ -55,6 +55,7 @@ __all__ = [
     "danger_weights",
     "edge_risk",
     "read_barriers",
+    "read_risk_table",
     "route_exposure",
 ]
 
@@ -237,11 +238,10 @@ def closure_mask(
         np.add.at(hits, polys[b], 1)
     idle = np.flatnonzero(hits == 0)
     if len(idle):
-        ids = ", ".join(str(i) for i in local["barrier_id"].to_numpy()[idle[:10]])
-        more = f" and {len(idle) - 10} more" if len(idle) > 10 else ""
+        ids = listing(local["barrier_id"].to_numpy()[idle])
         warnings.warn(
             f"{label}: {len(idle)} barrier(s) close no road (checkpoints farther than "
-            f"{point_tolerance_m:g} m from any road, or lines/areas off the roads): {ids}{more}",
+            f"{point_tolerance_m:g} m from any road, or lines/areas off the roads): {ids}",
             stacklevel=2,
         )
     mask = np.zeros(net.n_edges, dtype=bool)
@@ -308,12 +308,43 @@ def edge_risk(net: RoadNetwork, source: Any, *, column: str = "risk", label: str
     if isinstance(source, (str, os.PathLike)):
         frame, src = _u.load(source)
         return _risk_from_frame(net, frame, src, column)
+    if isinstance(source, pd.DataFrame) and _READ_FROM in source.attrs:  # from read_risk_table: rows as in the file
+        return _risk_from_frame(net, source, _u.Source(*source.attrs[_READ_FROM]), column)
     if isinstance(source, pd.DataFrame):
         frame, src = _u.prepare_frame(source, label or source.attrs.get("source", "<risk>"))
         if isinstance(source, gpd.GeoDataFrame):
             frame = gpd.GeoDataFrame(frame, geometry=source.geometry.name, crs=source.crs)
         return _risk_from_frame(net, frame, src, column)
     return _risk_from_array(net, source, label or "risk array")
+
+
+_READ_FROM = "havenmap_risk_file"  # attrs key: (file label, format) of a table read by read_risk_table
+
+
+def read_risk_table(path: PathLike, *, column: str = "risk") -> pd.DataFrame:
+    """Read a per-edge risk file and check what can be checked without the network.
+
+    The file is read once, before the network is loaded, so a bad risk file fails fast; pass
+    the result to :func:`edge_risk` to align it with the network's edges (errors then still
+    name the file's rows).
+
+    Raises
+    ------
+    havenmap.errors.InputError
+        As :func:`edge_risk` for the file itself: unreadable, no rows, no risk column, blank,
+        non-numeric, infinite or negative risk, no ``u``/``v`` or ``edge`` columns.
+    """
+    frame, src = _u.load(path)
+    _risk_values(frame, src, column)
+    cols = list(frame.columns)
+    has_uv = _u.find_column(cols, ("u",)) is not None and _u.find_column(cols, ("v",)) is not None
+    if not has_uv and _u.find_column(cols, ("edge",)) is None:
+        raise src.fail(
+            "no u/v (OSM node ids, with key) or edge (edge index) columns to match rows to edges; "
+            "add them as in the network's edges"
+        )
+    frame.attrs[_READ_FROM] = (src.label, src.fmt)
+    return frame
 
 
 def _risk_from_array(net: RoadNetwork, values: Any, label: str) -> np.ndarray:
@@ -338,7 +369,8 @@ def _check_values(risk: np.ndarray, where_of) -> None:
             raise InputError(f"{where_of(int(idx[0]))}: risk {what}{more}; give a number >= 0 (0 = no danger)")
 
 
-def _risk_from_frame(net: RoadNetwork, frame: pd.DataFrame, src: _u.Source, column: str) -> np.ndarray:
+def _risk_values(frame: pd.DataFrame, src: _u.Source, column: str) -> tuple[object, np.ndarray]:
+    """The risk column and its values (float >= 0, one per row), checked."""
     _u.require_rows(frame, src)
     cols = list(frame.columns)
     risk_col = _u.find_column(cols, (column,))
@@ -356,6 +388,12 @@ def _risk_from_frame(net: RoadNetwork, frame: pd.DataFrame, src: _u.Source, colu
     risk_rows = values.to_numpy(dtype=np.float64)
     rows = frame.index.to_numpy()
     _check_values(risk_rows, lambda i: src.loc(int(rows[i]), risk_col))
+    return risk_col, risk_rows
+
+
+def _risk_from_frame(net: RoadNetwork, frame: pd.DataFrame, src: _u.Source, column: str) -> np.ndarray:
+    _, risk_rows = _risk_values(frame, src, column)
+    rows = frame.index.to_numpy()
     edge, pos = _match_edges(net, frame, src)
     _check_geometry(net, frame, src, edge, pos)
     order = np.argsort(edge, kind="stable")

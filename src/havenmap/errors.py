@@ -7,6 +7,8 @@ A message names the file, the row or id, the column and what to do.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class HavenmapError(Exception):
     """Base class of every error havenmap raises on purpose."""
@@ -30,6 +32,11 @@ class InfeasibleError(HavenmapError):
     """A planning request cannot be satisfied (e.g. a shift shorter than any round trip)."""
 
 
+def shortened(items: object, limit: int = 5) -> str:
+    """Up to ``limit`` ids, quoted: ``'a', 'b', 'c' and 1,234 more`` (:func:`listing` with quotes)."""
+    return listing(items, limit, quote=True)  # type: ignore[arg-type]
+
+
 def where(path: object, row: int | None = None, column: str | None = None, id: object = None) -> str:
     """Format the location part of an error message: ``file: row 7, id 'x', column 'lat'``.
 
@@ -46,3 +53,17 @@ def where(path: object, row: int | None = None, column: str | None = None, id: o
     if loc:
         parts.append(", ".join(loc))
     return ": ".join(parts)
+
+
+def listing(items: Iterable[object], limit: int = 10, *, quote: bool = False) -> str:
+    """Items for a one-line message, shortened: ``a, b, c and 50,279 more`` (or all of them: ``a, b``).
+
+    ``quote`` shows each item with ``repr`` (for ids that may hold spaces or commas).
+    """
+    shown = []
+    total = 0
+    for item in items:
+        if total < limit:
+            shown.append(repr(str(item)) if quote else str(item))
+        total += 1
+    return ", ".join(shown) + (f" and {total - limit:,} more" if total > limit else "")

@@ -112,6 +112,7 @@ INCIDENT_COLUMNS = (
 UCDP_VIOLENCE = {1: "state-based conflict", 2: "non-state conflict", 3: "one-sided violence"}
 
 _ID_NAMES = ("id",)
+_LAYER_OPTION = "--points-layer (layer=)"
 _ID_OPTION = "--id (id_column=)"
 _LAT_OPTION = "--lat (lat_column=)"
 _LON_OPTION = "--lon (lon_column=)"
@@ -160,6 +161,7 @@ def read_points(
     lat_column: str | None = None,
     lon_column: str | None = None,
     crs: Any = None,
+    layer: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read a point layer (CSV/TSV, GeoJSON, GeoPackage, (Geo)Parquet) with checked ids and coordinates.
 
@@ -180,6 +182,8 @@ def read_points(
     crs
         CRS of the coordinates in the file (anything :class:`pyproj.CRS` accepts). For a
         table with projected x/y (metres); for a vector file it replaces the declared CRS.
+    layer
+        The GeoPackage layer to read; needed when the file holds several (ignored otherwise).
 
     Returns
     -------
@@ -191,10 +195,11 @@ def read_points(
     havenmap.errors.InputError
         Unreadable file, no rows, missing columns, blank/repeated ids, blank, non-numeric
         or out-of-range coordinates (the message says when latitude and longitude look
-        swapped), missing or non-point geometry.
+        swapped), missing or non-point geometry, a GeoPackage with several layers and no
+        ``layer``.
     """
     _check_kind(kind)
-    frame, src = _u.load(path, text_columns=_point_text_columns(id_column))
+    frame, src = _u.load(path, text_columns=_point_text_columns(id_column), layer=layer, layer_option=_LAYER_OPTION)
     return _points(frame, src, kind, id_column, lat_column, lon_column, crs)
 
 
@@ -306,6 +311,7 @@ def read_incidents(
     date_column: str | None = None,
     lat_column: str | None = None,
     lon_column: str | None = None,
+    layer: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read threat incidents (ACLED export, UCDP GED, generic CSV, GeoJSON, GPKG, GeoParquet).
 
@@ -321,6 +327,8 @@ def read_incidents(
         columns, each optional, any case). ``"csv"``/``"file"`` force generic reading.
     id_column, date_column, lat_column, lon_column
         Override the column used for that field.
+    layer
+        The GeoPackage layer to read; needed when the file holds several (ignored otherwise).
 
     Returns
     -------
@@ -340,7 +348,7 @@ def read_incidents(
     UserWarning
         When fatality cells are blank (counted as 0), naming the rows.
     """
-    frame, src = _u.load(path, text_columns=_incident_text_columns(id_column))
+    frame, src = _u.load(path, text_columns=_incident_text_columns(id_column), layer=layer, layer_option=_LAYER_OPTION)
     return _incidents(frame, src, source, id_column, date_column, lat_column, lon_column)
 
 

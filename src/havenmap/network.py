@@ -31,11 +31,13 @@ import pyproj
 import shapely
 from scipy import sparse
 
+from . import _layers_util as _u
 from . import _osm
 from ._arrays import ragged_index
-from .errors import NetworkError
+from ._lines import find_twins
+from .errors import NetworkError, listing
 
-__all__ = ["RoadNetwork", "from_bbox", "from_graph", "from_place", "load_network", "utm_crs"]
+__all__ = ["RoadNetwork", "check_source", "from_bbox", "from_graph", "from_place", "load_network", "utm_crs"]
 
 OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".xml", ".osm.pbf", ".pbf", ".osm.xml")
 
@@ -72,6 +74,10 @@ class RoadNetwork:
         Edge ``i``'s geometry is ``geom_xy[geom_offsets[i]:geom_offsets[i+1]]`` (projected), from u to v.
     edge_attrs : pandas.DataFrame
         One row per edge: ``highway``, ``name``, ``osmid``, ``oneway`` where known.
+    build_info : dict
+        How the network was built, for its report (:func:`havenmap.lines.network_report`):
+        empty for OSM files and graphs; for road line layers the joins made, crossings left
+        unjoined, pieces dropped and where each speed came from.
     """
 
     crs: pyproj.CRS
@@ -90,6 +96,7 @@ class RoadNetwork:
     geom_xy: np.ndarray
     edge_attrs: pd.DataFrame
     source: str = "<memory>"
+    build_info: dict[str, Any] = field(default_factory=dict, repr=False)
     _graph: Any = field(default=None, repr=False)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -301,6 +308,7 @@ def load_network(
     network_type: str = "drive",
     *,
     walk_speed_kph: float = _osm.WALK_SPEED_KPH,
+    line_options: Any = None,
 ) -> RoadNetwork:
     """Load a road network from a file or an osmnx graph.
 
@@ -308,31 +316,80 @@ def load_network(
     ----------
     source
         ``.osm``, ``.osm.bz2``, ``.osm.pbf`` (OSM data, filtered to ``network_type``),
-        ``.graphml`` (an osmnx graph, used as given), or an in-memory ``nx.MultiDiGraph``
-        following osmnx conventions (used as given).
+        a road line layer (``.shp``, ``.gpkg``, ``.geojson``, ``.parquet``, ``.fgb``: see
+        :mod:`havenmap.lines`), ``.graphml`` (an osmnx graph, used as given), or an
+        in-memory ``nx.MultiDiGraph`` following osmnx conventions (used as given).
     network_type
         'drive' (one-ways honoured, speeds from ``maxspeed`` or road type) or 'walk'
         (every road both ways at ``walk_speed_kph``), or 'all'. Ignored for graphs.
     walk_speed_kph
         Walking speed for walk networks, km/h.
+    line_options
+        A :class:`havenmap.lines.LineOptions` (layer, snap tolerance, attribute columns...)
+        for line layers; settings other than the defaults are an error for other sources.
 
     Returns
     -------
     RoadNetwork
     """
+    from . import lines
+
+    opts = line_options if line_options is not None else lines.LineOptions()
     if isinstance(source, nx.Graph):
+        _no_line_options(opts, "an osmnx graph")
         return from_graph(source)
     path = Path(source)
+    kind = check_source(path, network_type)
+    if path.name.lower().endswith(lines.LINE_SUFFIXES):
+        return lines.read_lines(path, options=opts.replace(network_type=network_type, walk_speed_kph=walk_speed_kph))
+    _no_line_options(opts, path.name)
+    if kind == "graph":
+        return _load_graphml(path)
+    return from_osm_file(path, network_type, walk_speed_kph=walk_speed_kph)
+
+
+def check_source(path: str | os.PathLike[str], network_type: str = "drive") -> str:
+    """Check a network file can be loaded, without reading it (cheap: run it before other work).
+
+    Returns
+    -------
+    str
+        The ``network_type`` the loaded network will have: ``network_type`` for an OSM file or
+        a road line layer, ``'graph'`` for a GraphML file (used as given, whatever
+        ``network_type`` says).
+
+    Raises
+    ------
+    havenmap.errors.NetworkError
+        Missing file, a folder, an unknown format, an unknown network type.
+    """
+    from . import lines
+
+    path = Path(path)
     if not path.exists():
-        raise NetworkError(f"{path}: network file not found")
+        raise NetworkError(f"{path}: network file not found; check the path and the spelling")
+    if path.is_dir():
+        raise NetworkError(f"{path}: is a folder; give the network file (.osm, .osm.bz2, .osm.pbf, .graphml, .shp...)")
     name = path.name.lower()
     if name.endswith(".graphml"):
-        return _load_graphml(path)
-    if name.endswith(OSM_SUFFIXES):
-        return from_osm_file(path, network_type, walk_speed_kph=walk_speed_kph)
-    raise NetworkError(
-        f"{path}: unknown network format; use an OSM extract (.osm, .osm.bz2, .osm.pbf) or an osmnx .graphml"
-    )
+        return "graph"
+    if not name.endswith(OSM_SUFFIXES + lines.LINE_SUFFIXES):
+        raise NetworkError(
+            f"{path}: unknown network format; use an OSM extract (.osm, .osm.bz2, .osm.pbf), a road line layer "
+            f"({', '.join(lines.LINE_SUFFIXES)}) or an osmnx .graphml"
+        )
+    if name.endswith(OSM_SUFFIXES) and network_type not in _osm.NETWORK_TYPES:
+        raise NetworkError(f"unknown network type {network_type!r}: use {listing(map(repr, _osm.NETWORK_TYPES))}")
+    return network_type
+
+
+def _no_line_options(opts: Any, what: str) -> None:
+    used = opts.line_specific
+    if used:
+        raise NetworkError(
+            f"{used[0]} (--{used[0].replace('_', '-')}) applies to road line layers (.shp, .gpkg, ...), "
+            f"not to {what}; leave it out"
+        )
 
 
 def _load_graphml(path: Path) -> RoadNetwork:
@@ -341,8 +398,11 @@ def _load_graphml(path: Path) -> RoadNetwork:
     try:
         graph = ox.load_graphml(path)
     except Exception as exc:  # osmnx raises a variety of parse errors
-        raise NetworkError(f"{path}: cannot read GraphML ({exc})") from exc
-    net = from_graph(graph)
+        raise NetworkError(
+            f"{path}: cannot read it as an osmnx GraphML ({_u.one_line(exc)}); check the file is complete "
+            "(save it with osmnx.save_graphml or 'havenmap download')"
+        ) from exc
+    net = _from_graph(graph, str(path))
     net.source = str(path)
     return net
 
@@ -359,46 +419,124 @@ def from_osm_file(
 
 def _from_ways(ways: _osm.OsmWays, network_type: str, walk_speed_kph: float) -> RoadNetwork:
     refs, offsets = ways.refs, ways.offsets
-    n_ways = len(offsets) - 1
-    way_of_pos = np.repeat(np.arange(n_ways), np.diff(offsets))
-    _, inverse = np.unique(refs, return_inverse=True)
-    counts = np.bincount(inverse)
-    is_node = counts[inverse] >= 2
+    seg_start, seg_end, seg_way = split_paths(refs, offsets)
+    lonlat = np.column_stack([ways.lon, ways.lat])
+    at_node = np.zeros(len(refs), dtype=bool)
+    at_node[seg_start] = at_node[seg_end] = True
+    center = lonlat[at_node].mean(axis=0)
+    crs = utm_crs(float(center[0]), float(center[1]))
+    forward, backward = _osm.way_directions(ways.tags, network_type)
+    tags = ways.tags
+    attrs = pd.DataFrame(
+        {
+            "osmid": ways.way_id,
+            "highway": pd.array(tags["highway"], dtype="string"),
+            "name": pd.array(tags["name"], dtype="string"),
+            "oneway": ~(forward & backward),
+            "maxspeed": pd.array(tags["maxspeed"], dtype="string"),
+        }
+    )
+    return assemble_network(
+        refs,
+        lonlat,
+        _project(lonlat, crs),
+        seg_start,
+        seg_end,
+        forward[seg_way],
+        backward[seg_way],
+        _osm.way_speeds(tags, network_type, walk_speed_kph)[seg_way],
+        attrs.iloc[seg_way].reset_index(drop=True),
+        crs=crs,
+        network_type=network_type,
+    )
+
+
+def split_paths(point_id: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut vertex paths into road pieces between graph nodes.
+
+    A node is a path end or a point that occurs more than once (an intersection: the same
+    ``point_id`` at several positions). Interior vertices stay as geometry, as in osmnx's
+    simplified graphs.
+
+    Parameters
+    ----------
+    point_id : (p,) int64
+        Identity of the point at every vertex position; equal ids are the same place.
+    offsets : (w + 1,) int64
+        Path ``i`` owns positions ``offsets[i]:offsets[i+1]`` (at least two each).
+
+    Returns
+    -------
+    seg_start, seg_end, seg_path : (s,) int64
+        First and last vertex position of each piece and the path it belongs to.
+    """
+    n_paths = len(offsets) - 1
+    path_of_pos = np.repeat(np.arange(n_paths), np.diff(offsets))
+    _, inverse = np.unique(point_id, return_inverse=True)
+    is_node = np.bincount(inverse)[inverse] >= 2
     is_node[offsets[:-1]] = True
     is_node[offsets[1:] - 1] = True
-
     pos = np.flatnonzero(is_node)
-    same_way = way_of_pos[pos[:-1]] == way_of_pos[pos[1:]]
-    seg_start, seg_end = pos[:-1][same_way], pos[1:][same_way]
-    seg_way = way_of_pos[seg_start]
+    same_path = path_of_pos[pos[:-1]] == path_of_pos[pos[1:]]
+    seg_start, seg_end = pos[:-1][same_path], pos[1:][same_path]
+    return seg_start, seg_end, path_of_pos[seg_start]
 
-    lonlat = np.column_stack([ways.lon, ways.lat])
-    center = lonlat[pos].mean(axis=0)
-    crs = utm_crs(float(center[0]), float(center[1]))
-    xy = _project(lonlat, crs)
-    step = _osm.haversine_m(ways.lon[:-1], ways.lat[:-1], ways.lon[1:], ways.lat[1:])
+
+def assemble_network(
+    point_id: np.ndarray,
+    lonlat: np.ndarray,
+    xy: np.ndarray,
+    seg_start: np.ndarray,
+    seg_end: np.ndarray,
+    seg_forward: np.ndarray,
+    seg_backward: np.ndarray,
+    seg_speed: np.ndarray,
+    seg_attrs: pd.DataFrame,
+    *,
+    crs: pyproj.CRS,
+    network_type: str,
+) -> RoadNetwork:
+    """Build a :class:`RoadNetwork` from road pieces cut out of vertex paths (see :func:`split_paths`).
+
+    Every piece becomes a forward edge (vertex order) where ``seg_forward``, a backward
+    edge where ``seg_backward``; a piece open both ways gives twin edges sharing its
+    geometry. Lengths are great-circle metres along the vertices (as osmnx), times follow
+    from ``seg_speed`` (km/h). Node ids are the sorted distinct ``point_id`` of piece ends.
+
+    Parameters
+    ----------
+    point_id : (p,) int64
+        Identity of the point at every vertex position.
+    lonlat, xy : (p, 2) float64
+        Vertex longitude/latitude and projected coordinates (metres, ``crs``).
+    seg_start, seg_end : (s,) int64
+        First and last vertex position of every piece (consecutive positions of one path).
+    seg_forward, seg_backward : (s,) bool
+        Directions open on every piece.
+    seg_speed : (s,) float64
+        Travel speed, km/h.
+    seg_attrs : pandas.DataFrame
+        One row per piece; becomes ``edge_attrs``.
+    """
+    step = _osm.haversine_m(lonlat[:-1, 0], lonlat[:-1, 1], lonlat[1:, 0], lonlat[1:, 1])
     cum = np.concatenate([[0.0], np.cumsum(step)])
     seg_length = cum[seg_end] - cum[seg_start]
+    fwd = np.flatnonzero(seg_forward)
+    bwd = np.flatnonzero(seg_backward)
 
-    forward, backward = _osm.way_directions(ways.tags, network_type)
-    speeds = _osm.way_speeds(ways.tags, network_type, walk_speed_kph)
-    fwd = np.flatnonzero(forward[seg_way])
-    bwd = np.flatnonzero(backward[seg_way])
+    node_ids, node_index = np.unique(point_id[np.concatenate([seg_start, seg_end])], return_inverse=True)
+    seg_u, seg_v = node_index[: len(seg_start)], node_index[len(seg_start) :]
+    node_pos = np.zeros(len(node_ids), dtype=np.int64)
+    node_pos[seg_u] = seg_start
+    node_pos[seg_v] = seg_end
 
-    node_ids, node_index = np.unique(refs[pos], return_inverse=True)
-    index_of_pos = np.full(len(refs), -1, dtype=np.int64)
-    index_of_pos[pos] = node_index
-    node_first = np.zeros(len(node_ids), dtype=np.int64)
-    node_first[node_index] = pos
-
-    seg_u, seg_v = index_of_pos[seg_start], index_of_pos[seg_end]
     edge_seg = np.concatenate([fwd, bwd])
     reverse = np.concatenate([np.zeros(len(fwd), bool), np.ones(len(bwd), bool)])
     edge_u = np.where(reverse, seg_v[edge_seg], seg_u[edge_seg])
     edge_v = np.where(reverse, seg_u[edge_seg], seg_v[edge_seg])
 
     twin = np.full(len(edge_seg), -1, dtype=np.int64)
-    both = np.flatnonzero(forward[seg_way] & backward[seg_way])
+    both = np.flatnonzero(seg_forward & seg_backward)
     fwd_pos = np.full(len(seg_start), -1, dtype=np.int64)
     fwd_pos[fwd] = np.arange(len(fwd))
     bwd_pos = np.full(len(seg_start), -1, dtype=np.int64)
@@ -406,36 +544,23 @@ def _from_ways(ways: _osm.OsmWays, network_type: str, walk_speed_kph: float) -> 
     twin[fwd_pos[both]] = bwd_pos[both]
     twin[bwd_pos[both]] = fwd_pos[both]
 
-    counts_pts = seg_end - seg_start + 1
-    geom_counts = counts_pts[edge_seg]
+    geom_counts = (seg_end - seg_start + 1)[edge_seg]
     geom_offsets = np.concatenate([[0], np.cumsum(geom_counts)])
     flat = ragged_index(seg_start[edge_seg], geom_counts)
-    # reversed edges walk their segment backwards: mirror positions within each edge's run
+    # reversed edges walk their piece backwards: mirror positions within each edge's run
     rev_rep = np.repeat(reverse, geom_counts)
     start_rep = np.repeat(seg_start[edge_seg], geom_counts)
     end_rep = np.repeat(seg_end[edge_seg], geom_counts)
     flat = np.where(rev_rep, start_rep + end_rep - flat, flat)
-    geom_xy = xy[flat]
 
-    way_idx = seg_way[edge_seg]
-    edge_speed = speeds[way_idx]
+    edge_speed = np.asarray(seg_speed, dtype=np.float64)[edge_seg]
     edge_length = seg_length[edge_seg]
-    tags = ways.tags
-    attrs = pd.DataFrame(
-        {
-            "osmid": ways.way_id[way_idx],
-            "highway": _take(tags["highway"], way_idx),
-            "name": _take(tags["name"], way_idx),
-            "oneway": ~(forward & backward)[way_idx],
-            "maxspeed": _take(tags["maxspeed"], way_idx),
-        }
-    )
     return RoadNetwork(
         crs=crs,
         network_type=network_type,
         node_id=node_ids,
-        node_xy=xy[node_first],
-        node_lonlat=lonlat[node_first],
+        node_xy=xy[node_pos],
+        node_lonlat=lonlat[node_pos],
         edge_u=edge_u,
         edge_v=edge_v,
         edge_key=_parallel_keys(edge_u, edge_v),
@@ -444,13 +569,9 @@ def _from_ways(ways: _osm.OsmWays, network_type: str, walk_speed_kph: float) -> 
         edge_speed=edge_speed,
         edge_twin=twin,
         geom_offsets=geom_offsets,
-        geom_xy=geom_xy,
-        edge_attrs=attrs,
+        geom_xy=xy[flat],
+        edge_attrs=seg_attrs.iloc[edge_seg].reset_index(drop=True),
     )
-
-
-def _take(values: list[str | None], idx: np.ndarray) -> pd.Series:
-    return pd.Series(pd.array(values, dtype="string")).iloc[idx].reset_index(drop=True)
 
 
 def _parallel_keys(u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -473,7 +594,28 @@ def from_graph(graph: nx.MultiDiGraph) -> RoadNetwork:
     used; missing ones are computed (length from geometry, speed from ``speed_kph``,
     ``maxspeed`` or road type). Unprojected graphs are projected to local UTM. The graph
     itself is not modified and is returned by :meth:`RoadNetwork.to_networkx`.
+
+    Raises
+    ------
+    havenmap.errors.NetworkError
+        No nodes or edges, node labels that are not integers, nodes without ``x``/``y``, and
+        a ``length`` or ``travel_time`` that is negative, infinite or not a number (naming
+        the edge).
     """
+    return _from_graph(graph, None)
+
+
+def _from_graph(graph: nx.MultiDiGraph, label: str | None) -> RoadNetwork:
+    """:func:`from_graph`; errors start with ``label`` (the GraphML file) when given."""
+    try:
+        return _graph_arrays(graph)
+    except NetworkError as exc:
+        if label is None:
+            raise
+        raise NetworkError(f"{label}: {exc}") from None
+
+
+def _graph_arrays(graph: nx.MultiDiGraph) -> RoadNetwork:
     if graph.number_of_nodes() == 0 or graph.number_of_edges() == 0:
         raise NetworkError("the graph has no nodes or no edges")
     if not graph.is_directed():
@@ -520,13 +662,13 @@ def from_graph(graph: nx.MultiDiGraph) -> RoadNetwork:
     geom_xy = np.vstack(coords)
 
     planar = np.array([np.hypot(*np.diff(c, axis=0).T).sum() for c in coords])
-    length = np.array([_number(d.get("length"), np.nan) for *_, d in edges])
+    length = _edge_numbers(edges, "length", "metres")
     length = np.where(np.isfinite(length), length, planar)
     speed = np.array([_number(d.get("speed_kph"), np.nan) for *_, d in edges])
     missing = ~np.isfinite(speed) | (speed <= 0)
     if missing.any():
         speed[missing] = [_graph_edge_speed(edges[i][3]) for i in np.flatnonzero(missing)]
-    time = np.array([_number(d.get("travel_time"), np.nan) for *_, d in edges])
+    time = _edge_numbers(edges, "travel_time", "seconds")
     time = np.where(np.isfinite(time), time, length / (speed / 3.6))
 
     attrs = pd.DataFrame(
@@ -549,7 +691,7 @@ def from_graph(graph: nx.MultiDiGraph) -> RoadNetwork:
         edge_length=length,
         edge_time=time,
         edge_speed=speed,
-        edge_twin=_find_twins(edge_u, edge_v, geom_xy, geom_offsets),
+        edge_twin=find_twins(edge_u, edge_v, geom_xy, geom_offsets),
         geom_offsets=geom_offsets,
         geom_xy=geom_xy,
         edge_attrs=attrs,
@@ -558,22 +700,37 @@ def from_graph(graph: nx.MultiDiGraph) -> RoadNetwork:
     return net
 
 
-def _find_twins(u: np.ndarray, v: np.ndarray, geom_xy: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Pair each edge with a reverse edge whose geometry is its mirror image (else -1)."""
-    twin = np.full(len(u), -1, dtype=np.int64)
-    by_pair: dict[tuple[int, int], list[int]] = {}
-    for i, pair in enumerate(zip(u.tolist(), v.tolist(), strict=True)):
-        by_pair.setdefault(pair, []).append(i)
-    for i, (a, b) in enumerate(zip(u.tolist(), v.tolist(), strict=True)):
-        if twin[i] >= 0 or a == b:
+def _edge_numbers(edges: list[tuple[Any, Any, Any, dict[str, Any]]], key: str, unit: str) -> np.ndarray:
+    """Edge attribute ``key`` as floats, NaN where an edge has none (to be computed).
+
+    A value that is there but negative, infinite or not a number is refused, naming the edge:
+    it would make routes shorter than their roads (or break the shortest-path search).
+    """
+    values = np.full(len(edges), np.nan)
+    bad: list[int] = []
+    for i, (*_, data) in enumerate(edges):
+        raw = data.get(key)
+        raw = (raw[0] if raw else None) if isinstance(raw, list) else raw
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
             continue
-        mine = geom_xy[offsets[i] : offsets[i + 1]]
-        for j in by_pair.get((b, a), []):
-            same_shape = twin[j] < 0 and offsets[j + 1] - offsets[j] == len(mine)
-            if same_shape and np.allclose(geom_xy[offsets[j] : offsets[j + 1]][::-1], mine, rtol=0.0, atol=1e-6):
-                twin[i], twin[j] = j, i
-                break
-    return twin
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            value = np.nan
+        if not (np.isfinite(value) and value >= 0):
+            bad.append(i)
+        values[i] = value
+    if bad:
+        u, v, k, data = edges[bad[0]]
+        raw = data.get(key)
+        value = float(values[bad[0]])
+        problem = "is negative" if value < 0 else "is infinite" if np.isinf(value) else "is not a number"
+        others = f" (and {len(bad) - 1:,} more edges)" if len(bad) > 1 else ""
+        raise NetworkError(
+            f"edge (u={u}, v={v}, key={k}): {key} {_u.show(raw)} {problem}{others}; give every edge a {key} "
+            f"in {unit}, 0 or more, or remove the attribute to have it computed"
+        )
+    return values
 
 
 def _number(value: Any, default: float) -> float:

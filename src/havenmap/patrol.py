@@ -58,12 +58,14 @@ import shapely
 
 from . import _gpx, _graph, _io, _vrp, layers
 from . import _layers_util as _u
-from .errors import InfeasibleError, InputError, OffNetworkError, where
+from .errors import InfeasibleError, InputError, OffNetworkError, listing, where
 from .network import RoadNetwork
 from .snap import DEFAULT_MAX_SNAP_M, snap_points
 
 __all__ = [
     "FREQUENCY_COLUMNS",
+    "MAX_DAYS",
+    "OUTPUT_FILES",
     "ROUTE_COLUMNS",
     "SCHEDULE_COLUMNS",
     "STOP_COLUMNS",
@@ -71,6 +73,9 @@ __all__ = [
     "PatrolPlan",
     "PatrolProblem",
     "as_targets",
+    "check_consent",
+    "check_days",
+    "check_units",
     "combine_targets",
     "plan_patrols",
     "read_targets",
@@ -115,6 +120,19 @@ FREQUENCY_COLUMNS = (
 #: Default solver budget per day: iterations (reproducible) and a wall-clock cap (seconds).
 DEFAULT_ITERATIONS = 3000
 DEFAULT_TIME_LIMIT_S = 30.0
+#: Most days one plan may cover: a year. Longer horizons are re-planned (with fresh threat data),
+#: and a bound keeps a run's time (days × the time limit) and its files (one GPX per unit and day)
+#: within reach.
+MAX_DAYS = 366
+#: Files :func:`write_patrol_outputs` may write, relative to its folder (glob patterns).
+OUTPUT_FILES = (
+    "patrol_routes.geojson",
+    "patrol_schedule.csv",
+    "target_frequency.csv",
+    "patrol_summary.json",
+    "patrol_map.html",
+    "gpx/*.gpx",
+)
 #: Solver time grid: integer ticks per second (travel, service and window starts are rounded up to
 #: the grid, window ends and shifts down, so a plan feasible on the grid is feasible in exact times).
 TICKS_PER_S = 10
@@ -383,21 +401,8 @@ def targets_from_defenders(
     Only the defender ``id`` is carried over (no names).
     """
     label = defenders.attrs.get("source", "defenders")
-    col = _u.find_column(list(defenders.columns), (consent_column,))
-    if col is None:
-        raise InputError(
-            f"{label}: no consent column {consent_column!r}; add one with none / drive-by / visit "
-            "per defender (defenders are patrolled only with their consent)"
-        )
+    level = check_consent(defenders, consent_column)
     ids = defenders["id"].astype(str).reset_index(drop=True)
-    level = defenders[col].astype("string").fillna("").str.strip().str.lower().reset_index(drop=True)
-    known = level.isin(_CONSENT_NONE | _CONSENT_DRIVE_BY | _CONSENT_VISIT)
-    if not known.all():
-        i = int(np.flatnonzero(~known.to_numpy())[0])
-        raise InputError(
-            f"{where(label, i + 1, str(col), ids.iat[i])}: unknown consent {_u.show(level.iat[i])}; "
-            "use none, drive-by or visit"
-        )
     keep = ~level.isin(_CONSENT_NONE).to_numpy()
     if isinstance(priority, str):
         weight = _numbers(
@@ -414,7 +419,7 @@ def targets_from_defenders(
     if (keep & ~on).any():
         off = ids[keep & ~on].tolist()
         warnings.warn(
-            f"{len(off)} consenting defender(s) too far from any road, not patrolled: {', '.join(off)}", stacklevel=2
+            f"{len(off)} consenting defender(s) too far from any road, not patrolled: {listing(off)}", stacklevel=2
         )
     sel = np.flatnonzero(keep & on)
     edge = snapped["edge"].to_numpy()[sel].astype(np.int64)
@@ -444,6 +449,35 @@ def targets_from_defenders(
     ).to_crs("EPSG:4326")
     out.attrs["exact"] = bool(exact)
     return out
+
+
+def check_consent(defenders: pd.DataFrame, consent_column: str = "consent") -> pd.Series:
+    """Each defender's consent, lower case (``none``/``drive-by``/``visit`` and their synonyms).
+
+    Checked without the network, so a bad consent value fails before any slow work.
+
+    Raises
+    ------
+    havenmap.errors.InputError
+        No consent column, or a value that is not a known consent level (naming the row and id).
+    """
+    label = defenders.attrs.get("source", "defenders")
+    col = _u.find_column(list(defenders.columns), (consent_column,))
+    if col is None:
+        raise InputError(
+            f"{label}: no consent column {consent_column!r}; add one with none / drive-by / visit "
+            "per defender (defenders are patrolled only with their consent)"
+        )
+    ids = defenders["id"].astype(str).reset_index(drop=True)
+    level = defenders[col].astype("string").fillna("").str.strip().str.lower().reset_index(drop=True)
+    known = level.isin(_CONSENT_NONE | _CONSENT_DRIVE_BY | _CONSENT_VISIT)
+    if not known.all():
+        i = int(np.flatnonzero(~known.to_numpy())[0])
+        raise InputError(
+            f"{where(label, i + 1, str(col), ids.iat[i])}: unknown consent {_u.show(level.iat[i])}; "
+            "use none, drive-by or visit"
+        )
+    return level
 
 
 def combine_targets(*frames: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -521,6 +555,18 @@ def read_units(path: str | os.PathLike[str]) -> pd.DataFrame:
     return out
 
 
+def check_units(
+    units: int | pd.DataFrame, bases: pd.DataFrame, shift_minutes: float | None, network_type: str
+) -> pd.DataFrame:
+    """The units table a plan will use, checked without the network (see :func:`plan_patrols`).
+
+    ``network_type`` is the type the run's network has: ``'drive'``, ``'walk'``, or ``'graph'``
+    for a GraphML file used as given (:func:`havenmap.network.check_source` tells it before
+    loading). Returns ``unit``, ``base_id``, ``shift_minutes``, ``profile``.
+    """
+    return _units_table(units, bases["id"].astype(str).tolist(), shift_minutes, network_type)
+
+
 def _units_table(
     units: int | pd.DataFrame, base_ids: list[str], shift_minutes: float | None, network_type: str
 ) -> pd.DataFrame:
@@ -554,15 +600,11 @@ def _units_table(
         if row.base_id not in base_ids:
             raise InputError(
                 f"{where(label, i + 1, 'base_id', row.unit)}: base {row.base_id!r} is not among the "
-                f"bases ({', '.join(base_ids[:8])}); fix the base id"
+                f"bases ({listing(base_ids, 8, quote=True)}); fix the base id"
             )
         prof = str(row.profile or "").strip().lower()
         if prof not in ("", "nan", network_type, "any"):
-            raise InputError(
-                f"{where(label, i + 1, 'profile', row.unit)}: profile {prof!r} but the network is "
-                f"{network_type!r}; one network per run: plan {prof} units in a separate run with "
-                f"--network-type {prof}"
-            )
+            raise InputError(_profile_mismatch(where(label, i + 1, "profile", row.unit), prof, network_type))
         if not np.isfinite(row.shift_minutes):
             if shift_minutes is None:
                 raise InputError(
@@ -573,6 +615,20 @@ def _units_table(
     if (table["shift_minutes"] <= 0).any():
         raise InfeasibleError("a shift of 0 minutes or less: give every unit a positive shift length")
     return table[["unit", "base_id", "shift_minutes", "profile"]]
+
+
+def _profile_mismatch(place: str, profile: str, network_type: str) -> str:
+    if network_type == "graph":
+        return (
+            f"{place}: profile {profile!r}, but the network is a graph file (GraphML) used as given, so "
+            "its profile is whatever the graph was built for and --network-type does not apply; leave "
+            "the profile blank (or 'any') to plan on this graph, or plan on an OSM extract with "
+            f"--network-type {profile}"
+        )
+    return (
+        f"{place}: profile {profile!r} but the network is {network_type!r}; one network per run: plan "
+        f"{profile} units in a separate run with --network-type {profile}"
+    )
 
 
 # =========================================================================== plan
@@ -675,6 +731,15 @@ class PatrolPlan:
         return [t for t in rows.sort_values("stop")["target_id"] if t != ""]
 
 
+def check_days(days: int, option: str = "days") -> int:
+    """The number of days to plan: a whole number from 1 to :data:`MAX_DAYS`, else an ``InputError``."""
+    if isinstance(days, bool) or not isinstance(days, (int, np.integer)) or not 1 <= days <= MAX_DAYS:
+        raise InputError(
+            f"{option} {days}: plan 1 to {MAX_DAYS} days at a time (a year); re-plan after that with fresh threat data"
+        )
+    return int(days)
+
+
 def plan_patrols(
     net: RoadNetwork,
     targets: gpd.GeoDataFrame,
@@ -712,7 +777,8 @@ def plan_patrols(
     shift_minutes
         Shift length (time budget) in minutes, for units without their own.
     days
-        Number of days to plan (1: the single best plan; more: the mixed strategy).
+        Number of days to plan (1: the single best plan; more: the mixed strategy), at most
+        :data:`MAX_DAYS`.
     seed
         Seed of every random choice: same inputs and seed → same plan.
     time_limit_s
@@ -746,8 +812,7 @@ def plan_patrols(
     havenmap.errors.InputError
         No targets, a base off the network (names the base and its distance), bad unit rows.
     """
-    if days < 1:
-        raise InputError(f"--days {days}: plan at least 1 day")
+    check_days(days)
     if solver not in ("pyvrp", "greedy"):
         raise ValueError(f"unknown solver {solver!r}: use 'pyvrp' or 'greedy'")
     targets = combine_targets(*targets) if isinstance(targets, (list, tuple)) else as_targets(targets)
@@ -761,7 +826,8 @@ def plan_patrols(
     solve = _solver(solver, time_limit_s, max_iterations)
 
     priority = prep.targets["priority"].to_numpy(dtype=float)
-    full_prize = _vrp.lexicographic_prizes(priority, prep.bound, resolution=_PRIZE_STEPS)
+    # a target no unit can reach within its shift is not offered to the solver
+    full_prize = _vrp.lexicographic_prizes(np.where(prep.reachable, priority, 0.0), prep.bound, resolution=_PRIZE_STEPS)
     first = solve(_with(prep.inst, prize=full_prize), int(rng.integers(2**31 - 1)))
     capacity = len({t for r in first.routes for t in r})
     if days == 1:
@@ -824,9 +890,7 @@ def _prepare(net, targets, bases, unit_table, edge_weights, risk, risk_alpha, ma
         t_frac[need] = t_snap["edge_fraction"].to_numpy()
         off_ids = t_snap.loc[~t_snap["on_network"], "id"].astype(str).tolist()
         if off_ids:
-            warnings.warn(
-                f"{len(off_ids)} target(s) too far from any road, left out: {', '.join(off_ids)}", stacklevel=3
-            )
+            warnings.warn(f"{len(off_ids)} target(s) too far from any road, left out: {listing(off_ids)}", stacklevel=3)
         notes["off_network_targets"] = off_ids
     bad = (t_edge >= net.n_edges) | ((t_edge >= 0) & ~np.isfinite(t_frac))
     if bad.any():
@@ -870,7 +934,7 @@ def _prepare(net, targets, bases, unit_table, edge_weights, risk, risk_alpha, ma
     idle = unit_table["unit"][~ok.any(axis=1)].tolist()
     if idle:
         warnings.warn(
-            f"unit(s) {', '.join(idle)} cannot visit any target within the shift (too far or too short)", stacklevel=3
+            f"unit(s) {listing(idle)} cannot visit any target within the shift (too far or too short)", stacklevel=3
         )
     notes["idle_units"] = idle
     unreachable = ~ok.any(axis=0)
@@ -878,7 +942,7 @@ def _prepare(net, targets, bases, unit_table, edge_weights, risk, risk_alpha, ma
     if unreachable.any():
         warnings.warn(
             f"{int(unreachable.sum())} target(s) no unit can visit within its shift and window: "
-            f"{', '.join(notes['unreachable_targets'][:10])}",
+            f"{listing(notes['unreachable_targets'])}",
             stacklevel=3,
         )
 

@@ -6,6 +6,13 @@ A scenario file (see ``data/demo/scenario.toml``)::
     as_of = "2026-11-20"
     network = "helsinki.osm.pbf"      # paths relative to the scenario file
     network_type = "walk"
+    # or a road line layer with its options (havenmap.lines.LineOptions keys):
+    # [network]
+    # path = "roads.gpkg"
+    # layer = "roads"
+    # oneway_column = "oneway"
+    # class_column = "fclass"
+    # class_speeds = "speeds.csv"
     havens = "havens.geojson"
     defenders = "defenders.csv"
     incidents = "incidents.csv"
@@ -26,6 +33,10 @@ A scenario file (see ``data/demo/scenario.toml``)::
     shift_minutes = 60
     days = 3
     seed = 0
+
+    [privacy]                         # how the maps show defenders (see havenmap.privacy)
+    cell_size_m = 500                 # at least 100
+    k = 5                             # each cell holds at least k defenders
 
     [siting]                          # where to open the next havens (havenmap.siting)
     candidates_osm = "amenity=library,community_centre"   # or candidates = "candidates.csv"
@@ -49,12 +60,17 @@ from typing import Any
 from . import _io, layers, maps, report
 from .errors import InputError
 from .havens import assign_havens
-from .network import RoadNetwork, load_network
+from .lines import LineOptions, network_report
+from .network import RoadNetwork, check_source, load_network
+from .privacy import DefenderPrivacy
 from .snap import DEFAULT_MAX_SNAP_M
 
-__all__ = ["Scenario", "demo_dir", "load_scenario", "run_scenario"]
+__all__ = ["COVERAGE_FILES", "Scenario", "demo_dir", "input_files", "load_scenario", "output_files", "run_scenario"]
 
 Step = Callable[[str], contextlib.AbstractContextManager[Any]]
+
+#: Files the coverage writer (:func:`havenmap.coverage.write_coverage_outputs`) may write, relative to its folder.
+COVERAGE_FILES = ("service_areas.geojson", "coverage.csv", "coverage.json", "n_minus_1.csv", "closures_impact.csv")
 
 
 @dataclass
@@ -76,8 +92,36 @@ class Scenario:
     minutes: tuple[float, ...] = (5.0, 10.0, 15.0)
     threat: dict[str, Any] = field(default_factory=dict)
     patrol: dict[str, Any] = field(default_factory=dict)
+    privacy: dict[str, Any] = field(default_factory=dict)
     siting: dict[str, Any] | None = None  # "params" (SitingParams), "candidates" (Path) or "candidates_osm"
     extra: dict[str, Any] = field(default_factory=dict)
+    network_options: LineOptions | None = None
+
+
+def output_files() -> tuple[str, ...]:
+    """Files :func:`run_scenario` may write, relative to its folder (glob patterns)."""
+    from . import patrol as patrol_mod
+    from . import siting as siting_mod
+    from . import threat as threat_mod
+
+    return (
+        "map.html",
+        "nearest_havens.geojson",
+        "report.json",
+        *(f"coverage/{name}" for name in COVERAGE_FILES),
+        *(f"threat/{name}" for name in threat_mod.OUTPUT_FILES),
+        *(f"patrol/{name}" for name in patrol_mod.OUTPUT_FILES),
+        *(f"siting/{name}" for name in siting_mod.OUTPUT_FILES),
+    )
+
+
+def input_files(scenario: Scenario) -> dict[str, Path | None]:
+    """The scenario's input files by key (``network``, ``havens``, ...; None where not given)."""
+    files = {key: getattr(scenario, key) for key in ("network", "havens", "defenders", "incidents", "bases", "targets")}
+    options = scenario.network_options
+    files["class speeds"] = None if options is None else options.class_speeds
+    files["siting candidates"] = None if scenario.siting is None else scenario.siting["candidates"]
+    return files
 
 
 def demo_dir() -> Path:
@@ -101,6 +145,15 @@ def load_scenario(path: str | Path) -> Scenario:
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML ({exc})") from None
     base = path.parent
+    network_options = None
+    if isinstance(raw.get("network"), dict):  # [network] path = ..., plus road line layer options
+        table = dict(raw.pop("network"))
+        raw["network"] = table.pop("path", None)
+        if raw["network"] is None:
+            raise InputError(f'{path}: [network] needs path = "FILE" (the OSM extract or road line layer)')
+        if "type" in table:
+            raw.setdefault("network_type", table.pop("type"))
+        network_options = LineOptions.from_dict(table, where=f"{path}: [network]", base_dir=base)
 
     def file(key: str, required: bool = True) -> Path | None:
         value = raw.pop(key, None)
@@ -126,11 +179,13 @@ def load_scenario(path: str | Path) -> Scenario:
         "minutes": _minutes(path, raw.pop("minutes", [5, 10, 15])),
         "threat": _section(path, raw, "threat", _THREAT_KEYS),
         "patrol": _section(path, raw, "patrol", _PATROL_KEYS),
+        "privacy": _section(path, raw, "privacy", _PRIVACY_KEYS),
         "siting": _siting_section(path, raw),
     }
+    DefenderPrivacy.from_dict(known["privacy"], source=f"{path} [privacy]")  # checked before any work
     if known["cost"] not in ("time", "length"):
         raise InputError(f'{path}: key \'cost\' is {known["cost"]!r}; use "time" or "length"')
-    return Scenario(**known, extra=raw)
+    return Scenario(**known, extra=raw, network_options=network_options)
 
 
 _THREAT_KEYS = {
@@ -149,6 +204,9 @@ _PATROL_KEYS = {
     "time_limit_s": float,
     "risk_alpha": float,
 }
+
+
+_PRIVACY_KEYS = {"cell_size_m": float, "k": int}
 
 
 def _minutes(path: Path, value: Any) -> tuple[float, ...]:
@@ -222,13 +280,19 @@ def run_scenario(
     out = Path(out_dir)
     for sub in ("threat", "coverage", "patrol", "siting"):  # fail before any work, not half-way through
         _io.check_output(out / sub, folder=True, create=False)
-    with step(f"Loading the {scenario.network_type} network {scenario.network.name}"):
-        net = load_network(scenario.network, scenario.network_type)
-    with step("Reading havens, defenders and incidents"):
+    check_source(scenario.network, scenario.network_type)
+    patrolling = scenario.bases is not None and scenario.targets is not None
+    with step("Reading havens, defenders and incidents"):  # every input checked before the network loads
         havens = layers.read_havens(scenario.havens)
         defenders = layers.read_defenders(scenario.defenders)
         incidents = layers.read_incidents(scenario.incidents) if scenario.incidents else None
+        targets = patrol_mod.read_targets(scenario.targets) if patrolling else None
+        bases = layers.read_bases(scenario.bases) if patrolling else None
+        if incidents is not None:
+            threat_mod.weigh_incidents(incidents, scenario.as_of)
         candidates = _siting_candidates(scenario, havens) if scenario.siting is not None else None
+    with step(f"Loading the {scenario.network_type} network {scenario.network.name}"):
+        net = load_network(scenario.network, scenario.network_type, line_options=scenario.network_options)
 
     threat = alerts = None
     if incidents is not None:
@@ -273,19 +337,18 @@ def run_scenario(
                 off_network_candidates="error" if scenario.siting["candidates"] is not None else "drop",
             )  # fmt: skip
             siting_mod.write_siting_outputs(
-                sited, out / "siting", net=net, defenders=defenders, exact_defenders=exact_defenders,
+                sited, out / "siting", net=net, defenders=defenders,
+                privacy=DefenderPrivacy.from_dict({**scenario.privacy, "exact": bool(exact_defenders)}),
                 title=f"{scenario.name}: where to open the next havens",
             )  # fmt: skip
 
     plan = None
-    if scenario.bases is not None and scenario.targets is not None:
+    if patrolling:
         cfg = {"units": 2, "shift_minutes": 60.0, "days": 3, "seed": 0, **scenario.patrol}
         with step(
             f"Patrol plans: {cfg['units']} unit(s), {cfg['shift_minutes']:g}-minute shifts, {cfg['days']} day(s)"
         ):
-            plan = patrol_mod.plan_patrols(
-                net, patrol_mod.read_targets(scenario.targets), layers.read_bases(scenario.bases), **cfg
-            )
+            plan = patrol_mod.plan_patrols(net, targets, bases, **cfg)
             patrol_mod.write_patrol_outputs(plan, out / "patrol", roads=net, title=f"{scenario.name}: patrols")
 
     summary = report.nearest_report(
@@ -379,8 +442,8 @@ def write_commander_map(
         alerts=alerts,
         title=scenario.name,
         as_of=scenario.as_of,
-        exact_defenders=exact_defenders,
-        slow_minutes=scenario.minutes[len(scenario.minutes) // 2],
+        privacy=DefenderPrivacy.from_dict({**scenario.privacy, "exact": bool(exact_defenders)}),
+        slow_minutes=max(scenario.minutes),
     )
     return maps.save_map(m, path)
 
@@ -416,10 +479,13 @@ def write_nearest_map(
 
 
 def _network_facts(net: RoadNetwork) -> dict[str, Any]:
-    return {
+    facts = {
         "source": Path(net.source).name,
         "type": net.network_type,
         "nodes": net.n_nodes,
         "edges": net.n_edges,
         "crs": net.crs.to_string(),
     }
+    if net.build_info.get("kind") == "lines":
+        facts["report"] = network_report(net).summary()
+    return facts

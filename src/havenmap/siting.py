@@ -81,6 +81,7 @@ from .snap import DEFAULT_MAX_SNAP_M, snap_layer, snap_points
 
 __all__ = [
     "OBJECTIVES",
+    "OUTPUT_FILES",
     "SiteSolution",
     "SitingParams",
     "SitingResult",
@@ -95,6 +96,8 @@ __all__ = [
 
 #: The siting objectives (see the module docstring).
 OBJECTIVES = ("coverage", "time", "backup", "cover-all")
+#: Files :func:`write_siting_outputs` writes, relative to its folder.
+OUTPUT_FILES = ("sites.csv", "siting.json", "siting.geojson", "siting_map.html")
 #: Columns of :attr:`SitingResult.sites` (``sites.csv``), in order.
 SITES_COLUMNS = ["site_id", "name", "order", "gain", "defenders_served", "weight_served", "newly_reached"]
 #: Accepted spellings of the defenders' weight column (any case), in order of preference.
@@ -1601,11 +1604,13 @@ def write_siting_outputs(
     defenders: gpd.GeoDataFrame,
     title: str = "havenmap — where to open the next havens",
     exact_defenders: bool = False,
+    privacy: Any = None,
     buffer_m: float = 50.0,
 ) -> dict[str, Path]:
     """Write ``sites.csv``, ``siting.json`` (owner-only: it names unreached defenders), ``siting.geojson`` and
     ``siting_map.html`` (existing, chosen and rejected candidates, service areas before/after within the band,
-    defenders' status after siting, aggregated unless ``exact_defenders``) into ``out_dir``."""
+    defenders' status after siting in k-anonymous cells unless ``exact_defenders``; ``privacy``: a
+    :class:`havenmap.privacy.DefenderPrivacy` instead) into ``out_dir``."""
     from . import maps
     from .coverage import service_areas
 
@@ -1635,6 +1640,7 @@ def write_siting_outputs(
         minutes=result.params.minutes,
         title=title,
         exact_defenders=exact_defenders,
+        privacy=privacy,
     )
     paths = {
         "sites": _io.write_csv(out / "sites.csv", result.sites),

@@ -16,15 +16,21 @@ import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from . import _checks
 from ._graph import node_at
 from .errors import InputError, OffNetworkError
 from .network import RoadNetwork
 
-__all__ = ["DEFAULT_MAX_SNAP_M", "snap_layer", "snap_points"]
+__all__ = ["DEFAULT_MAX_SNAP_M", "check_max_snap_m", "snap_layer", "snap_points"]
 
 #: Default snapping threshold, metres: a door-to-street distance in most towns, yet small
 #: enough that a point in the wrong district is flagged rather than silently moved.
 DEFAULT_MAX_SNAP_M = 250.0
+
+
+def check_max_snap_m(value: float, option: str = "max_snap_m") -> float:
+    """The snapping threshold as a float: a finite distance in metres above 0, else an ``InputError``."""
+    return _checks.number(value, option, "the snapping distance in metres", above=0)
 
 
 def snap_points(
@@ -44,7 +50,7 @@ def snap_points(
     points
         Points in any CRS (with an ``id`` column where available).
     max_distance_m
-        Points farther than this from every road (metres) are off-network.
+        Points farther than this from every road (metres, finite, above 0) are off-network.
     require_any
         Raise :class:`~havenmap.errors.OffNetworkError` when *every* point is off-network
         (the layer is probably in the wrong area or CRS).
@@ -66,6 +72,7 @@ def snap_points(
         point to the road), ``on_network`` (bool), ``snap_x``/``snap_y`` (the snapped position
         in the network CRS; the intersection's position for points at one).
     """
+    max_distance_m = check_max_snap_m(max_distance_m, "max_distance_m")
     out = points.copy()
     if len(points) == 0:
         for col, value in (

@@ -79,16 +79,19 @@ from scipy.signal import fftconvolve
 from . import _graph, _io, layers
 from ._kde import KERNELS, network_kde
 from ._scan import space_time_scan
-from .errors import InputError
+from .errors import InputError, listing
 from .network import RoadNetwork
 from .snap import DEFAULT_MAX_SNAP_M, snap_points
 
 __all__ = [
     "DEFAULT_TYPE_WEIGHTS",
+    "OUTPUT_FILES",
     "PRECISION",
     "UNKNOWN_TYPE_WEIGHT",
     "DensityGrid",
     "ThreatResult",
+    "alert_date",
+    "check_as_of",
     "compute_threat",
     "early_warning",
     "getis_ord_star",
@@ -101,6 +104,21 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
+
+#: Files :func:`write_threat_outputs` may write, relative to its folder.
+OUTPUT_FILES = (
+    "edge_risk.geojson",
+    "hotspots.geojson",
+    "node_risk.csv",
+    "density_grid.geojson",
+    "clusters.geojson",
+    "threat_map.html",
+    "alerts.csv",
+    "alerts.json",
+)
+#: More than this share of the incidents without a date is an error, not a warning: the
+#: analysis would rest on a small remainder and look like a quiet picture.
+_MAX_UNDATED_SHARE = 0.5
 
 # event_type, sub_event_type ("" = any), weight, violent, severe
 _DEFAULT_ROWS = [
@@ -319,6 +337,11 @@ def _as_incidents(incidents: Any) -> gpd.GeoDataFrame:
     return layers.as_incidents(incidents)
 
 
+def check_as_of(as_of: Any) -> pd.Timestamp | None:
+    """The reference date as a Timestamp (None when not given), checked: only ISO dates (YYYY-MM-DD) are read."""
+    return None if as_of is None else _parse_as_of(as_of, pd.Series([], dtype="datetime64[ns]"))
+
+
 def _parse_as_of(as_of: Any, dates: pd.Series) -> pd.Timestamp | None:
     if as_of is None:
         if dates.notna().any():
@@ -427,12 +450,19 @@ def weigh_incidents(
         age = np.zeros(len(out))
     else:
         no_date = dates.isna().to_numpy()
+        _check_dated(label, out, no_date, ref)
         if no_date.any():
             warnings.warn(
                 f"{label}: no date in {_rows_text(out, no_date)}; left out (add the date)", UserWarning, stacklevel=2
             )
         age = _age_days(dates, ref)
         future = (age < 0) & ~no_date
+        if future.any() and future.sum() + no_date.sum() == len(out):
+            first = pd.Timestamp(dates[future].min()).date()
+            raise InputError(
+                f"{label}: every incident is dated after the as-of date {ref.date()} (the earliest is {first}), "
+                "so none could be used; check --as-of (as_of=)"
+            )
         if future.any():
             warnings.warn(
                 f"{label}: {int(future.sum())} incident(s) dated after the as-of date "
@@ -464,6 +494,22 @@ def weigh_incidents(
     out["status"] = pd.array(status, dtype="string")
     out.attrs["as_of"] = ref
     return _geometry_last(out)
+
+
+def _check_dated(label: str, frame: pd.DataFrame, no_date: np.ndarray, ref: pd.Timestamp) -> None:
+    """Refuse incidents that are mostly undated: leaving them out would look like a quiet picture."""
+    if not no_date.any() or no_date.mean() <= _MAX_UNDATED_SHARE:
+        return
+    if no_date.all():
+        raise InputError(
+            f"{label}: no incident has a date (no date column: ACLED's event_date, UCDP GED's date_start, or a "
+            f"date column), so every one would be left out as of {ref.date()}; add the dates or name the "
+            "column with date_column="
+        )
+    raise InputError(
+        f"{label}: {int(no_date.sum()):,} of {len(frame):,} incidents have no date ({_rows_text(frame, no_date)}); "
+        "fill in the dates: leaving most incidents out would understate the threat"
+    )
 
 
 def _geometry_last(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -1050,6 +1096,24 @@ _ALERT_COLUMNS = [
 ]
 
 
+def alert_date(weighted: pd.DataFrame, as_of: Any = None) -> pd.Timestamp:
+    """The date early warning looks back from: ``as_of``, else the weighted incidents' reference date.
+
+    Raises
+    ------
+    havenmap.errors.InputError
+        The incidents have no dates (early warning counts events per day window).
+    """
+    dates = pd.to_datetime(weighted["date"], errors="coerce")
+    ref = _parse_as_of(as_of, dates) if as_of is not None else weighted.attrs.get("as_of")
+    if ref is None:
+        raise InputError(
+            f"{_label(weighted)}: the incidents have no dates; early warning needs an event date "
+            "per incident (ACLED's event_date, UCDP GED's date_start, or a date column)"
+        )
+    return ref
+
+
 def early_warning(
     net: RoadNetwork,
     incidents: Any,
@@ -1106,12 +1170,7 @@ def early_warning(
         else weigh_incidents(incidents, as_of, weights=weights)
     )
     dates = pd.to_datetime(weighted["date"], errors="coerce")
-    ref = _parse_as_of(as_of, dates) if as_of is not None else weighted.attrs.get("as_of")
-    if ref is None:
-        raise InputError(
-            f"{_label(weighted)}: the incidents have no dates; early warning needs an event date "
-            "per incident (a date or event_date column)"
-        )
+    ref = alert_date(weighted, as_of)
     d = (
         defenders
         if isinstance(defenders, gpd.GeoDataFrame) and "id" in defenders.columns
@@ -1131,8 +1190,7 @@ def early_warning(
     if off.any():
         ids = snapped_d.loc[off, "id"].astype(str).tolist()
         warnings.warn(
-            f"defenders {', '.join(ids[:10])}{' and more' if len(ids) > 10 else ''} are farther "
-            f"than {max_snap_m:.0f} m from any road: no early warning for them",
+            f"defenders {listing(ids)} are farther than {max_snap_m:.0f} m from any road: no early warning for them",
             UserWarning,
             stacklevel=2,
         )
