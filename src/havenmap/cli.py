@@ -845,7 +845,7 @@ def coverage_command(
 Objective = Literal["coverage", "time", "backup", "cover-all"]
 
 
-@app.command("site", short_help="Where to open the next safe havens: exact, on real roads, robust to one loss.")
+@app.command("site", short_help="Where to open the next safe havens, proven optimal.")
 def site_command(
     network: NetworkOpt,
     defenders: Annotated[
@@ -880,9 +880,9 @@ def site_command(
         Objective,
         typer.Option(
             "--objective",
-            metavar="[coverage|time|backup|cover-all]",
-            help="coverage: most weight within the band; time: least weighted travel time; backup: most weight "
-            "within the band after losing any one haven; cover-all: fewest new havens covering everyone coverable.",
+            metavar="<objective>",
+            help="coverage (most weight within the band), time (least weighted travel time), backup (most weight "
+            "within the band after losing any one haven) or cover-all (fewest new havens covering all who can be).",
         ),
     ] = "coverage",
     cost: CostOpt = "time",
