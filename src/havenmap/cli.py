@@ -924,8 +924,6 @@ def site_command(
     from . import siting
 
     params = siting.SitingParams(objective=objective, new=new, minutes=minutes, time_limit_s=time_limit)
-    if (candidates is None) == (candidates_osm is None):
-        raise HavenmapError("give the candidate sites with exactly one of --candidates FILE or --candidates-osm TAGS")
     _needs_risk(risk, alpha, max_risk)
     inputs = {
         "--network": network,
@@ -937,6 +935,8 @@ def site_command(
         "--risk": risk,
     }
     _io.check_paths(inputs, {"--out": out}, folders=["--out"])
+    if (candidates is None) == (candidates_osm is None):
+        raise HavenmapError("give the candidate sites with exactly one of --candidates FILE or --candidates-osm TAGS")
     line_opts = _line_options(
         layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
     )
