@@ -737,6 +737,8 @@ def nearest(cg: CostGraph, sources: Places, k: int = 1, *, paths: bool = False) 
     )
     cost[:, 0] = d
     label[:, 0] = np.where(origin >= 0, origin - n, -1)
+    if k == 1 and cg.time_is_cost and not keep_trees:  # the common case: nothing more to keep
+        return Nearest(att, sources, cost, label, cost.copy())
     preds = [pred.astype(np.int32)]
     jumps_n = [np.full(size, -1, dtype=np.int64)]
     jumps_r = [np.full(size, -1, dtype=np.int64)]
