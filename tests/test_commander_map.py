@@ -1037,17 +1037,17 @@ def test_chrome_summary_title_scale_fullscreen_measure(view_of):
 
 
 @browser
-def _hover_until(page, x: float, y: float, selector: str, tries: int = 40) -> None:
-    """Move the mouse onto (x, y) until ``selector`` appears (each try waits up to 0.5 s)."""
+def _hover_until(page, x: float, y: float, selector: str, state: str = "visible", tries: int = 40) -> None:
+    """Move the mouse onto (x, y) until ``selector`` reaches ``state`` (each try waits up to 0.5 s)."""
     for _ in range(tries):
         page.mouse.move(x - 3, y + 2)
         page.mouse.move(x, y)
         try:
-            page.wait_for_selector(selector, timeout=500)
+            page.wait_for_selector(selector, state=state, timeout=500)
             return
         except Exception:  # playwright's TimeoutError: try again
             continue
-    raise AssertionError(f"{selector} never appeared when hovering ({x:.0f}, {y:.0f})")
+    raise AssertionError(f"{selector} never became {state} when hovering ({x:.0f}, {y:.0f})")
 
 
 def test_road_names_on_hover(ags, ags_view):
@@ -1089,8 +1089,7 @@ def test_road_names_on_hover(ags, ags_view):
         " return [q.x + r.left, q.y + r.top]; }",
         [spot.y, spot.x],
     )
-    page.mouse.move(sx, sy)
-    page.wait_for_selector(".hm-road-tip", state="detached")  # (after its fade-out)
+    _hover_until(page, sx, sy, ".hm-road-tip", state="detached")  # (after its fade-out)
     _home(view)
 
 

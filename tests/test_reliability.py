@@ -689,3 +689,10 @@ def test_usage_errors_are_one_line(tmp_path, hm):
 @pytest.mark.parametrize("command_name", sorted(_commands()))
 def test_every_command_gives_one_line_for_an_unknown_option(hm, command_name):
     refused(hm(command_name, "--no-such-option"), "no such option: --no-such-option", f"havenmap {command_name}")
+
+
+def test_errors_subclass_the_matching_builtin():
+    from havenmap.errors import HavenmapError, InfeasibleError, InputError, NetworkError, OffNetworkError
+
+    for cls in (InputError, NetworkError, InfeasibleError, OffNetworkError):
+        assert issubclass(cls, HavenmapError) and issubclass(cls, ValueError)

@@ -792,7 +792,7 @@ def coverage_command(
         d = layers.read_defenders(defenders, **_point_options(defenders, columns))
         h = layers.read_havens(havens, **_point_options(havens, columns))
         barriers, risk_table = _read_cost_inputs(closures, risk)
-    with _io.output_folder(out, scenario.COVERAGE_FILES) as stage:  # checked now; filled at the end
+    with _io.output_folder(out, cov_mod.OUTPUT_FILES) as stage:  # checked now; filled at the end
         net = _load_network(network, network_type, line_opts)
         weights, _ = _cost_model(net, cost, barriers, risk_table, alpha, max_risk)
         with _step(f"Coverage of {len(d)} defenders by {len(h)} havens"):

@@ -54,6 +54,7 @@ __all__ = [
     "COVERAGE_COLUMNS",
     "DEFAULT_BUFFER_M",
     "DEFAULT_MINUTES",
+    "OUTPUT_FILES",
     "Coverage",
     "NodeReach",
     "closures_impact",
@@ -73,6 +74,8 @@ DEFAULT_MINUTES = (5.0, 10.0, 15.0)
 #: Default half-width of a service-area polygon around the reached road pieces, metres: about a
 #: street's width plus the frontage on each side, so the area reads as "along these roads".
 DEFAULT_BUFFER_M = 50.0
+#: The files :func:`write_coverage_outputs` may write (a command owns them in its output folder).
+OUTPUT_FILES = ("service_areas.geojson", "coverage.csv", "coverage.json", "n_minus_1.csv", "closures_impact.csv")
 #: Columns of :attr:`Coverage.defenders`, in order.
 COVERAGE_COLUMNS = [
     "defender_id",

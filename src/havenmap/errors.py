@@ -1,6 +1,7 @@
 """The havenmap error hierarchy.
 
-Every error a user can cause derives from :class:`HavenmapError`; the CLI turns
+Every error a user can cause derives from :class:`HavenmapError` and, as osmnx does, from the
+matching builtin (``ValueError``), so ``except ValueError`` in a notebook catches it; the CLI turns
 these into a one-line message on stderr and exit status 2, without a traceback.
 A message names the file, the row or id, the column and what to do.
 """
@@ -16,11 +17,11 @@ class HavenmapError(Exception):
     exit_code = 2
 
 
-class InputError(HavenmapError):
+class InputError(HavenmapError, ValueError):
     """A user-supplied file or value is unusable (missing column, bad row, ...)."""
 
 
-class NetworkError(HavenmapError):
+class NetworkError(HavenmapError, ValueError):
     """A road network cannot be read or built (unknown format, no roads, ...)."""
 
 
@@ -28,7 +29,7 @@ class OffNetworkError(InputError):
     """Every point of a layer lies too far from the road network (wrong area or CRS?)."""
 
 
-class InfeasibleError(HavenmapError):
+class InfeasibleError(HavenmapError, ValueError):
     """A planning request cannot be satisfied (e.g. a shift shorter than any round trip)."""
 
 

@@ -65,12 +65,11 @@ from .network import RoadNetwork, check_source, load_network
 from .privacy import DefenderPrivacy
 from .snap import DEFAULT_MAX_SNAP_M
 
-__all__ = ["COVERAGE_FILES", "Scenario", "demo_dir", "input_files", "load_scenario", "output_files", "run_scenario"]
+__all__ = ["Scenario", "demo_dir", "input_files", "load_scenario", "output_files", "run_scenario"]
 
 Step = Callable[[str], contextlib.AbstractContextManager[Any]]
 
 #: Files the coverage writer (:func:`havenmap.coverage.write_coverage_outputs`) may write, relative to its folder.
-COVERAGE_FILES = ("service_areas.geojson", "coverage.csv", "coverage.json", "n_minus_1.csv", "closures_impact.csv")
 
 
 @dataclass
@@ -100,6 +99,7 @@ class Scenario:
 
 def output_files() -> tuple[str, ...]:
     """Files :func:`run_scenario` may write, relative to its folder (glob patterns)."""
+    from . import coverage as coverage_mod
     from . import patrol as patrol_mod
     from . import siting as siting_mod
     from . import threat as threat_mod
@@ -108,7 +108,7 @@ def output_files() -> tuple[str, ...]:
         "map.html",
         "nearest_havens.geojson",
         "report.json",
-        *(f"coverage/{name}" for name in COVERAGE_FILES),
+        *(f"coverage/{name}" for name in coverage_mod.OUTPUT_FILES),
         *(f"threat/{name}" for name in threat_mod.OUTPUT_FILES),
         *(f"patrol/{name}" for name in patrol_mod.OUTPUT_FILES),
         *(f"siting/{name}" for name in siting_mod.OUTPUT_FILES),
