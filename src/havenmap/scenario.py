@@ -69,8 +69,6 @@ __all__ = ["Scenario", "demo_dir", "input_files", "load_scenario", "output_files
 
 Step = Callable[[str], contextlib.AbstractContextManager[Any]]
 
-#: Files the coverage writer (:func:`havenmap.coverage.write_coverage_outputs`) may write, relative to its folder.
-
 
 @dataclass
 class Scenario:
