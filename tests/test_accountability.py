@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from dataclasses import asdict
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from havenmap import cli, manifest, params
 from havenmap.errors import InputError
 from havenmap.network import load_network
 from havenmap.scenario import demo_dir, load_scenario
+from havenmap.siting import SitingParams
 
 from .browser import open_page, requires_chromium
 from .conftest import REPO, shared_file
@@ -342,10 +344,11 @@ def test_every_scenario_key_is_documented_with_its_default():
     rows = dict(re.findall(r"^\| `([\w\[\]. ]+)` \| `([^`]*)` \|", readme, flags=re.M))
     sections = [(None, params.CoverageParams), ("threat", params.ThreatParams), ("alerts", params.AlertParams),
                 ("patrol", params.PatrolParams), ("map", params.MapParams)]  # fmt: skip
-    for section, cls in sections:
-        for key in cls.field_names():
+    defaults = {section: cls().to_dict() for section, cls in sections}
+    defaults["siting"] = asdict(SitingParams())
+    for section, values in defaults.items():
+        for key, default in values.items():
             name = key if section is None else f"[{section}] {key}"
-            default = cls().to_dict()[key]
             shown = (
                 "none"
                 if default is None
@@ -355,7 +358,8 @@ def test_every_scenario_key_is_documented_with_its_default():
             )
             assert rows.get(name) == shown, (name, rows.get(name), shown)
     for key in ("name", "as_of", "network", "network_type", "havens", "defenders", "incidents", "bases", "targets",
-                "closures", "risk", "[privacy] cell_size_m", "[privacy] k"):  # fmt: skip
+                "closures", "risk", "[privacy] cell_size_m", "[privacy] k", "[siting] candidates",
+                "[siting] candidates_osm"):  # fmt: skip
         assert key in rows, key
 
 

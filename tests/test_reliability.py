@@ -91,7 +91,6 @@ def mode(path: Path) -> int:
 
 # =========================================================================== 1. outputs never overwrite inputs
 OUTPUT_OPTIONS = ("--out", "--map")
-FOLDER_COMMANDS = ("demo", "threat", "coverage", "patrol")
 
 
 def _commands() -> dict:

@@ -16,7 +16,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -354,7 +354,7 @@ def demo(
 
     The same as 'havenmap run' on the demo's scenario.toml: OUT/map.html (the commander's map),
     OUT/report.html (the situation report), OUT/report.json, OUT/nearest_havens.geojson,
-    OUT/coverage/, OUT/threat/, OUT/patrol/ and OUT/manifest.json (see the README for every file).
+    OUT/coverage/, OUT/threat/, OUT/patrol/, OUT/siting/ and OUT/manifest.json (see the README for every file).
     """
     _run_scenario(scenario.demo_dir() / "scenario.toml", out, exact_defenders, pdf)
 
@@ -372,8 +372,8 @@ def run_command(
 
     Always OUT/nearest_havens.geojson, OUT/coverage/, OUT/map.html, OUT/report.json,
     OUT/report.html and OUT/manifest.json; with incidents OUT/threat/; with bases and
-    targets OUT/patrol/. Every key is checked before anything is read. 'havenmap verify OUT'
-    later says whether any input or output changed since.
+    targets OUT/patrol/; with a [siting] section OUT/siting/. Every key is checked before
+    anything is read. 'havenmap verify OUT' later says whether any input or output changed since.
     """
     _run_scenario(scenario_file, out, exact_defenders, pdf)
 
@@ -382,6 +382,12 @@ def _run_scenario(path: Path, out: Path, exact_defenders: bool, pdf: bool) -> No
     _io.check_paths({"SCENARIO.toml": path}, {"--out": out}, folders=["--out"])
     scen = scenario.load_scenario(path)
     summary = scenario.run_scenario(scen, out, step=_step, exact_defenders=exact_defenders, pdf=pdf, command=_RUN.argv)
+    if "siting" in summary:
+        s = summary["siting"]
+        _say(
+            f"Where to open {s['new']} more haven(s) ({s['objective']}, {s['minutes']:g} min): "
+            f"{', '.join(s['chosen'])} — see siting/."
+        )
     _print_summary(summary, out)
     _say(f"Situation report: {out / 'report.html'}" + (f" and {out / 'report.pdf'}" if pdf else ""))
 
@@ -1073,6 +1079,188 @@ def coverage_command(
         )
     if impact is not None:
         _say(f"Closures cut off {summary['closures']['cut_off']} defenders and slow {summary['closures']['slowed']}.")
+    _say(f"Outputs in {out}")
+
+
+# ---------------------------------------------------------------------- siting (where to open the next havens)
+Objective = Literal["coverage", "time", "backup", "cover-all"]
+
+
+@app.command("site", short_help="Where to open the next safe havens, proven optimal.")
+def site_command(
+    network: NetworkOpt,
+    defenders: Annotated[
+        Path,
+        typer.Option(
+            "--defenders",
+            "-d",
+            help="Defenders: points with id and an optional weight (or priority) column, default 1.",
+        ),
+    ],
+    out: OutFolderOpt,
+    candidates: Annotated[
+        Path | None,
+        typer.Option("--candidates", "-c", help="Candidate sites: points with id, optional name (any point format)."),
+    ] = None,
+    candidates_osm: Annotated[
+        str | None,
+        typer.Option(
+            "--candidates-osm",
+            metavar="<tags>",
+            help="Take the candidates from the OSM features of the network file, e.g. amenity=clinic,place_of_worship.",
+        ),
+    ] = None,
+    havens: Annotated[
+        Path | None, typer.Option("--havens", help="Existing safe havens (they stay open): points with id.")
+    ] = None,
+    new: Annotated[int, typer.Option("--new", help="New havens to open (cover-all: at most this many).")] = 3,
+    minutes: Annotated[
+        float, typer.Option("--minutes", "-m", help="The band: a defender is covered within this many minutes.")
+    ] = 10.0,
+    objective: Annotated[
+        Objective,
+        typer.Option(
+            "--objective",
+            metavar="<objective>",
+            help="coverage (most weight within the band), time (least weighted travel time), backup (most weight "
+            "within the band after losing any one haven) or cover-all (fewest new havens covering all who can be).",
+        ),
+    ] = "coverage",
+    cost: CostOpt = "time",
+    closures: ClosuresOpt = None,
+    risk: RiskOpt = None,
+    alpha: AlphaOpt = 1.0,
+    max_risk: MaxRiskOpt = None,
+    time_limit: Annotated[
+        float | None,
+        typer.Option("--time-limit", help="Solver time limit, seconds: the best answer found, with its gap."),
+    ] = None,
+    network_type: NetworkTypeOpt = "drive",
+    layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
+    max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
+    exact_defenders: Annotated[
+        bool, typer.Option("--exact-defenders", help="Show exact defender points on the map (sensitive!).")
+    ] = False,
+    id_column: IdOpt = None,
+    lat_column: LatOpt = None,
+    lon_column: LonOpt = None,
+    crs: CrsOpt = None,
+    points_layer: PointsLayerOpt = None,
+) -> None:
+    """Where to open the next safe havens: the sites, in the order to open them, proven optimal.
+
+    Writes to OUT: sites.csv (site_id, name, order, gain, defenders_served, weight_served,
+    newly_reached), siting.json (objective, value, optimal, gap, coverage per band and the worst
+    single-haven loss before and after; owner-only: it names unreached defenders), siting.geojson
+    (every candidate with chosen) and siting_map.html (defenders aggregated unless
+    --exact-defenders). Existing havens stay open.
+    """
+    from . import siting
+
+    params = siting.SitingParams(objective=objective, new=new, minutes=minutes, time_limit_s=time_limit)
+    cost_params = CoverageParams.from_options(cost=cost, alpha=alpha, max_risk=max_risk, snap_max_distance_m=max_snap_m)
+    cost_params.check_cost_model(risk is not None)
+    inputs = {
+        "--network": network,
+        "--class-speeds": class_speeds,
+        "--defenders": defenders,
+        "--havens": havens,
+        "--candidates": candidates,
+        "--closures": closures,
+        "--risk": risk,
+    }
+    _io.check_paths(inputs, {"--out": out}, folders=["--out"])
+    if (candidates is None) == (candidates_osm is None):
+        raise HavenmapError("give the candidate sites with exactly one of --candidates FILE or --candidates-osm TAGS")
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
+    check_source(network, network_type)
+    with _step("Reading defenders, havens and candidate sites"):
+        columns = {"id_column": id_column, "lat_column": lat_column, "lon_column": lon_column, "crs": crs}
+        columns["layer"] = points_layer
+        d = layers.read_defenders(defenders, **_point_options(defenders, columns))
+        siting.defender_weights(d)
+        h = layers.read_havens(havens, **_point_options(havens, columns)) if havens is not None else None
+        if candidates is not None:
+            c = layers.read_points(candidates, kind="havens", **_point_options(candidates, columns))
+        else:
+            c = siting.candidates_from_osm(network, candidates_osm, exclude=h)
+        siting.check_sites(c, h, params.new)
+        barriers, risk_table = _read_cost_inputs(closures, risk)
+    with _io.output_folder(out, (*siting.OUTPUT_FILES, manifest.MANIFEST)) as stage:  # checked now; filled at the end
+        net = _load_network(network, network_type, line_opts)
+        weights, _ = _cost_model(net, cost, barriers, risk_table, alpha, max_risk)
+        what = f"{params.objective}, {params.minutes:g} min"
+        with _step(f"Siting {params.new} new haven(s) among {len(c)} candidates ({what})"):
+            result = siting.site_havens(
+                net, d, c, existing=h, new=params.new, minutes=params.minutes, objective=params.objective,
+                cost=cost, edge_weights=weights, time_limit_s=params.time_limit_s, max_snap_m=max_snap_m,
+                off_network_candidates="drop" if candidates_osm is not None else "error",
+            )  # fmt: skip
+        with _step("Writing outputs and the map"):
+            siting.write_siting_outputs(
+                result, stage, net=net, defenders=d, title=f"Where to open the next havens — {network.name}",
+                exact_defenders=exact_defenders,
+            )  # fmt: skip
+        _write_manifest(
+            stage,
+            {"command": "site", "network_type": network_type, "siting": asdict(params),
+             "coverage": cost_params.to_dict(), "candidates_osm": candidates_osm},
+            {"network": network, "class_speeds": class_speeds, "defenders": manifest.InputFile(defenders, len(d)),
+             "havens": None if h is None else manifest.InputFile(havens, len(h)),
+             "candidates": None if candidates is None else manifest.InputFile(candidates, len(c)),
+             "closures": None if closures is None else manifest.InputFile(closures, len(barriers)),
+             "risk": None if risk is None else manifest.InputFile(risk, len(risk_table))},
+            timings={"siting": siting.solve_times(result)},
+        )  # fmt: skip
+    _print_siting(result, out)
+
+
+def _print_siting(result, out: Path) -> None:
+    s = result.summary
+    band = f"{s['minutes']:g}"
+    for row in result.sites.itertuples():
+        _say(
+            f"{row.order}. open ",
+            (str(row.name), "bold"),
+            f" ({row.site_id}): gain {row.gain:g}, serves {row.defenders_served} defender(s)",
+        )
+    if result.sites.empty:
+        _say("No new haven needed: every defender who can be covered already is.")
+    before, after = s["coverage"]["before"][band], s["coverage"]["after"][band]
+    _say(
+        f"Within {band} min: ",
+        (f"{after['covered']} of {s['defenders']}", "bold"),
+        f" defenders (weight {after['covered_weight']:g} of {s['weight_total']:g}), was {before['covered']}.",
+    )
+    loss_b, loss_a = s["worst_loss"]["before"], s["worst_loss"]["after"]
+    if loss_a.get("haven") is not None:
+        was = f", was {loss_b['weight_after_loss']:g}" if loss_b.get("haven") is not None else ""
+        _say(
+            f"Losing the worst single haven ({loss_a['haven']}) leaves weight {loss_a['weight_after_loss']:g} "
+            f"within {band} min{was}."
+        )
+    if s["unreached"]["defenders"]:
+        _say(f"{s['unreached']['defenders']} defender(s) can reach no haven by road (listed in siting.json).")
+    if s.get("all_covered") is False:
+        _say(
+            ("warning: ", "yellow"),
+            f"{s['new']} new haven(s) cannot cover every defender who can be covered; this answer covers the most "
+            "weight possible with the fewest havens (raise --new to cover all)",
+            err=True,
+        )
+    if s["optimal"]:
+        _say(f"{s['objective']}: value {s['value']:g} ({s['value_unit']}), proven optimal.")
+    else:
+        _say(f"{s['objective']}: value {s['value']:g}, the best found ({s['status']}); gap {100 * s['gap']:.2f} %.")
     _say(f"Outputs in {out}")
 
 

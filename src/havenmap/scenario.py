@@ -32,6 +32,10 @@ A scenario file (see ``data/demo/scenario.toml`` and the README for every key an
     [map]                             # havenmap.params.MapParams
     [privacy]                         # havenmap.privacy.DefenderPrivacy
     cell_size_m = 500
+    [siting]                          # optional: where to open the next havens (havenmap.siting.SitingParams)
+    candidates_osm = "amenity=library,community_centre"   # or candidates = "candidates.csv"
+    objective = "backup"
+    new = 3
 
 Every section is a validated parameter object (:mod:`havenmap.params`): the rules live
 there, this module only composes. One nearest-haven answer (:func:`havenmap.havens.assign_havens`)
@@ -46,7 +50,7 @@ import os
 import tomllib
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +88,8 @@ SECTIONS: dict[str, Any] = {
     "privacy": DefenderPrivacy,
 }
 _TOP_KEYS = ("name", "as_of", "network_type", *INPUT_ROLES, *CoverageParams.field_names())
+#: Keys of ``[siting]`` that name the candidate sites (the rest are SitingParams).
+_SITING_INPUTS = ("candidates", "candidates_osm")
 
 
 @dataclass
@@ -113,6 +119,7 @@ class Scenario:
     patrol: PatrolParams = field(default_factory=PatrolParams)
     map: MapParams = field(default_factory=MapParams)
     privacy: DefenderPrivacy = field(default_factory=DefenderPrivacy)
+    siting: dict[str, Any] | None = None  # "params" (SitingParams), "candidates" (Path) or "candidates_osm" (tags)
     source: Path | None = None
 
     # the top-level parameters, by their scenario-file names
@@ -146,6 +153,8 @@ class Scenario:
         files = {role: getattr(self, role) for role in INPUT_ROLES if getattr(self, role) is not None}
         if self.class_speeds is not None:
             files["class_speeds"] = self.class_speeds
+        if self.siting is not None and self.siting["candidates"] is not None:
+            files["candidates"] = self.siting["candidates"]
         return files
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,13 +176,25 @@ class Scenario:
             "patrol": self.patrol.to_dict(),
             "map": {**self.map.to_dict(), "slow_minutes_used": self.slow_minutes},
             "privacy": {k: getattr(self.privacy, k) for k in self.privacy.__dataclass_fields__},
+            "siting": None
+            if self.siting is None
+            else {**asdict(self.siting["params"]), "candidates_osm": self.siting["candidates_osm"]},
         }
+
+    def defender_privacy(self, exact: bool = False) -> DefenderPrivacy:
+        """The ``[privacy]`` settings, with exact defender points when ``exact``."""
+        if not exact:
+            return self.privacy
+        return DefenderPrivacy(
+            **{**{k: getattr(self.privacy, k) for k in self.privacy.__dataclass_fields__}, "exact": True}
+        )
 
 
 def output_files() -> tuple[str, ...]:
     """Files :func:`run_scenario` may write, relative to its folder (glob patterns)."""
     from . import coverage as coverage_mod
     from . import patrol as patrol_mod
+    from . import siting as siting_mod
     from . import threat as threat_mod
 
     return (
@@ -185,13 +206,14 @@ def output_files() -> tuple[str, ...]:
         *(f"coverage/{name}" for name in coverage_mod.OUTPUT_FILES),
         *(f"threat/{name}" for name in threat_mod.OUTPUT_FILES),
         *(f"patrol/{name}" for name in patrol_mod.OUTPUT_FILES),
+        *(f"siting/{name}" for name in siting_mod.OUTPUT_FILES),
     )
 
 
 def input_files(scenario: Scenario) -> dict[str, Path | None]:
     """The scenario's input files by role (None where not given)."""
     given = scenario.inputs()
-    return {role: given.get(role) for role in (*INPUT_ROLES, "class_speeds")}
+    return {role: given.get(role) for role in (*INPUT_ROLES, "class_speeds", "candidates")}
 
 
 def demo_dir() -> Path:
@@ -225,6 +247,7 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     network_path, options, network_type = _network(path, network_table, raw.pop("network_type", None))
     coverage = CoverageParams.from_dict({k: raw[k] for k in CoverageParams.field_names() if k in raw}, source=path)
     sections = {name: _section(path, name, raw.get(name, {})) for name in SECTIONS}
+    siting = _siting_section(path, raw.get("siting"))
     files = {role: _file(path, base, role, raw.get(role)) for role in INPUT_ROLES if role != "network"}
     files["network"] = _file(path, base, "network", network_path)
     if isinstance(network_table, dict) and isinstance(network_table.get("class_speeds"), str):
@@ -233,6 +256,8 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     if (files["bases"] is None) != (files["targets"] is None):
         given, other = ("bases", "targets") if files["targets"] is None else ("targets", "bases")
         raise InputError(f'{path}: {given} without {other}; patrols need both (add {other} = "FILE") or neither')
+    if siting is not None and siting["candidates"] is not None:
+        siting["candidates"] = _file(path, base, "[siting] candidates", siting["candidates"])
     name = raw.get("name", path.stem)
     if not isinstance(name, str) or not name.strip():
         raise InputError(f"{path}: name = {shown(name)}: give the scenario's name as text")
@@ -242,6 +267,7 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
         network_type=network_type,
         network_options=options,
         coverage=coverage,
+        siting=siting,
         source=path,
         **files,
         **sections,
@@ -250,10 +276,10 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
 
 def _check_keys(path: Path, raw: dict[str, Any]) -> None:
     for key, value in raw.items():
-        if isinstance(value, dict) and key not in SECTIONS:
+        if isinstance(value, dict) and key not in (*SECTIONS, "siting"):
             raise InputError(
                 f"{path}: unknown section [{key}]; known sections: "
-                + ", ".join(f"[{s}]" for s in ("network", *SECTIONS))
+                + ", ".join(f"[{s}]" for s in ("network", *SECTIONS, "siting"))
             )
         if not isinstance(value, dict) and key not in _TOP_KEYS:
             hint = f" (it is a key of [{s}])" if (s := _section_of(key)) else ""
@@ -264,6 +290,25 @@ def _section(path: Path, name: str, values: Any) -> Any:
     if name == "privacy":  # havenmap.privacy's own class: its source names the section
         return DefenderPrivacy.from_dict(values, source=f"{path}: [privacy]")
     return SECTIONS[name].from_dict(values, source=path)
+
+
+def _siting_section(path: Path, section: Any) -> dict[str, Any] | None:
+    """``[siting]``: the candidate sites (a file or OSM tags) and :class:`havenmap.siting.SitingParams`."""
+    from .siting import SitingParams
+
+    if section is None:
+        return None
+    section = dict(section)
+    candidates, tags = (section.pop(key, None) for key in _SITING_INPUTS)
+    if (candidates is None) == (tags is None):
+        raise InputError(
+            f'{path}: [siting] needs exactly one of candidates = "FILE" or candidates_osm = "amenity=clinic,..."'
+        )
+    return {
+        "params": SitingParams.from_dict(section, source=f"{path}: [siting]"),
+        "candidates": candidates,  # checked with the other input files
+        "candidates_osm": None if tags is None else str(tags),
+    }
 
 
 def _section_of(key: str) -> str | None:
@@ -351,7 +396,7 @@ def run_scenario(
     inputs = scenario.inputs()
     claimed = {f"scenario {role}": p for role, p in inputs.items()}
     _io.check_paths({**claimed, "scenario file": scenario.source}, {"--out": out}, folders=["--out"])
-    for sub in ("threat", "coverage", "patrol"):  # fail before any work, not half-way through
+    for sub in ("threat", "coverage", "patrol", "siting"):  # fail before any work, not half-way through
         _io.check_output(out / sub, folder=True, create=False)
     if pdf:
         report.find_chromium()
@@ -382,6 +427,7 @@ def _run(
     from . import costs
     from . import coverage as coverage_mod
     from . import patrol as patrol_mod
+    from . import siting as siting_mod
     from . import threat as threat_mod
 
     cov_params, timings = scenario.coverage, {}
@@ -395,6 +441,7 @@ def _run(
         risk_table = costs.read_risk_table(scenario.risk) if scenario.risk else None
         if incidents is not None:
             threat_mod.weigh_incidents(incidents, scenario.as_of, half_life_days=scenario.threat.half_life_days)
+        candidates = _siting_candidates(scenario, havens) if scenario.siting is not None else None
         for role, frame in (
             ("havens", havens),
             ("defenders", defenders),
@@ -403,8 +450,9 @@ def _run(
             ("bases", bases),
             ("closures", barriers),
             ("risk", risk_table),
+            ("candidates", candidates),
         ):
-            if frame is not None:
+            if frame is not None and role in described:
                 described[role]["rows"] = len(frame)
     with step(f"Loading the {scenario.network_type} network {scenario.network.name}"):
         net = load_network(scenario.network, scenario.network_type, line_options=scenario.network_options)
@@ -448,6 +496,20 @@ def _run(
         areas = coverage_mod.service_areas(net, havens, cov_params.minutes, buffer_m=cov_params.buffer_m, **route_kw)
         coverage_summary = coverage_mod.write_coverage_outputs(out / "coverage", cov, areas)
 
+    sited = None
+    if scenario.siting is not None:
+        sp = scenario.siting["params"]
+        with step(f"Where to open {sp.new} new haven(s): {sp.objective}, {sp.minutes:g} min"):
+            sited = siting_mod.site_havens(
+                net, defenders, candidates, existing=havens, **{**asdict(sp), "bands": sp.bands or cov_params.minutes},
+                **route_kw, off_network_candidates="error" if scenario.siting["candidates"] is not None else "drop",
+            )  # fmt: skip
+            siting_mod.write_siting_outputs(
+                sited, out / "siting", net=net, defenders=defenders, privacy=scenario.defender_privacy(exact_defenders),
+                title=f"{scenario.name}: where to open the next havens", buffer_m=cov_params.buffer_m,
+            )  # fmt: skip
+        timings["siting"] = siting_mod.solve_times(sited)
+
     plan = None
     if scenario.patrolling:
         p = scenario.patrol
@@ -487,6 +549,8 @@ def _run(
         summary["threat"] = threat_mod.threat_summary(threat, alerts, {})
         summary["threat"].pop("files", None)
         summary["threat"]["weekly"] = report.weekly_incidents(threat.incidents, threat.as_of)
+    if sited is not None:
+        summary["siting"] = {k: sited.summary[k] for k in ("objective", "new", "minutes", "value", "optimal", "chosen")}
     if plan is not None:
         summary["patrol"] = {
             k: v for k, v in plan.summary.items() if not isinstance(v, (list, dict)) and k not in patrol_mod.TIMING_KEYS
@@ -521,6 +585,19 @@ def _run(
     return summary, timings
 
 
+def _siting_candidates(scenario: Scenario, havens):
+    """The candidate sites of ``[siting]``, read and checked before the network loads."""
+    from . import siting as siting_mod
+
+    cfg = scenario.siting
+    if cfg["candidates"] is not None:
+        candidates = layers.read_points(cfg["candidates"], kind="havens")
+    else:
+        candidates = siting_mod.candidates_from_osm(scenario.network, cfg["candidates_osm"], exclude=havens)
+    siting_mod.check_sites(candidates, havens, cfg["params"].new)
+    return candidates
+
+
 def write_commander_map(
     path: Path,
     net: RoadNetwork,
@@ -541,9 +618,7 @@ def write_commander_map(
     used = None
     if threat is not None:
         used = threat.incidents[threat.incidents["status"].astype(str) == "used"]
-    privacy = scenario.privacy
-    if exact_defenders:
-        privacy = DefenderPrivacy(**{**{k: getattr(privacy, k) for k in privacy.__dataclass_fields__}, "exact": True})
+    privacy = scenario.defender_privacy(exact_defenders)
     m = maps.commander_map(
         roads=net,
         incidents=used if used is not None else incidents,
