@@ -208,10 +208,10 @@ def test_two_outputs_on_one_path_and_the_alerts_json_beside_the_csv(tmp_path, hm
 
 
 def test_demo_refuses_to_write_over_its_own_scenario(tmp_path, hm):
-    refused(hm("demo", "--out", DEMO), "--out", "holds the scenario network input")
+    refused(hm("demo", "--out", DEMO), "--out", "holds the demo scenario input")
     link = tmp_path / "demo-link"
     link.symlink_to(DEMO, target_is_directory=True)
-    refused(hm("demo", "--out", link), "holds the scenario")
+    refused(hm("demo", "--out", link), "holds the demo scenario")
 
 
 def test_check_paths_library_function(tmp_path):

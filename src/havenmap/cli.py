@@ -356,7 +356,7 @@ def demo(
     OUT/report.html (the situation report), OUT/report.json, OUT/nearest_havens.geojson,
     OUT/coverage/, OUT/threat/, OUT/patrol/, OUT/siting/ and OUT/manifest.json (see the README for every file).
     """
-    _run_scenario(scenario.demo_dir() / "scenario.toml", out, exact_defenders, pdf)
+    _run_scenario(scenario.demo_dir() / "scenario.toml", out, exact_defenders, pdf, label="demo scenario")
 
 
 @app.command("run", short_help="Run your own scenario: every analysis into one folder.")
@@ -378,8 +378,8 @@ def run_command(
     _run_scenario(scenario_file, out, exact_defenders, pdf)
 
 
-def _run_scenario(path: Path, out: Path, exact_defenders: bool, pdf: bool) -> None:
-    _io.check_paths({"SCENARIO.toml": path}, {"--out": out}, folders=["--out"])
+def _run_scenario(path: Path, out: Path, exact_defenders: bool, pdf: bool, label: str = "SCENARIO.toml") -> None:
+    _io.check_paths({label: path}, {"--out": out}, folders=["--out"])
     scen = scenario.load_scenario(path)
     summary = scenario.run_scenario(scen, out, step=_step, exact_defenders=exact_defenders, pdf=pdf, command=_RUN.argv)
     if "siting" in summary:
