@@ -663,7 +663,9 @@ snap_max_distance_m = 250
 [threat]
 bandwidth_m = 300
 half_life_days = 30
-alert_distance_m = 400    # the demo area is ~1.5 km across: 1 km would alert almost everyone
+
+[alerts]
+distance_m = 400          # the demo area is ~1.5 km across: 1 km would alert almost everyone
 
 [patrol]
 units = 1

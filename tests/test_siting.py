@@ -546,7 +546,13 @@ def test_cli_site_writes_the_outputs(tmp_path):
     out = tmp_path / "site"
     proc = _site(out, "--candidates-osm", "amenity=library,community_centre,university", "--new", "2", "--minutes", "4")
     assert proc.returncode == 0, proc.stderr
-    assert {p.name for p in out.iterdir()} == {"sites.csv", "siting.json", "siting.geojson", "siting_map.html"}
+    assert {p.name for p in out.iterdir()} == {
+        "sites.csv",
+        "siting.json",
+        "siting.geojson",
+        "siting_map.html",
+        "manifest.json",
+    }
     summary = json.loads((out / "siting.json").read_text())
     assert summary["optimal"] and len(summary["chosen"]) == 2
     assert "1. open" in proc.stdout and "proven optimal" in proc.stdout

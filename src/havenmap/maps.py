@@ -878,10 +878,32 @@ def save_map(m: folium.Map, path: str | os.PathLike[str], private: bool | None =
     """
     if private is None:
         private = bool(getattr(m, _EXACT_ATTR, False))
-    return write_text(path, m.get_root().render(), private=private)
+    root = m.get_root()
+    return write_text(path, _stable_ids(root, root.render()), private=private)
 
 
 # ================================================================== helpers
+
+
+_HEX_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def _stable_ids(root: Element, html: str) -> str:
+    """Replace branca's random element ids (``map_<32 hex>``) by their order of appearance.
+
+    branca names every element from ``os.urandom``; numbering them instead makes the same
+    map the same file (a run's outputs are byte-identical, see :mod:`havenmap.manifest`).
+    Only the ids of the page's own elements are touched.
+    """
+    ids, stack = set(), [root]
+    while stack:
+        element = stack.pop()
+        ids.add(element._id)
+        stack.extend(element._children.values())
+    order: dict[str, str] = {}
+    return _HEX_ID.sub(
+        lambda hit: order.setdefault(hit.group(), f"{len(order) + 1:032x}") if hit.group() in ids else hit.group(), html
+    )
 
 
 def _road_frame(roads: Any) -> gpd.GeoDataFrame | None:

@@ -91,6 +91,7 @@ __all__ = [
     "parse_osm_tags",
     "site_havens",
     "solve_sites",
+    "solve_times",
     "write_siting_outputs",
 ]
 
@@ -1596,6 +1597,24 @@ def _cost_unit(cost: str, edge_weights) -> str:
     return "seconds × weight" if cost == "time" else "metres × weight"
 
 
+#: wall-clock entries of the model statistics: kept out of ``siting.json``, given to the manifest
+_MODEL_TIMES = ("seconds", "solver_s")
+
+
+def solve_times(result: SitingResult) -> dict[str, Any]:
+    """The wall-clock times of a siting run (``timing`` and the solver's seconds): for a run's manifest."""
+    model = result.summary.get("model", {})
+    return {**result.summary.get("timing", {}), **{k: model[k] for k in _MODEL_TIMES if k in model}}
+
+
+def _without_timings(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary without wall-clock times, so the same siting gives the same ``siting.json``."""
+    out = {k: v for k, v in summary.items() if k != "timing"}
+    if isinstance(out.get("model"), dict):
+        out["model"] = {k: v for k, v in out["model"].items() if k not in _MODEL_TIMES}
+    return out
+
+
 def write_siting_outputs(
     result: SitingResult,
     out_dir: str | os.PathLike[str],
@@ -1644,7 +1663,7 @@ def write_siting_outputs(
     )
     paths = {
         "sites": _io.write_csv(out / "sites.csv", result.sites),
-        "summary": _io.write_json(out / "siting.json", result.summary, private=True),
+        "summary": _io.write_json(out / "siting.json", _without_timings(result.summary), private=True),
         "candidates": _io.write_geojson(out / "siting.geojson", result.candidates),
         "map": maps.save_map(m, out / "siting_map.html"),
     }
