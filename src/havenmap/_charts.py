@@ -37,7 +37,7 @@ _LABELS = {
 
 
 def _css() -> str:
-    return (importlib.resources.files("havenmap") / "assets" / "report.css").read_text(encoding="utf-8")
+    return (importlib.resources.files("havenmap") / "assets" / "backtest.css").read_text(encoding="utf-8")
 
 
 def figure_svg(fig: Any) -> str:
