@@ -181,7 +181,8 @@ def test_run_writes_a_manifest_checked_against_hashlib_and_the_files(ags):
     assert data["seeds"] == {"patrol": 0, "threat": 0}
     assert any("too far from any road" in w for w in data["warnings"])  # the two defenders placed far off
     resolved = data["scenario"]
-    assert resolved["threat"]["bandwidth_m"] == 300 and resolved["threat"]["half_life_days"] == 30  # a default
+    # the scenario's own bandwidth, the method's half-life
+    assert resolved["threat"]["bandwidth_m"] == 300 and resolved["threat"]["half_life_days"] == 21
     assert resolved["alerts"]["distance_m"] == 400 and resolved["patrol"]["iterations"] == 300
     assert resolved["coverage"]["minutes"] == [1, 2, 4] and resolved["privacy"]["k"] == 3
     assert {"started", "finished", "total_s", "steps"} <= set(data["timings"])
@@ -330,9 +331,9 @@ def test_cli_options_and_scenario_keys_share_one_rule(tmp_path, capsys):
         load_scenario(_scenario(tmp_path, "[threat]\nbandwidth_m = -5\n"))
     code, _, err = run(capsys, "threat", "-n", tmp_path / "n.osm.pbf", "-i", tmp_path / "x.csv", "-o", tmp_path / "o",
                        "--bandwidth-m", "-5")  # fmt: skip
-    advice = "bandwidth_m = -5: give a distance in metres above 0"
+    advice = "bandwidth_m = -5: give a distance in metres above 0, or leave it out"
     assert str(python.value) == advice and str(toml.value).endswith(f"[threat] {advice}")
-    assert code == 2 and err.strip() == "havenmap: error: --bandwidth-m -5: give a distance in metres above 0"
+    assert code == 2 and err.strip() == f"havenmap: error: --bandwidth-m -5: {advice.split(': ', 1)[1]}"
     for cls, option in ((params.PatrolParams, "--days"), (params.AlertParams, "--recent-days")):
         key = next(k for k in cls.field_names() if cls.option(k) == option)
         with pytest.raises(InputError, match=f"^{option} 0: "):

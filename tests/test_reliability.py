@@ -132,6 +132,10 @@ def _dummy_inputs(tmp: Path, command) -> dict[str, Path]:
     return paths
 
 
+#: Values for required options that are not paths (backtest's as-of dates).
+REQUIRED_VALUES = {"--from": "2026-01-05", "--to": "2026-02-02"}
+
+
 def _args(name: str, command, inputs: dict[str, Path], outputs: dict[str, Path]) -> list[str]:
     args = [name]
     for p in command.params:
@@ -142,6 +146,8 @@ def _args(name: str, command, inputs: dict[str, Path], outputs: dict[str, Path])
             args += [opt, str(outputs[opt])]
         elif opt in inputs and p.required:
             args += [opt, str(inputs[opt])]
+        elif p.required and opt in REQUIRED_VALUES:
+            args += [opt, REQUIRED_VALUES[opt]]
     return args
 
 

@@ -41,6 +41,7 @@ WORKFLOW = (
     "verify",
     "threat",
     "alerts",
+    "backtest",
     "coverage",
     "nearest",
     "site",
@@ -1528,6 +1529,32 @@ WeightsOpt = Annotated[
     ),
 ]
 
+Method = Literal["mix", "kde"]
+MethodOpt = Annotated[
+    Method,
+    typer.Option(
+        "--method",
+        help="Risk estimator: 'mix' (each place's long-term rate plus the recent activity around it) or 'kde' "
+        "(one kernel, one half-life: the default before backtests).",
+    ),
+]
+BandwidthOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--bandwidth-m",
+        help="Kernel bandwidth along the roads, metres (default: the method's, mix 250, kde 400).",
+        callback=_param(ThreatParams, "bandwidth_m"),
+    ),
+]
+HalfLifeOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--half-life-days",
+        help="Age at which a recent incident counts half, days (default: the method's, mix 21, kde 30).",
+        callback=_param(ThreatParams, "half_life_days"),
+    ),
+]
+
 
 def _threat_inputs(incidents: Path, as_of: str | None, weights: Path | None, layer: str | None, half_life_days=30.0):
     """Incidents, type table and the weighted incidents, checked before the network is loaded."""
@@ -1546,22 +1573,9 @@ def threat_command(
     incidents: IncidentsOpt,
     out: OutFolderOpt,
     as_of: AsOfOpt = None,
-    bandwidth_m: Annotated[
-        float,
-        typer.Option(
-            "--bandwidth-m",
-            help="Kernel bandwidth along the roads, metres.",
-            callback=_param(ThreatParams, "bandwidth_m"),
-        ),
-    ] = ThreatParams.bandwidth_m,
-    half_life_days: Annotated[
-        float,
-        typer.Option(
-            "--half-life-days",
-            help="Age at which an incident counts half, days (inf: no decay).",
-            callback=_param(ThreatParams, "half_life_days"),
-        ),
-    ] = ThreatParams.half_life_days,
+    method: MethodOpt = "mix",
+    bandwidth_m: BandwidthOpt = None,
+    half_life_days: HalfLifeOpt = None,
     weights: WeightsOpt = None,
     cell_m: Annotated[
         float,
@@ -1622,6 +1636,7 @@ def threat_command(
     from . import threat
 
     params = ThreatParams.from_options(
+        method=method,
         bandwidth_m=bandwidth_m,
         half_life_days=half_life_days,
         cell_m=cell_m,
@@ -1642,7 +1657,7 @@ def threat_command(
     )
     check_source(network, network_type)
     with _step("Reading incidents" + (" and defenders" if defenders is not None else "")):
-        inc, table, _ = _threat_inputs(incidents, as_of, weights, points_layer, half_life_days)
+        inc, table, _ = _threat_inputs(incidents, as_of, weights, points_layer, params.half_life())
         d = layers.read_defenders(defenders, layer=points_layer) if defenders is not None else None
     with _io.output_folder(out, (*threat.OUTPUT_FILES, manifest.MANIFEST)) as stage:  # checked now; filled at the end
         net = _load_network(network, network_type, line_opts)
@@ -1659,8 +1674,8 @@ def threat_command(
         )
         _write_manifest(
             stage,
-            {"command": "threat", "network_type": network_type, "as_of": summary["as_of"], "threat": params.to_dict(),
-             "alerts": None if d is None else AlertParams().to_dict()},
+            {"command": "threat", "network_type": network_type, "as_of": summary["as_of"],
+             "threat": params.resolved().to_dict(), "alerts": None if d is None else AlertParams().to_dict()},
             {"network": network, "class_speeds": class_speeds, "incidents": manifest.InputFile(incidents, len(inc)),
              "weights": weights, "defenders": None if d is None else manifest.InputFile(defenders, len(d))},
             seeds={"threat": params.seed},
@@ -1774,6 +1789,169 @@ def alerts_command(
         + (f" ({detail})" if detail else "")
         + f"; written to {csv_path} and {json_path}"
     )
+
+
+# ---------------------------------------------------------------------- backtests
+@app.command("backtest", short_help="Threat and alerts scored on what happened next.")
+def backtest_command(
+    network: NetworkOpt,
+    incidents: IncidentsOpt,
+    start: Annotated[str, typer.Option("--from", metavar="<date>", help="First as-of date, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option("--to", metavar="<date>", help="Last as-of date, YYYY-MM-DD.")],
+    out: OutFolderOpt,
+    defenders: Annotated[
+        Path | None,
+        typer.Option("--defenders", "-d", help="Defenders to score alerts for (without: road scores only)."),
+    ] = None,
+    step: Annotated[
+        str, typer.Option("--step", metavar="<days>", help="Days between as-of dates: 7d, 14d, 2w ...")
+    ] = "7d",
+    horizon: Annotated[
+        str, typer.Option("--horizon", metavar="<days>", help="Days after each as-of date that are scored.")
+    ] = "7d",
+    method: MethodOpt = "mix",
+    bandwidth_m: BandwidthOpt = None,
+    half_life_days: HalfLifeOpt = None,
+    weights: WeightsOpt = None,
+    distance_m: Annotated[
+        float,
+        typer.Option(
+            "--distance-m",
+            help="Alert distance by road, metres: also the radius of an event.",
+        ),
+    ] = 1000.0,
+    recent_days: Annotated[int, typer.Option("--recent-days", min=1, help="Early warning's recent window, days.")] = 7,
+    baseline_days: Annotated[int, typer.Option("--baseline-days", min=1, help="Early warning's baseline, days.")] = 90,
+    p_value: Annotated[
+        float,
+        typer.Option(
+            "--p-value",
+            help="Early warning alerts when the surge's p-value (Poisson test) is below this.",
+        ),
+    ] = 0.01,
+    counts_days: Annotated[
+        int, typer.Option("--counts-days", min=1, help="Window of the last_counts baseline, days.")
+    ] = 56,
+    planar_bandwidth_m: Annotated[
+        float,
+        typer.Option(
+            "--planar-bandwidth-m",
+            help="Bandwidth of the planar_kde baseline, metres.",
+        ),
+    ] = 100.0,
+    planar_days: Annotated[
+        int, typer.Option("--planar-days", min=1, help="Window of the planar_kde baseline, days.")
+    ] = 112,
+    quiet_days: Annotated[
+        int,
+        typer.Option("--quiet-days", min=1, help="Days without a severe incident before one counts as an onset."),
+    ] = 28,
+    bootstrap: Annotated[
+        int,
+        typer.Option("--bootstrap", min=0, help="Bootstrap resamples of the as-of dates for the intervals (0: none)."),
+    ] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler", metavar="<address>", help="Dask scheduler of a running cluster, e.g. tcp://10.0.0.5:8786."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=0, help="Local Dask worker processes (default: one per CPU; 0: serially in this process)."
+        ),
+    ] = None,
+    network_type: NetworkTypeOpt = "drive",
+    layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
+    max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
+    points_layer: PointsLayerOpt = None,
+) -> None:
+    """Backtest the threat picture and early warning against what happened next, and against baselines.
+
+    For every as-of date from --from to --to (every --step), the threat picture and alerts are made
+    from the incidents known then and scored on the next --horizon: per road hit rate and PAI at
+    1/5/10 % of road km, per defender hits, misses, false alarms, precision, recall and lead time;
+    the same for the baselines last_counts, planar_kde and uniform. Writes OUT/backtest.csv (one row
+    per as-of date and method), OUT/backtest.json (summary with bootstrap intervals, parameters,
+    manifest) and OUT/backtest.html (charts, offline). The dates run on Dask worker processes (or a
+    cluster: --scheduler), which receive the defenders' locations.
+    """
+    from . import _distributed, threat
+    from . import backtest as bt
+
+    params = bt.BacktestParams(
+        start=start,
+        end=end,
+        step_days=step,
+        horizon_days=horizon,
+        method=method,
+        bandwidth_m=bandwidth_m,
+        half_life_days=half_life_days,
+        distance_m=distance_m,
+        recent_days=recent_days,
+        baseline_days=baseline_days,
+        alert_alpha=p_value,
+        counts_days=counts_days,
+        planar_bandwidth_m=planar_bandwidth_m,
+        planar_days=planar_days,
+        quiet_days=quiet_days,
+        bootstrap=bootstrap,
+        seed=seed,
+        max_snap_m=max_snap_m,
+    )
+    _distributed.check_scheduler(scheduler, workers)
+    inputs = {
+        "--network": network,
+        "--class-speeds": class_speeds,
+        "--incidents": incidents,
+        "--weights": weights,
+        "--defenders": defenders,
+    }
+    _io.check_paths(inputs, {"--out": out}, folders=["--out"])
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
+    check_source(network, network_type)
+    with _step("Reading incidents" + (" and defenders" if defenders is not None else "")):
+        table = threat.read_weights(weights) if weights is not None else None
+        inc = bt.check_incidents(layers.read_incidents(incidents, layer=points_layer))
+        d = layers.read_defenders(defenders, layer=points_layer) if defenders is not None else None
+    with _io.output_folder(out, bt.OUTPUT_FILES) as stage:  # checked now; filled at the end
+        net = _load_network(network, network_type, line_opts)
+        result = bt.backtest(
+            net, inc, d, params=params, weights=table, scheduler=scheduler, workers=workers, progress=True
+        )
+        with _step("Writing the backtest outputs"):
+            result.write(stage, title=f"Backtest — {network.name}")
+    _print_backtest(result, out)
+
+
+def _print_backtest(result, out: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title=None, box=None, header_style="bold")
+    metrics = ("pai_1", "pai_5", "pai_10", "hit_rate_5", "precision", "recall", "lead_time_days")
+    table.add_column("method")
+    for m in metrics:
+        table.add_column(m, justify="right")
+    for method, entry in result.summary.items():
+        table.add_row(method, *("–" if entry.get(m) is None else f"{entry[m]:.3g}" for m in metrics))
+    out_console.print(table)
+    cmp = result.comparison
+    if cmp and cmp["pai_5"].get("ratio") is not None:
+        ci = cmp["pai_5"].get("ratio_ci") or [None, None]
+        interval = f" (95 % interval {ci[0]}–{ci[1]})" if None not in ci else ""
+        _say(f"havenmap / {cmp['best_baseline']} on PAI at 5 %: {cmp['pai_5']['ratio']}{interval}")
+    _say(f"Outputs in {out}")
 
 
 def _point_options(path: Path, columns: dict) -> dict:

@@ -369,10 +369,15 @@ class ThreatParams(Params):
 
     Attributes
     ----------
-    bandwidth_m : float
-        Kernel bandwidth along the roads, metres.
-    half_life_days : float
-        Age at which an incident counts half, days (``inf``: no decay).
+    method : str
+        Risk estimator: ``'mix'`` (each place's long-term rate plus the recent activity around
+        it; the default since backtests) or ``'kde'`` (one kernel, one half-life).
+    bandwidth_m : float or None
+        Kernel bandwidth along the roads, metres (for ``'mix'``, of its recent part). None: the
+        method's (:data:`havenmap.threat.METHOD_DEFAULTS`, mix 250, kde 400).
+    half_life_days : float or None
+        Age at which an incident counts half, days (``inf``: no decay; for ``'mix'``, of its
+        recent part). None: the method's (mix 21, kde 30).
     cell_m : float
         Cell side of the planar density grid, metres.
     permutations : int
@@ -393,8 +398,11 @@ class ThreatParams(Params):
         "baseline_days": "[alerts] baseline_days",
     }
 
-    bandwidth_m: float = _param(400.0, _number("a distance in metres", above=0), "--bandwidth-m")
-    half_life_days: float = _param(30.0, _number("a number of days", above=0, finite=False), "--half-life-days")
+    method: str = _param("mix", _choice("mix", "kde"), "--method")
+    bandwidth_m: float | None = _param(None, _number("a distance in metres", above=0, optional=True), "--bandwidth-m")
+    half_life_days: float | None = _param(
+        None, _number("a number of days", above=0, finite=False, optional=True), "--half-life-days"
+    )
     cell_m: float = _param(100.0, _number("a cell size in metres", above=0), "--cell-m")
     permutations: int = _param(0, _number("a number of permutations", integer=True, at_least=0), "--permutations")
     cluster_permutations: int = _param(
@@ -406,6 +414,7 @@ class ThreatParams(Params):
     def compute_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`havenmap.threat.compute_threat`."""
         return {
+            "method": self.method,
             "bandwidth_m": self.bandwidth_m,
             "half_life_days": self.half_life_days,
             "cell_m": self.cell_m,
@@ -415,6 +424,20 @@ class ThreatParams(Params):
             "cluster_permutations": max(self.cluster_permutations, 1),
             "seed": self.seed,
         }
+
+    def resolved(self) -> ThreatParams:
+        """A copy with the method's defaults in place of None (what a manifest records)."""
+        from .threat import METHOD_DEFAULTS
+
+        own = METHOD_DEFAULTS[self.method]
+        return self.replace(
+            bandwidth_m=own["bandwidth_m"] if self.bandwidth_m is None else self.bandwidth_m,
+            half_life_days=own["half_life_days"] if self.half_life_days is None else self.half_life_days,
+        )
+
+    def half_life(self) -> float:
+        """The half-life the incidents are weighed with, days: the given one or the method's."""
+        return self.resolved().half_life_days
 
 
 @dataclass(frozen=True)

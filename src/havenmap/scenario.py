@@ -171,7 +171,7 @@ class Scenario:
             "network_options": options,
             "inputs": {role: os.path.abspath(path) for role, path in self.inputs().items()},
             "coverage": self.coverage.to_dict(),
-            "threat": self.threat.to_dict(),
+            "threat": self.threat.resolved().to_dict(),
             "alerts": self.alerts.to_dict(),
             "patrol": self.patrol.to_dict(),
             "map": {**self.map.to_dict(), "slow_minutes_used": self.slow_minutes},
@@ -440,7 +440,7 @@ def _run(
         barriers = costs.read_barriers(scenario.closures) if scenario.closures else None
         risk_table = costs.read_risk_table(scenario.risk) if scenario.risk else None
         if incidents is not None:
-            threat_mod.weigh_incidents(incidents, scenario.as_of, half_life_days=scenario.threat.half_life_days)
+            threat_mod.weigh_incidents(incidents, scenario.as_of, half_life_days=scenario.threat.half_life())
         candidates = _siting_candidates(scenario, havens) if scenario.siting is not None else None
         for role, frame in (
             ("havens", havens),
