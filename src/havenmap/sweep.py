@@ -29,6 +29,7 @@ once); the rows are identical to a serial run.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
@@ -369,7 +370,9 @@ class _Shared:
     graphs: dict[tuple, tuple[_graph.CostGraph, np.ndarray | None]] = field(default_factory=dict, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "graphs": {}}  # built on each worker, not sent
+        # what goes to the workers: the network without its caches (search graphs, trees: half its pickled
+        # size), and no cost graphs; each worker builds what it uses once. A serial run is not pickled.
+        return {**self.__dict__, "net": dataclasses.replace(self.net, _cache={}, _graph=None), "graphs": {}}
 
 
 def _cost_model(v: Variation, shared: _Shared) -> tuple[tuple, np.ndarray | None]:
