@@ -375,28 +375,34 @@ class _Shared:
         return {**self.__dict__, "net": dataclasses.replace(self.net, _cache={}, _graph=None), "graphs": {}}
 
 
-def _cost_model(v: Variation, shared: _Shared) -> tuple[tuple, np.ndarray | None]:
+def _model(v: Variation, shared: _Shared) -> tuple[int | None, float, float | None]:
+    """The variation's cost model: (closure feature, alpha, max_risk), scenario values filled in."""
     p = shared.coverage
     alpha = p.alpha if v.alpha is None else v.alpha
     cap = p.max_risk if v.max_risk is None else (None if math.isinf(v.max_risk) else v.max_risk)
-    key = (v.close, alpha, cap)
-    if shared.closed is None and v.close is None and shared.risk is None:
-        return key, None
+    return v.close, alpha, cap
+
+
+def _weights(model: tuple[int | None, float, float | None], shared: _Shared) -> np.ndarray | None:
+    """Per-edge weights of a cost model (None: the plain cost, nothing closed, no danger)."""
+    close, alpha, cap = model
+    if shared.closed is None and close is None and shared.risk is None:
+        return None
     closed = np.zeros(shared.net.n_edges, dtype=bool) if shared.closed is None else shared.closed.copy()
-    if v.close is not None:
-        closed[shared.feature_edges[v.close]] = True
-    weights = costs.cost_weights(shared.net, cost=p.cost, closures=closed, risk=shared.risk, alpha=alpha, max_risk=cap)
-    return key, weights
+    if close is not None:
+        closed[shared.feature_edges[close]] = True
+    p = shared.coverage
+    return costs.cost_weights(shared.net, cost=p.cost, closures=closed, risk=shared.risk, alpha=alpha, max_risk=cap)
 
 
 def _graph_of(v: Variation, shared: _Shared) -> tuple[_graph.CostGraph, np.ndarray | None]:
-    """The cost graph of the variation's cost model (and its weights, None for the plain cost), built once per
-    model in this process: variations that differ only in havens, bands or siting share it."""
-    key = (v.close, v.alpha, v.max_risk)
-    if key not in shared.graphs:
-        _, weights = _cost_model(v, shared)
-        shared.graphs[key] = (_graph.cost_graph(shared.net, shared.coverage.cost, weights), weights)
-    return shared.graphs[key]
+    """The cost graph of the variation's cost model (and its weights), built once per model in this process:
+    variations that differ only in havens, bands or siting share it."""
+    model = _model(v, shared)
+    if model not in shared.graphs:
+        weights = _weights(model, shared)
+        shared.graphs[model] = (_graph.cost_graph(shared.net, shared.coverage.cost, weights), weights)
+    return shared.graphs[model]
 
 
 def _run_variation(v: Variation, shared: _Shared) -> dict[str, Any]:
@@ -450,11 +456,24 @@ def _variation(v: Variation, shared: _Shared) -> dict[str, Any]:
     }
     out: dict[str, Any] = {"row": row}
     if shared.siting is not None:
-        out["siting"] = _site(v, shared, keep, weights)
-        s = out["siting"].summary
+        sited = _site(v, shared, keep, weights)
+        s = _without_times(sited)
+        out["siting"] = {"summary": s, "sites": sited.sites}
         row |= {"siting_chosen": ";".join(s["chosen"]), "siting_value": s["value"], "siting_optimal": s["optimal"]}
     if shared.keep_outputs:
         out["coverage"], out["n1"] = cov, n1
+    return out
+
+
+def _without_times(sited: Any) -> dict[str, Any]:
+    """The siting summary without its wall-clock times (:func:`havenmap.siting.solve_times`): the same
+    variation gives the same ``siting.json``, serially or on any worker."""
+    from . import siting
+
+    times = siting.solve_times(sited)
+    out = {k: v for k, v in sited.summary.items() if k != "timing"}
+    if isinstance(out.get("model"), dict):
+        out["model"] = {k: v for k, v in out["model"].items() if k not in times}
     return out
 
 
@@ -519,8 +538,8 @@ class SweepResult:
                 coverage.write_coverage_outputs(out / "variations" / v.id / "coverage", res["coverage"], n1=res["n1"])
                 if "siting" in res:
                     site = res["siting"]
-                    _io.write_csv(out / "variations" / v.id / "siting" / "sites.csv", site.sites)
-                    _io.write_json(out / "variations" / v.id / "siting" / "siting.json", site.summary, private=True)
+                    _io.write_csv(out / "variations" / v.id / "siting" / "sites.csv", site["sites"])
+                    _io.write_json(out / "variations" / v.id / "siting" / "siting.json", site["summary"], private=True)
 
 
 def run_sweep(
