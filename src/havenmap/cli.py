@@ -319,9 +319,16 @@ def nearest(
         Path | None, typer.Option("--map", help="Also write an offline HTML map of the result.")
     ] = None,
     incidents: Annotated[
-        Path | None,
-        typer.Option("--incidents", help="Incidents to draw as a heatmap on --map (ACLED, UCDP GED, CSV, GeoJSON...)."),
+        list[Path] | None,
+        typer.Option(
+            "--incidents",
+            help="Incidents to draw as a heatmap on --map (ACLED, UCDP GED, HXL/CSV, GeoJSON...); "
+            "repeat for several feeds (duplicates merged, see incidents_merged.csv).",
+        ),
     ] = None,
+    dedup_days: DedupDaysOpt = 1,
+    dedup_m: DedupMOpt = 500.0,
+    hxl: HxlOpt = False,
     network_type: NetworkTypeOpt = "drive",
     layer: LayerOpt = None,
     snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
@@ -361,7 +368,7 @@ def nearest(
         "--closures": closures,
         "--risk": risk,
     }
-    _io.check_paths(inputs, {"--out": out, "--map": map_path})
+    _io.check_paths(inputs, {"--out": out, "--map": map_path, **_merged_output(incidents, out)})
     line_opts = _line_options(
         layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
     )
@@ -371,7 +378,8 @@ def nearest(
         columns["layer"] = points_layer
         d = layers.read_defenders(defenders, **_point_options(defenders, columns))
         h = layers.read_havens(havens, **_point_options(havens, columns))
-        inc = layers.read_incidents(incidents, layer=points_layer) if incidents else None
+        feed = _read_feeds(incidents, dedup_days, dedup_m, points_layer)
+        inc = None if feed is None else feed.incidents
         barriers, risk_table = _read_cost_inputs(closures, risk)
     net = _load_network(network, network_type, line_opts)
     weights, risk_arr = _cost_model(net, cost, barriers, risk_table, alpha, max_risk)
@@ -379,6 +387,7 @@ def nearest(
         result = nearest_havens(net, d, h, k=k, cost=cost, max_snap_m=max_snap_m, edge_weights=weights, risk=risk_arr)
     with _step("Writing outputs"):
         _io.write_geojson(out, result, private=True)
+        _write_merged(feed, out, hxl)
         if map_path is not None:
             scenario.write_nearest_map(
                 map_path,
@@ -562,6 +571,7 @@ def patrol_command(
     class_speeds: ClassSpeedsOpt = None,
     max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
     points_layer: PointsLayerOpt = None,
+    hxl: HxlOpt = False,
 ) -> None:
     """Plan patrol routes: every unit from its base and back within its shift, collecting target priority.
 
@@ -633,7 +643,7 @@ def patrol_command(
                 max_snap_m=max_snap_m,
             )
         with _step("Writing outputs"):
-            pt.write_patrol_outputs(plan, stage, roads=net, title=f"Patrols — {network.name}")
+            pt.write_patrol_outputs(plan, stage, roads=net, title=f"Patrols — {network.name}", hxl=hxl)
     s = plan.summary
     for d_ in s["per_day"]:
         _say(
@@ -753,6 +763,7 @@ def coverage_command(
     lon_column: LonOpt = None,
     crs: CrsOpt = None,
     points_layer: PointsLayerOpt = None,
+    hxl: HxlOpt = False,
 ) -> None:
     """Who reaches a haven within each time band, what losing any one haven does, and what closures cut off.
 
@@ -814,7 +825,7 @@ def coverage_command(
         }
         with _step("Writing outputs"):
             summary = cov_mod.write_coverage_outputs(
-                stage, cov, areas, n1=n1, impact=impact, extra={"cost_model": cost_model}
+                stage, cov, areas, n1=n1, impact=impact, extra={"cost_model": cost_model}, hxl=hxl
             )
     for band, row in summary["bands"].items():
         _say(
@@ -841,11 +852,16 @@ def map_command(
     network: NetworkOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output HTML file (one self-contained offline page).")],
     incidents: Annotated[
-        Path | None,
+        list[Path] | None,
         typer.Option(
-            "--incidents", help="Incidents (ACLED, UCDP GED, CSV, GeoJSON...): heatmap by week, recent markers."
+            "--incidents",
+            help="Incidents (ACLED, UCDP GED, HXL/CSV, GeoJSON...): heatmap by week, recent markers; repeat for "
+            "several feeds (duplicates merged, see incidents_merged.csv).",
         ),
     ] = None,
+    dedup_days: DedupDaysOpt = 1,
+    dedup_m: DedupMOpt = 500.0,
+    hxl: HxlOpt = False,
     havens: Annotated[Path | None, typer.Option("--havens", help="Safe havens (points with id, name, kind).")] = None,
     defenders: Annotated[
         Path | None,
@@ -976,7 +992,7 @@ def map_command(
         "--targets": targets,
         "--bases": bases,
     }
-    _io.check_paths(inputs, {"--out": out})
+    _io.check_paths(inputs, {"--out": out, **_merged_output(incidents, out)})
     line_opts = _line_options(
         layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
     )
@@ -986,7 +1002,7 @@ def map_command(
     check_source(network, network_type)
     with _step("Reading the layers"):
         kw = {
-            "incidents": layers.read_incidents(incidents, layer=points_layer) if incidents else None,
+            "incidents": None,
             "havens": layers.read_havens(havens, layer=points_layer) if havens else None,
             "defenders": layers.read_defenders(defenders, layer=points_layer) if defenders else None,
             "bases": layers.read_bases(bases, layer=points_layer) if bases else None,
@@ -998,6 +1014,8 @@ def map_command(
         }
         if patrols is not None:
             kw["patrol_routes"], kw["patrol_stops"] = _read_patrols(patrols, targets, points_layer)
+        feed = _read_feeds(incidents, dedup_days, dedup_m, points_layer)
+        kw["incidents"] = None if feed is None else feed.incidents
     net = _load_network(network, network_type, line_opts)
     if kw["havens"] is not None and kw["defenders"] is not None:
         # the network is here: compute what the commander needs rather than draw "status unknown"
@@ -1027,6 +1045,7 @@ def map_command(
             **kw,
         )
         maps.save_map(m, out)
+        _write_merged(feed, out, hxl)
     _say(f"Map written to {out}" + (" (owner-only: exact defender locations)" if exact_defenders else ""))
 
 
@@ -1080,13 +1099,63 @@ def _read_patrols(folder: Path, targets: Path | None, layer: str | None = None):
 
 # ---------------------------------------------------------------------- threat picture and early warning
 IncidentsOpt = Annotated[
-    Path,
+    list[Path],
     typer.Option(
         "--incidents",
         "-i",
-        help="Incidents: ACLED export, UCDP GED, CSV (id, date, event_type, latitude, longitude...), GeoJSON, GPKG.",
+        help="Incidents: ACLED export, UCDP GED, CSV (id, date, event_type, latitude, longitude...; an HXL "
+        "hashtag row is read), GeoJSON, GPKG. Repeat for several feeds: likely duplicates across them count "
+        "once (see --dedup-days, --dedup-m; each merge is listed in incidents_merged.csv).",
     ),
 ]
+DedupDaysOpt = Annotated[
+    int,
+    typer.Option(
+        "--dedup-days",
+        min=0,
+        max=366,
+        help="Records of different incident feeds at most this many days apart (0: the same day) may be one incident.",
+    ),
+]
+DedupMOpt = Annotated[
+    float,
+    typer.Option(
+        "--dedup-m",
+        help="... and at most this many metres apart (× 2 / × 4 for geo_precision 2 / 3).",
+        callback=_number("a distance in metres", at_least=0, at_most=100_000),
+    ),
+]
+HxlOpt = Annotated[
+    bool,
+    typer.Option("--hxl", help="Give the CSV outputs an HXL hashtag row (#date, #geo+lat, ...) for partners' tools."),
+]
+
+
+def _read_feeds(paths: Sequence[Path] | None, dedup_days: int, dedup_m: float, layer: str | None):
+    """The incident feeds merged into one table (:func:`havenmap.feeds.read_incident_feeds`), or None."""
+    if not paths:
+        return None
+    from . import feeds
+
+    merged = feeds.read_incident_feeds(paths, feeds.DedupOptions(days=dedup_days, metres=dedup_m), layer=layer)
+    if len(merged.feeds) > 1:
+        _say(merged.summary(), err=True)
+    return merged
+
+
+def _merged_output(paths: Sequence[Path] | None, beside: Path, folder: bool = False) -> dict[str, Path]:
+    """``incidents_merged.csv`` beside an output (or in an output folder) when several feeds are merged."""
+    if not paths or len(paths) < 2:
+        return {}
+    return {"(incidents_merged.csv)": (beside if folder else beside.parent) / "incidents_merged.csv"}
+
+
+def _write_merged(feed, beside: Path, hxl: bool, folder: bool = False) -> None:
+    """Write ``incidents_merged.csv`` (each merge of several feeds) beside an output or into a folder."""
+    if feed is not None and len(feed.feeds) > 1:
+        feed.write_audit((beside if folder else beside.parent) / "incidents_merged.csv", hxl=hxl)
+
+
 AsOfOpt = Annotated[
     str | None,
     typer.Option("--as-of", metavar="<date>", help="Reference date YYYY-MM-DD (default: the latest incident)."),
@@ -1100,15 +1169,22 @@ WeightsOpt = Annotated[
 ]
 
 
-def _threat_inputs(incidents: Path, as_of: str | None, weights: Path | None, layer: str | None, half_life_days=30.0):
-    """Incidents, type table and the weighted incidents, checked before the network is loaded."""
+def _threat_inputs(
+    incidents: Sequence[Path],
+    as_of: str | None,
+    weights: Path | None,
+    layer: str | None,
+    half_life_days=30.0,
+    dedup: tuple[int, float] = (1, 500.0),
+):
+    """Incident feeds (merged), type table and the weighted incidents, checked before the network is loaded."""
     from . import threat
 
     threat.check_as_of(as_of)
     table = threat.read_weights(weights) if weights is not None else None
-    inc = layers.read_incidents(incidents, layer=layer)
-    weighted = threat.weigh_incidents(inc, as_of, half_life_days=half_life_days, weights=table)  # refuses undated
-    return inc, table, weighted
+    feed = _read_feeds(incidents, *dedup, layer)
+    weighted = threat.weigh_incidents(feed.incidents, as_of, half_life_days=half_life_days, weights=table)
+    return feed, table, weighted
 
 
 @app.command("threat", short_help="Risk on every road from incident reports; hotspots, clusters.")
@@ -1171,6 +1247,9 @@ def threat_command(
         ),
     ] = 500.0,
     points_layer: PointsLayerOpt = None,
+    dedup_days: DedupDaysOpt = 1,
+    dedup_m: DedupMOpt = 500.0,
+    hxl: HxlOpt = False,
 ) -> None:
     """Risk on every road from incident reports: network kernel density, Gi* hotspots, emerging clusters.
 
@@ -1178,7 +1257,8 @@ def threat_command(
     weighted incidents per km of road), OUT/hotspots.geojson (significant hot roads: gi_z, p_value,
     q_value, significance), OUT/node_risk.csv (osmid, lon, lat, risk), OUT/density_grid.geojson
     (planar density per km², cell centres), OUT/clusters.geojson (emerging space-time clusters,
-    when any), OUT/threat_map.html and, with --defenders, OUT/alerts.csv / alerts.json.
+    when any), OUT/threat_map.html and, with --defenders, OUT/alerts.csv / alerts.json; with
+    several --incidents feeds OUT/incidents_merged.csv (each merge of duplicates across feeds).
     Files of an earlier run that this run does not write are removed.
     """
     from . import threat
@@ -1196,9 +1276,11 @@ def threat_command(
     )
     check_source(network, network_type)
     with _step("Reading incidents" + (" and defenders" if defenders is not None else "")):
-        inc, table, _ = _threat_inputs(incidents, as_of, weights, points_layer, half_life_days)
+        feed, table, _ = _threat_inputs(incidents, as_of, weights, points_layer, half_life_days, (dedup_days, dedup_m))
+        inc = feed.incidents
         d = layers.read_defenders(defenders, layer=points_layer) if defenders is not None else None
-    with _io.output_folder(out, threat.OUTPUT_FILES) as stage:  # checked now; filled at the end
+    with _io.output_folder(out, (*threat.OUTPUT_FILES, "incidents_merged.csv")) as stage:  # filled at the end
+        _write_merged(feed, stage, hxl, folder=True)
         net = _load_network(network, network_type, line_opts)
         summary = threat.run_threat_outputs(
             net,
@@ -1219,6 +1301,7 @@ def threat_command(
                 "cluster_permutations": max(cluster_permutations, 1),
             },
             alert_kw={"weights": table},
+            hxl=hxl,
         )
     _say(
         f"Risk on {summary['edges']:,} edges as of {summary['as_of']} from {summary['incidents_used']} of "
@@ -1271,12 +1354,16 @@ def alerts_command(
     class_speeds: ClassSpeedsOpt = None,
     max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
     points_layer: PointsLayerOpt = None,
+    dedup_days: DedupDaysOpt = 1,
+    dedup_m: DedupMOpt = 500.0,
+    hxl: HxlOpt = False,
 ) -> None:
     """Early warning: defenders facing a surge of violence, or a severe incident, close by on the roads.
 
     Writes OUT (CSV) and the same stem .json, owner-only: one row per alert, most urgent first:
     defender_id, score, level, reason, recent_count, baseline_count, p_value, severe_count, nearest_m...
-    Defenders without an alert are not listed; no output holds a defender's location.
+    Defenders without an alert are not listed; no output holds a defender's location. With several
+    --incidents feeds, incidents_merged.csv beside OUT lists each merge of duplicates across feeds.
     """
     from . import threat
 
@@ -1289,13 +1376,14 @@ def alerts_command(
         "--defenders": defenders,
         "--weights": weights,
     }
-    _io.check_paths(inputs, {"--out": out, "--out (its .json)": out.with_suffix(".json")})
+    outputs = {"--out": out, "--out (its .json)": out.with_suffix(".json"), **_merged_output(incidents, out)}
+    _io.check_paths(inputs, outputs)
     line_opts = _line_options(
         layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
     )
     check_source(network, network_type)
     with _step("Reading incidents and defenders"):
-        _, _, weighted = _threat_inputs(incidents, as_of, weights, points_layer)
+        feed, _, weighted = _threat_inputs(incidents, as_of, weights, points_layer, dedup=(dedup_days, dedup_m))
         threat.alert_date(weighted, as_of)
         d = layers.read_defenders(defenders, layer=points_layer)
     net = _load_network(network, network_type, line_opts)
@@ -1311,7 +1399,8 @@ def alerts_command(
             alpha=p_value,
             max_snap_m=max_snap_m,
         )
-        csv_path, json_path = threat.write_alerts(out, alerts, weighted.attrs.get("as_of"))
+        csv_path, json_path = threat.write_alerts(out, alerts, weighted.attrs.get("as_of"), hxl=hxl)
+        _write_merged(feed, out, hxl)
     levels = alerts["level"].value_counts().to_dict() if len(alerts) else {}
     detail = ", ".join(f"{levels[k]} {k}" for k in ("critical", "high", "elevated") if k in levels)
     _say(

@@ -15,7 +15,7 @@ A scenario file (see ``data/demo/scenario.toml``)::
     # class_speeds = "speeds.csv"
     havens = "havens.geojson"
     defenders = "defenders.csv"
-    incidents = "incidents.csv"
+    incidents = "incidents.csv"       # or several feeds: ["acled.csv", "ucdp.csv", "partner.csv"]
     bases = "bases.csv"                 # optional: patrol bases and targets
     targets = "targets.csv"
     k = 2
@@ -38,6 +38,11 @@ A scenario file (see ``data/demo/scenario.toml``)::
     cell_size_m = 500                 # at least 100
     k = 5                             # each cell holds at least k defenders
 
+    [dedup]                           # several incident feeds: when records are one incident
+    days = 1                          # (see havenmap.feeds.DedupOptions)
+    metres = 500
+    types = "family"
+
 This module only composes the domain modules; no algorithm lives here.
 """
 
@@ -53,6 +58,7 @@ from typing import Any
 
 from . import _io, layers, maps, report
 from .errors import InputError
+from .feeds import DedupOptions, read_incident_feeds
 from .havens import assign_havens
 from .lines import LineOptions, network_report
 from .network import RoadNetwork, check_source, load_network
@@ -74,7 +80,7 @@ class Scenario:
     network: Path
     havens: Path
     defenders: Path
-    incidents: Path | None = None
+    incidents: Path | tuple[Path, ...] | None = None
     bases: Path | None = None
     targets: Path | None = None
     network_type: str = "drive"
@@ -86,6 +92,7 @@ class Scenario:
     threat: dict[str, Any] = field(default_factory=dict)
     patrol: dict[str, Any] = field(default_factory=dict)
     privacy: dict[str, Any] = field(default_factory=dict)
+    dedup: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     network_options: LineOptions | None = None
 
@@ -100,6 +107,7 @@ def output_files() -> tuple[str, ...]:
         "map.html",
         "nearest_havens.geojson",
         "report.json",
+        "incidents_merged.csv",
         *(f"coverage/{name}" for name in coverage_mod.OUTPUT_FILES),
         *(f"threat/{name}" for name in threat_mod.OUTPUT_FILES),
         *(f"patrol/{name}" for name in patrol_mod.OUTPUT_FILES),
@@ -108,10 +116,20 @@ def output_files() -> tuple[str, ...]:
 
 def input_files(scenario: Scenario) -> dict[str, Path | None]:
     """The scenario's input files by key (``network``, ``havens``, ...; None where not given)."""
-    files = {key: getattr(scenario, key) for key in ("network", "havens", "defenders", "incidents", "bases", "targets")}
+    files = {key: getattr(scenario, key) for key in ("network", "havens", "defenders", "bases", "targets")}
+    feeds = incident_files(scenario)
+    files["incidents"] = feeds[0] if feeds else None
+    files.update({f"incidents {i}": path for i, path in enumerate(feeds[1:], start=2)})
     options = scenario.network_options
     files["class speeds"] = None if options is None else options.class_speeds
     return files
+
+
+def incident_files(scenario: Scenario) -> list[Path]:
+    """The scenario's incident feeds (``incidents`` may be one file or a list of them)."""
+    if scenario.incidents is None:
+        return []
+    return [scenario.incidents] if isinstance(scenario.incidents, Path) else list(scenario.incidents)
 
 
 def demo_dir() -> Path:
@@ -158,7 +176,7 @@ def load_scenario(path: str | Path) -> Scenario:
         "network": file("network"),
         "havens": file("havens"),
         "defenders": file("defenders"),
-        "incidents": file("incidents", required=False),
+        "incidents": _feeds(path, raw.pop("incidents", None), base),
         "bases": file("bases", required=False),
         "targets": file("targets", required=False),
         "network_type": str(raw.pop("network_type", "drive")),
@@ -170,8 +188,10 @@ def load_scenario(path: str | Path) -> Scenario:
         "threat": _section(path, raw, "threat", _THREAT_KEYS),
         "patrol": _section(path, raw, "patrol", _PATROL_KEYS),
         "privacy": _section(path, raw, "privacy", _PRIVACY_KEYS),
+        "dedup": _section(path, raw, "dedup", _DEDUP_KEYS),
     }
     DefenderPrivacy.from_dict(known["privacy"], source=f"{path} [privacy]")  # checked before any work
+    DedupOptions.from_dict(known["dedup"], source=f"{path} [dedup]")
     if known["cost"] not in ("time", "length"):
         raise InputError(f'{path}: key \'cost\' is {known["cost"]!r}; use "time" or "length"')
     return Scenario(**known, extra=raw, network_options=network_options)
@@ -196,6 +216,19 @@ _PATROL_KEYS = {
 
 
 _PRIVACY_KEYS = {"cell_size_m": float, "k": int}
+_DEDUP_KEYS = {"days": int, "metres": float, "types": str}
+
+
+def _feeds(path: Path, value: Any, base: Path) -> Path | tuple[Path, ...] | None:
+    """``incidents``: one file, or a list of feeds merged by :func:`havenmap.feeds.read_incident_feeds`."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (base / value).resolve()
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return tuple((base / v).resolve() for v in value)
+    example = 'incidents = ["acled.csv", "partner.csv"]'
+    raise InputError(f"{path}: key 'incidents' must be a file or a list of files, e.g. {example}")
 
 
 def _minutes(path: Path, value: Any) -> tuple[float, ...]:
@@ -251,7 +284,9 @@ def run_scenario(
     with step("Reading havens, defenders and incidents"):  # every input checked before the network loads
         havens = layers.read_havens(scenario.havens)
         defenders = layers.read_defenders(scenario.defenders)
-        incidents = layers.read_incidents(scenario.incidents) if scenario.incidents else None
+        feeds = incident_files(scenario)  # one or several; duplicates across feeds merged
+        feed = read_incident_feeds(feeds, DedupOptions.from_dict(scenario.dedup)) if feeds else None
+        incidents = feed.incidents if feed is not None else None
         targets = patrol_mod.read_targets(scenario.targets) if patrolling else None
         bases = layers.read_bases(scenario.bases) if patrolling else None
         if incidents is not None:
@@ -338,6 +373,8 @@ def run_scenario(
             exact_defenders=exact_defenders,
         )
         _io.write_json(out / "report.json", summary)
+        if feed is not None and len(feed.feeds) > 1:
+            feed.write_audit(out / "incidents_merged.csv")
     return summary
 
 
