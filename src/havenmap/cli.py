@@ -33,7 +33,20 @@ from .network import RoadNetwork, check_source, load_network
 from .snap import DEFAULT_MAX_SNAP_M, check_max_snap_m
 
 #: Commands in the order of a planner's work; ``havenmap --help`` lists them so.
-WORKFLOW = ("demo", "run", "threat", "alerts", "coverage", "nearest", "site", "patrol", "map", "network", "download")
+WORKFLOW = (
+    "demo",
+    "run",
+    "threat",
+    "alerts",
+    "coverage",
+    "nearest",
+    "site",
+    "patrol",
+    "map",
+    "share",
+    "network",
+    "download",
+)
 
 app = typer.Typer(
     name="havenmap",
@@ -1407,6 +1420,89 @@ def alerts_command(
         f"{len(alerts)} alert(s) among {len(d)} defenders"
         + (f" ({detail})" if detail else "")
         + f"; written to {csv_path} and {json_path}"
+    )
+
+
+# ---------------------------------------------------------------------- share bundles
+@app.command("share", short_help="A redacted bundle of a run for partners or the public, leak-checked.")
+def share_command(
+    run_dir: Annotated[Path, typer.Argument(metavar="DIR", help="The run's output folder (havenmap demo / run).")],
+    level: Annotated[
+        Literal["public", "partner"],
+        typer.Option(
+            "--level",
+            metavar="[public|partner]",
+            help="public: generalised incidents, threat per road, public havens, coverage per cell. partner: also "
+            "defenders per k-anonymous cell, alerts by area, patrol areas.",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Bundle folder: new, empty, or an earlier bundle.")],
+    k: Annotated[
+        int, typer.Option("--k", min=1, help="Each published defender cell holds at least this many defenders.")
+    ] = 5,
+    cell_m: Annotated[
+        float,
+        typer.Option(
+            "--cell-m",
+            help="Grid cell side, metres (at least 100); nothing within half of it of a defender, base or private "
+            "haven.",
+            callback=_number("a cell size in metres", at_least=100),
+        ),
+    ] = 500.0,
+    defenders: Annotated[
+        Path | None, typer.Option("--defenders", "-d", help="The run's defenders (default: from DIR/manifest.json).")
+    ] = None,
+    havens: Annotated[
+        Path | None,
+        typer.Option("--havens", help="The run's havens, with a 'public' column (default: from DIR/manifest.json)."),
+    ] = None,
+    bases: Annotated[
+        Path | None, typer.Option("--bases", "-b", help="The run's patrol bases (default: from DIR/manifest.json).")
+    ] = None,
+    incidents: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--incidents",
+            "-i",
+            help="The run's incident feeds, generalised into incidents.csv (default: from DIR/manifest.json).",
+        ),
+    ] = None,
+    network: Annotated[
+        Path | None,
+        typer.Option("--network", "-n", help="Road network for the map, when DIR has no threat/edge_risk.geojson."),
+    ] = None,
+    dedup_days: DedupDaysOpt = 1,
+    dedup_m: DedupMOpt = 500.0,
+) -> None:
+    """Turn a run's output folder into a bundle for a partner or the public, checked for leaks before it is written.
+
+    Writes OUT/map.html (the commander's map at that level), incidents.csv, threat_roads.geojson,
+    havens.geojson (public havens only), coverage_cells.csv/.geojson and, for partners,
+    defenders_by_cell.csv/.geojson, alerts_by_area.csv, patrol_areas.csv/.geojson; plus
+    WITHHELD.json, README.txt and manifest.json (SHA-256 of every file). CSV files carry an HXL
+    row. Every file is read back first: a defender, private haven or base found (an id, a name,
+    a point within cell-m/2) stops it with exit status 2, and nothing is written.
+    """
+    from . import share
+    from .feeds import DedupOptions
+
+    options = share.ShareOptions(level=level, k=k, cell_m=cell_m)
+    dedup = DedupOptions(days=dedup_days, metres=dedup_m)
+    inputs = share.share_inputs(
+        run_dir, defenders=defenders, havens=havens, bases=bases, incidents=incidents, network=network
+    )
+    bundle = share.share_run(run_dir, out, options, inputs, dedup=dedup, step=_step)
+    s = bundle.summary
+    what = f"{s['incidents']:,} incidents in {s['incident_cells']:,} cells" if s["incidents"] else "no incidents"
+    _say(
+        (f"{level.capitalize()} bundle", "bold"),
+        f" written to {out}: {s['files']} files; {what}, {s['public_havens']} public havens"
+        + (f", {s['defenders']} defenders in k-anonymous cells (k = {k})" if level == "partner" else "")
+        + f"; {s['private_havens']} private havens withheld.",
+    )
+    _say(
+        f"Self-check passed: no defender, private haven or base (id, name, or a point within {options.radius_m:g} m) "
+        "in any file."
     )
 
 

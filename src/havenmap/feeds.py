@@ -452,7 +452,7 @@ def _assemble(
     out["n_sources"] = counts.loc[keys].to_numpy().astype("int64")
     if several:
         out["incident_id"] = pd.array(ident.iloc[kept].to_numpy(), dtype="string")
-    out = out.sort_values(["date", "incident_id"], kind="stable", na_position="last")
+    out = out.iloc[np.argsort(kept, kind="stable")]  # file order (one feed: exactly read_incidents' rows)
     geometry = out.geometry.name
     cols = [c for c in out.columns if c not in ("_feed", "_id", geometry)]
     out = gpd.GeoDataFrame(out[[*cols, geometry]].reset_index(drop=True), geometry=geometry, crs="EPSG:4326")
