@@ -73,6 +73,9 @@ def test_help_shows_types_choices_and_defaults(capsys, name):
     assert "<bool>" not in out and "╭" not in out
     blocks = option_blocks(out)
     for param in commands()[name].params:
+        if param.param_type_name == "argument":  # a positional (share DIR): named in the usage line
+            assert (param.metavar or param.name.upper()) in out.splitlines()[0], out
+            continue
         entry = blocks[param.opts[0]]
         if param.is_flag:
             assert re.match(rf"^(-\w, )?{param.opts[0]}\s{{2,}}", entry), entry  # a plain flag, no placeholder

@@ -6,8 +6,9 @@ decoded, polylines included), text — and reports:
 
 * a **secret id** (defender, private haven, base) as a whole token anywhere in text (ids made
   only of digits, or of one character, as a whole value only: a cell, a JSON string, an id field);
-* a **secret name** (3 characters or more) as whole words, any case, outside the public road
-  network's street names;
+* a **secret name** (3 characters or more) as whole words, any case;
+* ids and names inside a street name of the public road network (a defender called Hidalgo, the
+  street Miguel Hidalgo) do not count;
 * a **point within the radius** of a defender, private haven or base: every number pair a file
   holds (both orders), read as latitude/longitude (decimal degrees) and as projected metres (the
   bundle's UTM zone, Web Mercator), every decoded polyline vertex and every heat-map square.
@@ -141,6 +142,7 @@ class LeakScanner:
         self._id_pattern, self._short_ids = _id_patterns(self.kind, self.ids)
         self._name_pattern, self._names = _name_pattern(self.kind, names)
         self._roads = sorted({r for r in road_names if isinstance(r, str) and r.strip()}, key=len, reverse=True)
+        self._roads_with: dict[str, list[str]] = {}
 
     # ------------------------------------------------------------ files
 
@@ -200,25 +202,44 @@ class LeakScanner:
     def _judge(self, found: _Found) -> list[str]:
         out: list[str] = []
         text = "\x00".join(t for t in found.text if not t.lstrip().startswith("<svg"))
-        if self._id_pattern is not None:
-            hit = self._id_pattern.search(text)
-            if hit:
-                out.append(f"holds the {self._kind_of_id(hit.group(0))} id {hit.group(0)!r}")
+        hit = self._first_unexplained(self._id_pattern, text)
+        if hit is not None:
+            out.append(f"holds the {self._kind_of_id(hit)} id {hit!r}")
         short = sorted(self._short_ids & {v.strip() for v in found.values})
         if short:
             out.append(f"holds the {self._kind_of_id(short[0])} id {short[0]!r}")
-        if self._name_pattern is not None:
-            plain = text
-            for road in self._roads:
-                plain = plain.replace(road, " ")
-            hit = self._name_pattern.search(plain)
-            if hit:
-                kind = self._names.get(" ".join(hit.group(0).lower().split()), "secret")
-                out.append(f"holds the name of a {kind} ({hit.group(0)!r})")
+        hit = self._first_unexplained(self._name_pattern, text)
+        if hit is not None:
+            kind = self._names.get(" ".join(hit.lower().split()), "secret")
+            out.append(f"holds the name of a {kind} ({hit!r})")
         point = self._nearest_point(np.array(found.a), np.array(found.b), np.array(found.d, dtype=int))
         if point is not None:
             out.append(point)
         return out
+
+    def _first_unexplained(self, pattern: re.Pattern[str] | None, text: str) -> str | None:
+        """The first match of ``pattern`` in ``text`` that is not part of a public street name written there."""
+        if pattern is None:
+            return None
+        for match in pattern.finditer(text):
+            if not self._in_road_name(text, match.start(), match.end()):
+                return match.group(0)
+        return None
+
+    def _in_road_name(self, text: str, start: int, end: int) -> bool:
+        """Whether ``text[start:end]`` lies inside an occurrence of a street name of the public road network."""
+        word = text[start:end].lower()
+        roads = self._roads_with.get(word)
+        if roads is None:
+            roads = [r for r in self._roads if word in r.lower()]
+            self._roads_with[word] = roads
+        for road in roads:
+            window = text[max(0, start - len(road)) : end + len(road)]
+            offset = max(0, start - len(road))
+            for found in re.finditer(re.escape(road), window, re.I):
+                if found.start() + offset <= start and found.end() + offset >= end:
+                    return True
+        return False
 
     def _kind_of_id(self, ident: str) -> str:
         hit = np.flatnonzero(self.ids == ident)

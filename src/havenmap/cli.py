@@ -1424,7 +1424,7 @@ def alerts_command(
 
 
 # ---------------------------------------------------------------------- share bundles
-@app.command("share", short_help="A redacted bundle of a run for partners or the public, leak-checked.")
+@app.command("share", short_help="A redacted, leak-checked bundle of a run for partners.")
 def share_command(
     run_dir: Annotated[Path, typer.Argument(metavar="DIR", help="The run's output folder (havenmap demo / run).")],
     level: Annotated[
