@@ -1427,16 +1427,16 @@ def alerts_command(
 @app.command("share", short_help="A redacted, leak-checked bundle of a run for partners.")
 def share_command(
     run_dir: Annotated[Path, typer.Argument(metavar="DIR", help="The run's output folder (havenmap demo / run).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Bundle folder: new, empty, or an earlier bundle.")],
     level: Annotated[
         Literal["public", "partner"],
         typer.Option(
             "--level",
             metavar="[public|partner]",
-            help="public: generalised incidents, threat per road, public havens, coverage per cell. partner: also "
-            "defenders per k-anonymous cell, alerts by area, patrol areas.",
+            help="public (the least): generalised incidents, threat per road, public havens, coverage per cell. "
+            "partner: also defenders per k-anonymous cell, alerts by area, patrol areas.",
         ),
-    ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Bundle folder: new, empty, or an earlier bundle.")],
+    ] = "public",
     k: Annotated[
         int, typer.Option("--k", min=1, help="Each published defender cell holds at least this many defenders.")
     ] = 5,
@@ -1488,6 +1488,8 @@ def share_command(
 
     options = share.ShareOptions(level=level, k=k, cell_m=cell_m)
     dedup = DedupOptions(days=dedup_days, metres=dedup_m)
+    given = {"DIR": run_dir, "--defenders": defenders, "--havens": havens, "--bases": bases}
+    _io.check_paths({**given, "--incidents": incidents, "--network": network}, {"--out": out}, folders=["--out"])
     inputs = share.share_inputs(
         run_dir, defenders=defenders, havens=havens, bases=bases, incidents=incidents, network=network
     )
