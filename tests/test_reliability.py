@@ -91,7 +91,6 @@ def mode(path: Path) -> int:
 
 # =========================================================================== 1. outputs never overwrite inputs
 OUTPUT_OPTIONS = ("--out", "--map")
-FOLDER_COMMANDS = ("demo", "threat", "coverage", "patrol")
 
 
 def _commands() -> dict:
@@ -139,16 +138,22 @@ def _dummy_inputs(tmp: Path, command) -> dict[str, Path]:
     return paths
 
 
+#: Values for required options that are not paths (backtest's as-of dates).
+REQUIRED_VALUES = {"--from": "2026-01-05", "--to": "2026-02-02"}
+
+
 def _args(name: str, command, inputs: dict[str, Path], outputs: dict[str, Path]) -> list[str]:
     args = [name]
     for p in command.params:
         opt = p.opts[0]
-        if p.param_type_name == "argument":  # share DIR
-            args.append(str(outputs.get(opt, inputs[opt])))
+        if p.param_type_name == "argument":  # a positional: run's SCENARIO.toml (input), share's DIR (output)
+            args.append(str(outputs[opt] if opt in outputs else inputs[opt]))
         elif opt in outputs:
             args += [opt, str(outputs[opt])]
         elif opt in inputs and p.required:
             args += [opt, str(inputs[opt])]
+        elif p.required and opt in REQUIRED_VALUES:
+            args += [opt, REQUIRED_VALUES[opt]]
     return args
 
 
@@ -171,7 +176,8 @@ def test_every_output_pointed_at_every_input_is_refused_before_any_work(
         args += ["--targets", str(inputs["--targets"])]
     before = snapshot(tmp_path)
     result = hm(*args)
-    line = refused(result, out_option, in_option, "input")
+    param = next(p for p in command.params if p.opts[0] == in_option)
+    line = refused(result, out_option, param.metavar if param.param_type_name == "argument" else in_option, "input")
     assert snapshot(tmp_path) == before, line  # the input's bytes, and nothing created
     assert not (tmp_path / "new").exists()
 
@@ -214,10 +220,10 @@ def test_two_outputs_on_one_path_and_the_alerts_json_beside_the_csv(tmp_path, hm
 
 
 def test_demo_refuses_to_write_over_its_own_scenario(tmp_path, hm):
-    refused(hm("demo", "--out", DEMO), "--out", "holds the scenario network input")
+    refused(hm("demo", "--out", DEMO), "--out", "holds the demo scenario input")
     link = tmp_path / "demo-link"
     link.symlink_to(DEMO, target_is_directory=True)
-    refused(hm("demo", "--out", link), "holds the scenario")
+    refused(hm("demo", "--out", link), "holds the demo scenario")
 
 
 def test_check_paths_library_function(tmp_path):
@@ -277,7 +283,7 @@ def test_coverage_rerun_without_closures_leaves_no_closures_impact(tmp_path, hm)
     assert result.code == 0, result.err
     assert not (out / "closures_impact.csv").exists()
     names = sorted(snapshot(out))
-    assert names == ["coverage.csv", "coverage.json", "n_minus_1.csv", "service_areas.geojson"]
+    assert names == ["coverage.csv", "coverage.json", "manifest.json", "n_minus_1.csv", "service_areas.geojson"]
     assert json.loads((out / "coverage.json").read_text())["cost_model"]["closures"] is None
 
 
@@ -546,7 +552,8 @@ def test_patrol_with_140_units_keeps_its_time_limit(tmp_path, aguascalientes_dri
     )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "out" / "patrol_summary.json").read_text())
-    assert summary["per_day"][0]["solve_time_s"] < 1.0 + 0.5, summary["per_day"]
+    solve_s = json.loads((tmp_path / "out" / "manifest.json").read_text())["timings"]["patrol"]["solve_s_per_day"]
+    assert solve_s[0] < 1.0 + 0.5, solve_s  # wall-clock times live in the manifest, not in the outputs
     assert summary["per_day"][0]["targets_visited"] > 200
     assert time.perf_counter() - start < 120
 

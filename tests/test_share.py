@@ -560,6 +560,7 @@ def test_refuses_a_defenders_position_in_an_incident_note(one_scene, tmp_path, c
 def test_missing_inputs_and_manifests(one_scene, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(one_scene["run"], run)
+    (run / "manifest.json").unlink()  # the run's own manifest names its inputs: without it, they must be given
     capsys.readouterr()
     assert execute(["share", str(run), "--level", "public", "--out", str(tmp_path / "b")]) == 2
     err = _error_lines(capsys.readouterr().err)

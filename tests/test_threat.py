@@ -98,8 +98,9 @@ def quiet(fn, *args, **kw):
 
 def test_one_incident_on_a_straight_road_gives_the_kernel_profile():
     net = straight_road()
+    # the one-kernel estimator ('kde', the default before backtests); 'mix' is two such kernels, tested below
     res = threat.compute_threat(
-        net, incidents_at([1050.0]), AS_OF, bandwidth_m=400, hotspots=False, clusters=False, grid=False
+        net, incidents_at([1050.0]), AS_OF, method="kde", bandwidth_m=400, hotspots=False, clusters=False, grid=False
     )
     # weight 1 (attack, no deaths, today, exact place); h = 400 m; density per km = 1000 · k(d/h) / h
     peak = 1000 * (15 / 16) / 400  # 2.34375 per km
@@ -138,7 +139,7 @@ def test_decay_halves_at_the_half_life_and_precision_spreads():
     assert w10["weight"].iloc[1] == pytest.approx(0.125)
 
     net = straight_road()
-    kw = {"bandwidth_m": 400, "hotspots": False, "clusters": False, "grid": False}
+    kw = {"method": "kde", "bandwidth_m": 400, "hotspots": False, "clusters": False, "grid": False}  # one half-life
     fresh = threat.compute_threat(net, incidents_at([1050]), AS_OF, **kw)
     old = threat.compute_threat(net, incidents_at([1050], ages=30), AS_OF, **kw)
     np.testing.assert_allclose(old.risk, fresh.risk / 2)
@@ -148,6 +149,37 @@ def test_decay_halves_at_the_half_life_and_precision_spreads():
     vague = threat.compute_threat(net, incidents_at([1000], precision=2), AS_OF, **kw)
     assert vague.node_risk[net.node_index([11])[0]] == pytest.approx(0.5 * 1000 * (15 / 16) / 800)
     assert vague.node_risk[net.node_index([18])[0]] == pytest.approx(0.5 * 1000 * quartic(700 / 800) / 800)
+
+
+def test_mix_is_a_narrow_long_memory_kernel_plus_a_wide_recent_one():
+    net = straight_road()
+    kw = {"hotspots": False, "clusters": False, "grid": False}
+
+    def kde(h, ages):
+        return threat.compute_threat(
+            net, incidents_at([1050.0], ages=ages), AS_OF, method="kde", bandwidth_m=h, half_life_days=1e12, **kw
+        )
+
+    for age in (0.0, 10.0, 90.0):
+        mix = threat.compute_threat(net, incidents_at([1050.0], ages=age), AS_OF, **kw)  # the default: 'mix'
+        # the memories as rates per day, 0.8 · 2^(-a/120)/120 (place) and 0.2 · 2^(-a/21)/21 (recent), scaled so a
+        # fresh incident weighs 1: a place kernel of 25 m and a recent kernel of 250 m with those weights
+        place, recent, norm = 0.8 * 0.5 ** (age / 120) / 120, 0.2 * 0.5 ** (age / 21) / 21, 0.8 / 120 + 0.2 / 21
+        expected = place / norm * kde(25.0, age).risk + recent / norm * kde(250.0, age).risk
+        np.testing.assert_allclose(mix.risk, expected, rtol=1e-9, atol=1e-12)
+        assert mix.incidents["decay"].iloc[0] == pytest.approx((place + recent) / norm)
+        assert mix.params["method"] == "mix" and mix.params["place_bandwidth_m"] == 25.0
+    # by hand, a fresh incident at 1050 m: the place kernel (25 m) stays on its own 100 m piece, the recent one
+    # (250 m) puts 2·K(50/250) there and K(150/250) - K(50/250) on the next piece; shares 0.412 and 0.588
+    fresh = threat.compute_threat(net, incidents_at([1050.0]), AS_OF, **kw)
+    w_place, w_recent = (0.8 / 120) / (0.8 / 120 + 0.2 / 21), (0.2 / 21) / (0.8 / 120 + 0.2 / 21)
+    assert risk_of(net, fresh, 1000) == pytest.approx(10 * (w_place + w_recent * 2 * quartic_cdf(0.2)))
+    assert risk_of(net, fresh, 1100) == pytest.approx(10 * w_recent * (quartic_cdf(0.6) - quartic_cdf(0.2)))
+    assert risk_of(net, fresh, 1300) == 0.0
+    with pytest.raises(InputError, match="place_bandwidth_m applies to --method mix only"):
+        threat.compute_threat(net, incidents_at([1050.0]), AS_OF, method="kde", place_bandwidth_m=10, **kw)
+    with pytest.raises(InputError, match="--method 'etas': use one of mix, kde"):
+        threat.compute_threat(net, incidents_at([1050.0]), AS_OF, method="etas", **kw)
 
 
 def test_type_weights_unknown_types_and_future_dates_are_reported_by_row():
@@ -497,6 +529,7 @@ def test_cli_threat_and_alerts_on_the_demo(tmp_path):
         (("--as-of", "yesterday"), "--as-of 'yesterday' is not a date"),
         (("--weights", "{bad_weights}"), "row 1, column 'weight': weight '-1' is not a number >= 0"),
         (("--incidents", "{far}"), "farther than"),
+        (("--method", "etas"), "'etas' is not one of 'mix', 'kde'"),
     ],
 )
 def test_cli_bad_inputs_exit_2_with_one_line(tmp_path, args, message):

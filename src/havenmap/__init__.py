@@ -21,6 +21,7 @@ from .maps import commander_map, coverage_map, nearest_map, patrol_map, save_map
 from .network import RoadNetwork, from_graph, from_place, load_network
 from .report import nearest_report
 from .scenario import demo_dir, load_scenario, run_scenario
+from .siting import SitingParams, SitingResult, site_havens
 from .snap import snap_points
 
 __version__ = "0.1.0"
@@ -34,6 +35,8 @@ __all__ = [
     "NetworkReport",
     "OffNetworkError",
     "RoadNetwork",
+    "SitingParams",
+    "SitingResult",
     "commander_map",
     "coverage_map",
     "demo_dir",
@@ -55,6 +58,7 @@ __all__ = [
     "read_points",
     "run_scenario",
     "save_map",
+    "site_havens",
     "snap_points",
     "threat_map",
 ]

@@ -22,7 +22,7 @@ import numpy as np
 import shapely
 from scipy import ndimage
 
-from ._arrays import first_of_runs, ragged_index
+from ._arrays import ragged_index
 from ._graph import Reach
 from .network import RoadNetwork
 
@@ -37,11 +37,12 @@ def reach_samples(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Points along the reached roads, at most ``spacing_m`` apart, with the travel time at each.
 
-    Both directions of a street (and the source's own road) are merged first: along a
-    physical road the time is the smaller of its reached pieces' linear times, so each road is
-    sampled once, vertex to vertex of its geometry (the samples lie on the road), from where
-    the time first drops to the largest band. The exact cut of every other band is a sample
-    too, so each band's reach is represented to the cut.
+    Each physical road is sampled once, along its geometry (the samples lie on the road), from
+    where its time first drops to the largest band: the time at a point of a two-way street is
+    the smaller of the two directions' (linear) times, found from the times of its end nodes;
+    reached nodes are samples of their own, and the source's own road adds its partial pieces.
+    The exact cut of every other band is a sample too, so each band's reach is represented to
+    the cut.
     """
     t_max = float(bands_s.max())
     inside = reach.t1 <= t_max
@@ -56,41 +57,56 @@ def reach_samples(
     flip = road != e
     lo, hi = np.where(flip, 1.0 - f1, a), np.where(flip, 1.0 - a, f1)
     t_lo, t_hi = np.where(flip, t1, ta), np.where(flip, ta, t1)
-    order = np.argsort(road)  # grouping only: no need for a stable sort
-    road, lo, hi, t_lo, t_hi = road[order], lo[order], hi[order], t_lo[order], t_hi[order]
-    first = first_of_runs(road)
-    g_start = np.flatnonzero(first)
-    g_count = np.diff(np.append(g_start, len(road)))
-    g_road = road[g_start]
-    g_lo, g_hi = np.minimum.reduceat(lo, g_start), np.maximum.reduceat(hi, g_start)
-    owner, x, where_xy = _road_samples(net, g_road, g_lo, g_hi, spacing_m)
-    # time at each sample: the smallest over the road's pieces covering it (samples come grouped by road)
-    times = np.full(len(x), np.inf)
+    # one row per physical road: a whole edge leading to a reached node stands for its road unless it is
+    # the twin of one that does (that direction becomes the road's second function); partial pieces
+    # (the source's own road) stand alone
+    whole = (f0 == 0.0) & (f1 == 1.0)
+    present = np.zeros(net.n_edges, dtype=bool)
+    present[e[whole]] = True
+    rows = np.flatnonzero(~whole | ~flip | ~present[road])
+    twin = net.edge_twin[road[rows]]
+    second = whole[rows] & ~flip[rows] & (twin >= 0) & present[np.maximum(twin, 0)]
+    node_time = np.full(net.n_nodes, np.inf)
+    node_time[reach.node] = reach.node_time
+    tw = np.maximum(twin, 0)
+    t_u = node_time[net.edge_u[road[rows]]]
+    tt = net.edge_time[tw]
     with np.errstate(divide="ignore", invalid="ignore"):
-        slope = np.where(hi > lo, (t_hi - t_lo) / (hi - lo), 0.0)
-    per_road = np.bincount(owner, minlength=len(g_road))
-    first_sample = np.cumsum(per_road) - per_road
-    for slot in range(int(g_count.max()) if len(g_count) else 0):
-        groups = np.flatnonzero(g_count > slot)
-        idx = ragged_index(first_sample[groups], per_road[groups]) if len(groups) < len(g_road) else None
-        xs = x if idx is None else x[idx]
-        r = g_start[owner if idx is None else owner[idx]] + slot
-        t = t_lo[r] + slope[r] * (xs - lo[r])
-        t[(xs < lo[r] - 1e-12) | (xs > hi[r] + 1e-12)] = np.inf
-        if idx is None:
-            np.minimum(times, t, out=times)
-        else:
-            times[idx] = np.minimum(times[idx], t)
+        hi2 = np.where(second, np.clip((t_max - t_u) / tt, 0.0, 1.0), -1.0)
+    # road r: slot 1 = the row's own function on [lo1, hi1]; slot 2 = t_u + x * T(twin) on [0, hi2]
+    lo1, hi1, a1, b1 = lo[rows], hi[rows], t_lo[rows], t_hi[rows]
+    a2 = t_u
+    g_road = road[rows]
+    g_lo = np.where(second, 0.0, lo1)
+    g_hi = np.maximum(hi1, hi2)
+    # a road's ends at reached nodes are sampled once per node, not once per road
+    at_node = np.isfinite(node_time) & (node_time <= t_max)
+    skip_lo = (g_lo == 0.0) & at_node[net.edge_u[g_road]]
+    skip_hi = (g_hi == 1.0) & at_node[net.edge_v[g_road]]
+    owner, x, where_xy = _road_samples(net, g_road, g_lo, g_hi, spacing_m, skip_lo, skip_hi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope1 = np.where(hi1 > lo1, (b1 - a1) / (hi1 - lo1), 0.0)
+    t = a1[owner] + slope1[owner] * (x - lo1[owner])
+    t[(x < lo1[owner] - 1e-12) | (x > hi1[owner] + 1e-12)] = np.inf
+    t2 = a2[owner] + tt[owner] * x
+    t2[x > hi2[owner] + 1e-12] = np.inf
+    times = np.minimum(t, t2)
     keep = np.flatnonzero(times <= t_max)
-    xy, times = where_xy(keep), times[keep]
-    # exact band cuts
+    nodes = reach.node_time <= t_max
+    xy = np.vstack([where_xy(keep), net.node_xy[reach.node[nodes]]])
+    times = np.concatenate([times[keep], reach.node_time[nodes]])
+    # exact band cuts of both functions of every road
+    f_road = np.concatenate([g_road, g_road[second]])
+    f_lo, f_hi = np.concatenate([lo1, np.zeros(int(second.sum()))]), np.concatenate([hi1, hi2[second]])
+    f_a = np.concatenate([a1, a2[second]])
+    f_slope = np.concatenate([slope1, tt[second]])
     cut_road, cut_x, cut_t = [], [], []
     for band in bands_s[bands_s < t_max]:
         with np.errstate(divide="ignore", invalid="ignore"):
-            g = (band - t_lo) / (t_hi - t_lo)
-        hit = np.flatnonzero((np.minimum(t_lo, t_hi) <= band) & (np.maximum(t_lo, t_hi) > band) & np.isfinite(g))
-        cut_road.append(road[hit])
-        cut_x.append(lo[hit] + g[hit] * (hi[hit] - lo[hit]))
+            xc = f_lo + (band - f_a) / f_slope
+        hit = np.flatnonzero(np.isfinite(xc) & (xc >= f_lo) & (xc <= f_hi) & (f_slope != 0))
+        cut_road.append(f_road[hit])
+        cut_x.append(xc[hit])
         cut_t.append(np.full(len(hit), band))
     if cut_road:
         pts = net.points_along(np.concatenate(cut_road), np.concatenate(cut_x))
@@ -100,7 +116,13 @@ def reach_samples(
 
 
 def _road_samples(
-    net: RoadNetwork, road: np.ndarray, lo: np.ndarray, hi: np.ndarray, spacing_m: float
+    net: RoadNetwork,
+    road: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    spacing_m: float,
+    skip_lo: np.ndarray | None = None,
+    skip_hi: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray]]:
     """Samples at most ``spacing_m`` apart along the road over fractions ``lo..hi`` of edges ``road``.
 
@@ -108,6 +130,9 @@ def _road_samples(
     the road its end point), so every point of road lies within ``spacing_m / 2`` of a sample,
     bends included. Per-segment values are computed once and repeated (sequential memory),
     so the work per sample is a few passes over small arrays.
+
+    ``skip_lo`` / ``skip_hi`` leave out a road's first / last sample (its end is sampled
+    elsewhere, e.g. as a reached node).
 
     Returns the owner row and fraction along the edge of every sample, and a function giving
     the (x, y) of the samples kept (positions are computed only for those).
@@ -124,11 +149,14 @@ def _road_samples(
     overlap = np.flatnonzero(s_hi >= s_lo)
     pid, j, c0, c1, s_lo, s_hi = pid[overlap], j[overlap], c0[overlap], c1[overlap], s_lo[overlap], s_hi[overlap]
     n_row = np.maximum(np.ceil((s_hi - s_lo) / spacing_m).astype(np.int64), 1)
+    first = np.ones(len(pid), dtype=bool)
+    first[1:] = pid[1:] != pid[:-1]
     last = np.ones(len(pid), dtype=bool)
     last[:-1] = pid[1:] != pid[:-1]
-    counts = n_row + last  # the road's end point closes its last segment
+    drop_first = first & (False if skip_lo is None else skip_lo[pid])
+    counts = n_row + (last & ~(False if skip_hi is None else skip_hi[pid])) - drop_first
     rep = np.repeat(np.arange(len(pid)), counts)
-    k = np.arange(len(rep)) - np.repeat(np.cumsum(counts) - counts, counts)
+    k = np.arange(len(rep)) - np.repeat(np.cumsum(counts) - counts, counts) + drop_first[rep]
     step = (s_hi - s_lo) / n_row
     d = s_lo[rep] + k * step[rep]
     owner = pid[rep]

@@ -39,7 +39,7 @@ def number(
     finite
         Refuse infinity (NaN is always refused).
     """
-    rule = _rule(above, at_least, below, at_most)
+    rule = rule_text(above, at_least, below, at_most)
     try:
         x = float(value)
     except (TypeError, ValueError):
@@ -53,7 +53,13 @@ def number(
     return x
 
 
-def _rule(above: float | None, at_least: float | None, below: float | None, at_most: float | None) -> str:
+def rule_text(
+    above: float | None = None,
+    at_least: float | None = None,
+    below: float | None = None,
+    at_most: float | None = None,
+) -> str:
+    """The bounds in words, with a leading space: ``" above 0 and at most 366"`` (empty without bounds)."""
     parts = []
     if above is not None:
         parts.append(f"above {above:g}")

@@ -737,6 +737,8 @@ def nearest(cg: CostGraph, sources: Places, k: int = 1, *, paths: bool = False) 
     )
     cost[:, 0] = d
     label[:, 0] = np.where(origin >= 0, origin - n, -1)
+    if k == 1 and cg.time_is_cost and not keep_trees:  # the common case: nothing more to keep
+        return Nearest(att, sources, cost, label, cost.copy())
     preds = [pred.astype(np.int32)]
     jumps_n = [np.full(size, -1, dtype=np.int64)]
     jumps_r = [np.full(size, -1, dtype=np.int64)]
@@ -1106,6 +1108,8 @@ class Reach:
     edge's direction towards the source: travel time to the source is ``t0[i]`` at ``f0`` and
     ``t1[i]`` at ``f1`` (seconds, linear in between; ``t0 >= t1``). A stretch of road covered
     by several rows (both directions of a street, the source's own road) takes the smallest.
+    ``node`` / ``node_time`` are the network nodes reached within the time and their travel
+    times (seconds).
     """
 
     source: int
@@ -1114,6 +1118,8 @@ class Reach:
     f1: np.ndarray
     t0: np.ndarray
     t1: np.ndarray
+    node: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    node_time: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def bounded_reach(cg: CostGraph, sources: Places, max_time_s: float, chunk: int = 8) -> Iterator[Reach]:
@@ -1155,6 +1161,8 @@ def bounded_reach(cg: CostGraph, sources: Places, max_time_s: float, chunk: int 
                 np.concatenate([np.ones(len(pos)), own.f1]),
                 np.concatenate([t1 + in_time[pos], own.time]),
                 np.concatenate([t1, np.zeros(len(own.edge))]),
+                nodes,
+                t_node,
             )
 
 

@@ -252,3 +252,75 @@ def haversine_m(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.n
     lon1, lat1, lon2, lat2 = map(np.radians, (lon1, lat1, lon2, lat2))
     a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
     return 2 * 6_371_009.0 * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+@dataclass
+class OsmFeatures:
+    """Tagged OSM features (nodes, ways, areas) as flat columns, one entry per feature.
+
+    ``lon``/``lat`` is the node itself, a representative point inside an area (closed way or
+    multipolygon), or the middle of an open way; ``key``/``value`` the tag that matched.
+    """
+
+    osm_type: list[str]
+    osm_id: list[int]
+    key: list[str]
+    value: list[str]
+    name: list[str | None]
+    lon: np.ndarray
+    lat: np.ndarray
+
+
+def read_features(path: str, tags: dict[str, tuple[str, ...]]) -> OsmFeatures:
+    """Read the features carrying any of ``tags`` (key -> accepted values) from an OSM file.
+
+    Areas are assembled by pyosmium (closed ways and multipolygon relations); a way that also
+    became an area is reported once, as the area of its way.
+    """
+    import osmium
+    import shapely
+
+    pairs = [(key, value) for key, values in tags.items() for value in values]
+    found: dict[tuple[str, int], tuple[str, str, str | None, float, float]] = {}
+
+    def matched(obj) -> tuple[str, str] | None:
+        for key, value in pairs:
+            if obj.tags.get(key) == value:
+                return key, value
+        return None
+
+    try:
+        processor = osmium.FileProcessor(str(path)).with_areas().with_filter(osmium.filter.TagFilter(*pairs))
+        for obj in processor:
+            hit = matched(obj)
+            if hit is None:
+                continue
+            name = obj.tags.get("name")
+            if obj.is_node():
+                if obj.location.valid():
+                    found[("node", obj.id)] = (*hit, name, obj.location.lon, obj.location.lat)
+            elif obj.is_area():
+                rings = [[(n.lon, n.lat) for n in ring] for ring in obj.outer_rings()]
+                polygons = [shapely.Polygon(r) for r in rings if len(r) >= 4]
+                if not polygons:
+                    continue
+                point = shapely.MultiPolygon(polygons).buffer(0).representative_point()
+                kind = "way" if obj.from_way() else "relation"
+                found[(kind, obj.orig_id())] = (*hit, name, point.x, point.y)
+            elif obj.is_way():
+                coords = [(n.lon, n.lat) for n in obj.nodes if n.location.valid()]
+                if len(coords) >= 2:
+                    middle = shapely.LineString(coords).interpolate(0.5, normalized=True)
+                    found.setdefault(("way", obj.id), (*hit, name, middle.x, middle.y))
+    except RuntimeError as exc:
+        raise NetworkError(f"{path}: cannot read as OSM data ({exc}); is it a valid .osm/.osm.bz2/.osm.pbf?") from exc
+    rows = sorted(found.items())
+    return OsmFeatures(
+        osm_type=[kind for (kind, _), _ in rows],
+        osm_id=[int(i) for (_, i), _ in rows],
+        key=[v[0] for _, v in rows],
+        value=[v[1] for _, v in rows],
+        name=[v[2] for _, v in rows],
+        lon=np.array([v[3] for _, v in rows], dtype=np.float64),
+        lat=np.array([v[4] for _, v in rows], dtype=np.float64),
+    )

@@ -16,6 +16,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,23 +26,27 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from . import _checks, _io, layers, report, scenario
-from .errors import HavenmapError, listing, shortened
+from . import _io, layers, manifest, report, scenario
+from .errors import HavenmapError, InputError, listing, shortened
 from .havens import assign_havens, nearest_havens
 from .lines import DEFAULT_SNAP_TOLERANCE_M, LineOptions, network_report
 from .network import RoadNetwork, check_source, load_network
+from .params import AlertParams, CoverageParams, MapParams, Params, PatrolCheckParams, PatrolParams, ThreatParams
 from .snap import DEFAULT_MAX_SNAP_M, check_max_snap_m
 
 #: Commands in the order of a planner's work; ``havenmap --help`` lists them so.
 WORKFLOW = (
     "demo",
     "run",
+    "verify",
     "threat",
     "alerts",
+    "backtest",
     "coverage",
     "nearest",
     "site",
     "patrol",
+    "patrol-check",
     "map",
     "share",
     "network",
@@ -81,11 +86,46 @@ def _say(*parts: str | tuple[str, str | None], err: bool = False) -> None:
 
 @contextlib.contextmanager
 def _step(message: str) -> Iterator[None]:
-    """Show a spinner while a step runs, then a tick with its duration."""
+    """Show a spinner while a step runs, then a tick with its duration (recorded for the manifest)."""
     start = time.perf_counter()
     with err_console.status(_line(message + " ...")):
         yield
-    _say(("✓ ", "green"), message, (f" ({time.perf_counter() - start:.1f} s)", "dim"), err=True)
+    seconds = time.perf_counter() - start
+    _RUN.record.steps.append({"step": message, "seconds": round(seconds, 3)})
+    _say(("✓ ", "green"), message, (f" ({seconds:.1f} s)", "dim"), err=True)
+
+
+@dataclass
+class _Run:
+    """The command line being run and its record (warnings, step timings), for the manifest."""
+
+    argv: list[str] = field(default_factory=lambda: ["havenmap"])
+    record: manifest.RunRecord = field(default_factory=manifest.RunRecord)
+
+
+_RUN = _Run()
+
+
+def _write_manifest(
+    folder: Path,
+    params: dict[str, Any],
+    inputs: dict[str, Any],
+    *,
+    seeds: dict[str, Any] | None = None,
+    timings: dict[str, Any] | None = None,
+    outputs: list[str] | None = None,
+) -> Path:
+    """``folder/manifest.json`` for a command's output folder (see :mod:`havenmap.manifest`)."""
+    return manifest.write_manifest(
+        folder,
+        outputs=outputs,
+        command=_RUN.argv,
+        scenario=params,
+        inputs=inputs,
+        seeds=seeds,
+        warnings=_RUN.record.warnings,
+        timings=_RUN.record.timings(**(timings or {})),
+    )
 
 
 _shown: set[str] = set()
@@ -100,23 +140,21 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 # ---------------------------------------------------------------------- option checks (at parse time)
-def _number(what: str, **bounds: float) -> Callable[[Any, Any, Any], Any]:
-    """A typer callback checking a number option with :func:`havenmap._checks.number` (None passes)."""
+def _param(cls: type[Params], key: str) -> Callable[[Any, Any, Any], Any]:
+    """A typer callback checking an option as the parameter class's field does (None passes).
+
+    The rule lives in :mod:`havenmap.params`; the error names the option
+    (``--bandwidth-m -5: give a distance in metres above 0``).
+    """
 
     def check(ctx: Any, param: Any, value: Any) -> Any:
-        return None if value is None else _checks.number(value, param.opts[0], what, **bounds)
+        return None if value is None else cls.check_value(key, value, param.opts[0])
 
     return check
 
 
 def _snap_check(ctx: Any, param: Any, value: float) -> float:
     return check_max_snap_m(value, param.opts[0])
-
-
-def _days_check(ctx: Any, param: Any, value: int) -> int:
-    from .patrol import check_days
-
-    return check_days(value, param.opts[0])
 
 
 # ---------------------------------------------------------------------- shared options
@@ -296,27 +334,87 @@ def _load_network(network: Path, network_type: str, options: LineOptions, *, sum
     return net
 
 
-# ---------------------------------------------------------------------- demo
-@app.command("demo", short_help="Run the built-in Helsinki demo: every analysis into one folder.")
+# ---------------------------------------------------------------------- demo, run, verify
+ExactDefendersOpt = Annotated[
+    bool, typer.Option("--exact-defenders", help="Show exact defender points on the map (sensitive!).")
+]
+PdfOpt = Annotated[
+    bool,
+    typer.Option("--pdf", help="Also print OUT/report.pdf with headless Chromium (an error when none is installed)."),
+]
+
+
+@app.command("demo", short_help="Run the built-in Helsinki demo: every analysis into a folder.")
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (the command owns its files).")] = Path(
         "havenmap-demo"
     ),
-    exact_defenders: Annotated[
-        bool, typer.Option("--exact-defenders", help="Show exact defender points on the map (sensitive!).")
-    ] = False,
+    exact_defenders: ExactDefendersOpt = False,
+    pdf: PdfOpt = False,
 ) -> None:
     """Run the embedded Helsinki demo scenario (real OSM streets, synthetic people and incidents).
 
-    Writes OUT/map.html (the commander's map), OUT/nearest_havens.geojson, OUT/report.json, and
-    the folders OUT/coverage/, OUT/threat/ and OUT/patrol/ (see the README for every file).
+    The same as 'havenmap run' on the demo's scenario.toml: OUT/map.html (the commander's map),
+    OUT/report.html (the situation report), OUT/report.json, OUT/nearest_havens.geojson,
+    OUT/coverage/, OUT/threat/, OUT/patrol/, OUT/siting/ and OUT/manifest.json (see the README for every file).
     """
-    scen = scenario.load_scenario(scenario.demo_dir() / "scenario.toml")
-    inputs = {f"scenario {key}": path for key, path in scenario.input_files(scen).items()}
-    _io.check_paths(inputs, {"--out": out}, folders=["--out"])
-    with _io.output_folder(out, scenario.output_files()) as stage:
-        summary = scenario.run_scenario(scen, stage, step=_step, exact_defenders=exact_defenders)
+    _run_scenario(scenario.demo_dir() / "scenario.toml", out, exact_defenders, pdf, label="demo scenario")
+
+
+@app.command("run", short_help="Run your own scenario: every analysis into one folder.")
+def run_command(
+    scenario_file: Annotated[
+        Path, typer.Argument(metavar="SCENARIO.toml", help="The scenario: inputs and parameters (see the README).")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (the command owns its files).")],
+    exact_defenders: ExactDefendersOpt = False,
+    pdf: PdfOpt = False,
+) -> None:
+    """Run a scenario file: the inputs it names (paths relative to it) through every analysis they allow.
+
+    Always OUT/nearest_havens.geojson, OUT/coverage/, OUT/map.html, OUT/report.json,
+    OUT/report.html and OUT/manifest.json; with incidents OUT/threat/; with bases and
+    targets OUT/patrol/; with a [siting] section OUT/siting/. Every key is checked before
+    anything is read. 'havenmap verify OUT' later says whether any input or output changed since.
+    """
+    _run_scenario(scenario_file, out, exact_defenders, pdf)
+
+
+def _run_scenario(path: Path, out: Path, exact_defenders: bool, pdf: bool, label: str = "SCENARIO.toml") -> None:
+    _io.check_paths({label: path}, {"--out": out}, folders=["--out"])
+    scen = scenario.load_scenario(path)
+    summary = scenario.run_scenario(scen, out, step=_step, exact_defenders=exact_defenders, pdf=pdf, command=_RUN.argv)
+    if "siting" in summary:
+        s = summary["siting"]
+        _say(
+            f"Where to open {s['new']} more haven(s) ({s['objective']}, {s['minutes']:g} min): "
+            f"{', '.join(s['chosen'])} — see siting/."
+        )
     _print_summary(summary, out)
+    _say(f"Situation report: {out / 'report.html'}" + (f" and {out / 'report.pdf'}" if pdf else ""))
+
+
+@app.command("verify", short_help="Which inputs and outputs of a run changed since (manifest).")
+def verify_command(
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="An output folder with a manifest.json.")],
+) -> int:
+    """Re-hash the inputs and outputs a run's manifest lists and print one line per change.
+
+    Exit status 0 when every file is as recorded, 1 when something changed (a file changed,
+    is missing, or is new in DIR), 2 when DIR is not a folder with a readable manifest.
+    """
+    changes = manifest.verify(folder)
+    for change in changes:
+        _say((str(change), "red" if change.kind != "new" else "yellow"))
+    data = manifest.read_manifest(folder)
+    if changes:
+        _say(f"{len(changes)} change(s) since the run of {data['timings'].get('finished', 'unknown date')}")
+        return 1
+    _say(
+        f"{folder}: unchanged: {len(data['inputs'])} input(s) and {len(data['outputs'])} output(s) as recorded "
+        f"by the run of {data['timings'].get('finished', 'unknown date')}"
+    )
+    return 0
 
 
 # ---------------------------------------------------------------------- nearest havens
@@ -326,7 +424,9 @@ def nearest(
     defenders: DefendersOpt,
     havens: HavensOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output GeoJSON: one route per defender and rank.")],
-    k: Annotated[int, typer.Option("--k", min=1, help="How many nearest havens per defender.")] = 1,
+    k: Annotated[
+        int, typer.Option("--k", help="How many nearest havens per defender.", callback=_param(CoverageParams, "k"))
+    ] = CoverageParams.k,
     cost: CostOpt = "time",
     map_path: Annotated[
         Path | None, typer.Option("--map", help="Also write an offline HTML map of the result.")
@@ -371,7 +471,7 @@ def nearest(
     distance_m, reachable, reason, snap_distance_m; geometry = the road route (EPSG:4326).
     A defender who can reach no haven is listed with reachable = false and no route.
     """
-    _needs_risk(risk, alpha, max_risk)
+    CoverageParams.from_options(k=k, cost=cost, alpha=alpha, max_risk=max_risk).check_cost_model(risk is not None)
     inputs = {
         "--network": network,
         "--class-speeds": class_speeds,
@@ -457,7 +557,7 @@ def download(
 
 
 # ---------------------------------------------------------------------- network report
-@app.command("network", short_help="Build the road network and report what it holds (and what not).")
+@app.command("network", short_help="Build the road network; report what it holds (and what not).")
 def network_command(
     network: NetworkOpt,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder for network_report.json.")] = None,
@@ -478,8 +578,12 @@ def network_command(
     apart (or joined with --split-crossings), pieces dropped and how each edge got its speed.
     With --out, writes OUT/network_report.json (see the README for its fields).
     """
-    report_file = None if out is None else out / "network_report.json"  # the one file written into OUT
-    _io.check_paths({"--network": network, "--class-speeds": class_speeds}, {"--out": report_file})
+    report_file = None if out is None else out / "network_report.json"  # with the manifest, the files written into OUT
+    manifest_file = None if out is None else out / manifest.MANIFEST
+    _io.check_paths(
+        {"--network": network, "--class-speeds": class_speeds},
+        {"--out": report_file, "--out (manifest)": manifest_file},
+    )
     if out is not None:
         _io.check_output(out, folder=True, create=False)
     line_opts = _line_options(
@@ -492,6 +596,12 @@ def network_command(
         _say(line)
     if report_file is not None:
         _say(f"Report written to {found.write(report_file)}")
+        _write_manifest(
+            report_file.parent,
+            {"command": "network", "network_type": network_type, "line_options": line_opts.__dict__},
+            {"network": network, "class_speeds": class_speeds},
+            outputs=[report_file.name],
+        )
 
 
 # ---------------------------------------------------------------------- patrols
@@ -526,29 +636,37 @@ def patrol_command(
             "--shift-minutes",
             "-s",
             help="Shift length in minutes (for units without their own).",
-            callback=_number("the shift length in minutes", above=0, at_most=7 * 24 * 60),
+            callback=_param(PatrolParams, "shift_minutes"),
         ),
-    ] = 480.0,
+    ] = PatrolParams.shift_minutes,
     days: Annotated[
         int,
         typer.Option(
             "--days",
             help="Days to plan (at most 366); more than 1 varies the plans day to day (mixed strategy).",
-            callback=_days_check,
+            callback=_param(PatrolParams, "days"),
         ),
-    ] = 1,
-    seed: Annotated[int, typer.Option("--seed", help="Seed: the same seed gives the same plan.")] = 0,
+    ] = PatrolParams.days,
+    seed: Annotated[
+        int,
+        typer.Option("--seed", help="Seed: the same seed gives the same plan.", callback=_param(PatrolParams, "seed")),
+    ] = PatrolParams.seed,
     time_limit: Annotated[
         float,
         typer.Option(
             "--time-limit",
             help="Solver time cap per day, seconds (building the solver's instance included).",
-            callback=_number("a number of seconds", above=0),
+            callback=_param(PatrolParams, "time_limit_s"),
         ),
-    ] = 30.0,
+    ] = PatrolParams.time_limit_s,
     iterations: Annotated[
-        int, typer.Option("--iterations", min=1, help="Solver iterations per day (a reproducible stop).")
-    ] = 3000,
+        int,
+        typer.Option(
+            "--iterations",
+            help="Solver iterations per day (a reproducible stop).",
+            callback=_param(PatrolParams, "iterations"),
+        ),
+    ] = PatrolParams.iterations,
     hotspots: Annotated[
         Path | None,
         typer.Option("--hotspots", help="Hotspot roads (GeoJSON from the threat module) to patrol as targets."),
@@ -567,9 +685,9 @@ def patrol_command(
         typer.Option(
             "--alpha",
             help="Danger weight: leg cost = time × (1 + alpha × risk) (needs --risk).",
-            callback=_number("a danger weight", at_least=0),
+            callback=_param(PatrolParams, "risk_alpha"),
         ),
-    ] = 1.0,
+    ] = PatrolParams.risk_alpha,
     exact: Annotated[
         bool, typer.Option("--exact", help="Place defender targets at their exact road point (outputs owner-only).")
     ] = False,
@@ -598,9 +716,16 @@ def patrol_command(
     units_file = None if units.strip().isdigit() else Path(units)
     if units_file is not None and not units_file.suffix:
         raise HavenmapError(f"--units {units!r}: give a number of units (e.g. 3) or a units CSV file")
-    if units_file is None and int(units) < 1:
-        raise HavenmapError(f"--units {units}: give at least 1 unit")
-    _needs_risk(risk, alpha, None)
+    params = PatrolParams.from_options(
+        units=1 if units_file is not None else int(units),
+        shift_minutes=shift_minutes,
+        days=days,
+        seed=seed,
+        time_limit_s=time_limit,
+        iterations=iterations,
+        risk_alpha=alpha,
+    )
+    params.check_risk(risk is not None)
     inputs = {
         "--network": network,
         "--class-speeds": class_speeds,
@@ -631,7 +756,7 @@ def patrol_command(
         if not parts and hot is None and d is None:
             raise HavenmapError("no targets: give --targets, --hotspots, --checkins or --defenders (with consent)")
         risk_table = costs.read_risk_table(risk) if risk else None
-    with _io.output_folder(out, pt.OUTPUT_FILES) as stage:  # checked now; filled at the end
+    with _io.output_folder(out, (*pt.OUTPUT_FILES, manifest.MANIFEST)) as stage:  # checked now; filled at the end
         net = _load_network(network, network_type, line_opts)
         with _step("Placing the targets on the roads"):
             if hot is not None:
@@ -642,21 +767,22 @@ def patrol_command(
             risk_arr = costs.edge_risk(net, risk_table) if risk_table is not None else None
         with _step(f"Planning {days} day(s) for {len(tg)} targets"):
             plan = pt.plan_patrols(
-                net,
-                tg,
-                b,
-                units=unit_spec,
-                shift_minutes=shift_minutes,
-                days=days,
-                seed=seed,
-                time_limit_s=time_limit,
-                max_iterations=iterations,
-                risk=risk_arr,
-                risk_alpha=alpha,
-                max_snap_m=max_snap_m,
+                net, tg, b, **{**params.plan_kwargs(), "units": unit_spec}, risk=risk_arr, max_snap_m=max_snap_m
             )
         with _step("Writing outputs"):
             pt.write_patrol_outputs(plan, stage, roads=net, title=f"Patrols — {network.name}", hxl=hxl)
+        if not plan.summary["reproducible"]:
+            _RUN.record.warnings.append(_NOT_REPRODUCIBLE)
+        _write_manifest(
+            stage,
+            {"command": "patrol", "network_type": network_type, "patrol": params.to_dict(), "exact": exact,
+             "max_snap_m": max_snap_m, "units_file": None if units_file is None else str(units_file)},
+            {"network": network, "class_speeds": class_speeds, "bases": manifest.InputFile(bases, len(b)),
+             "targets": targets, "units": units_file, "hotspots": hotspots, "checkins": checkins,
+             "defenders": None if defenders is None else manifest.InputFile(defenders, len(d)), "risk": risk},
+            seeds={"patrol": seed},
+            timings={"patrol": pt.solve_times(plan)},
+        )  # fmt: skip
     s = plan.summary
     for d_ in s["per_day"]:
         _say(
@@ -669,13 +795,110 @@ def patrol_command(
             f"priority–frequency correlation: {s['frequency_priority_correlation']}"
         )
     if not s["reproducible"]:
-        _say(
-            ("warning: ", "yellow"),
-            "the time limit stopped the solver before its iterations: a re-run may differ; "
-            "raise --time-limit or lower --iterations for a reproducible plan",
-            err=True,
-        )
+        _say(("warning: ", "yellow"), _NOT_REPRODUCIBLE, err=True)
     _say(f"Outputs in {out}")
+
+
+_NOT_REPRODUCIBLE = (
+    "the time limit stopped the solver before its iterations: a re-run may differ; "
+    "raise --time-limit or lower --iterations for a reproducible plan"
+)
+
+
+# ---------------------------------------------------------------------- patrol follow-up
+@app.command("patrol-check", short_help="Did the patrols happen? The plan against the GPS tracks.")
+def patrol_check_command(
+    plan: Annotated[
+        Path, typer.Option("--plan", help="The plan's folder (written by 'havenmap patrol', or a run's patrol/).")
+    ],
+    tracks: Annotated[
+        Path,
+        typer.Option(
+            "--tracks", help="Folder of GPX tracks (or one file), named <unit>_day-<d>.gpx or with that track name."
+        ),
+    ],
+    out: OutFolderOpt,
+    radius_m: Annotated[
+        float,
+        typer.Option(
+            "--radius-m",
+            help="A stop is visited when a track passes within this, metres.",
+            callback=_param(PatrolCheckParams, "radius_m"),
+        ),
+    ] = PatrolCheckParams.radius_m,
+    window_min: Annotated[
+        float,
+        typer.Option(
+            "--window-min",
+            help="... from this many minutes before the planned arrival to as many after the "
+            "planned departure (inf: any time).",
+            callback=_param(PatrolCheckParams, "window_min"),
+        ),
+    ] = PatrolCheckParams.window_min,
+    corridor_m: Annotated[
+        float,
+        typer.Option(
+            "--corridor-m",
+            help="A hotspot road is driven when half of it lies within this of the track, metres.",
+            callback=_param(PatrolCheckParams, "corridor_m"),
+        ),
+    ] = PatrolCheckParams.corridor_m,
+    hotspots: Annotated[
+        Path | None,
+        typer.Option("--hotspots", help="Hotspot roads (threat/hotspots.geojson): planned vs achieved risk coverage."),
+    ] = None,
+    network: Annotated[
+        Path | None, typer.Option("--network", "-n", help="Road network drawn under the map (optional).")
+    ] = None,
+    network_type: NetworkTypeOpt = "drive",
+) -> None:
+    """Compare a patrol plan with the GPS tracks the units recorded (GPX from OsmAnd, SMART, any GPS app).
+
+    Per unit and day: which planned stops were visited (the track within --radius-m, within the
+    time window) and which were missed, km driven vs planned (detours) and, with --hotspots,
+    the hotspot roads and risk the plan covered vs those driven. Writes OUT/patrol_check.csv
+    (per stop), OUT/patrol_check.json (per unit and day, totals), OUT/patrol_check_map.html and
+    OUT/manifest.json, owner-only. A track file names its unit and day by its file name
+    (<unit>_day-<d>.gpx, like the plan's GPX) or by its track name ('<unit> day <d>').
+    """
+    from . import patrol_check as pc
+
+    params = PatrolCheckParams.from_options(radius_m=radius_m, window_min=window_min, corridor_m=corridor_m)
+    track_files = pc.track_files(tracks, "--tracks")
+    _io.check_paths(
+        {"--plan": plan, "--tracks": track_files, "--hotspots": hotspots, "--network": network},
+        {"--out": out},
+        folders=["--out"],
+    )
+    if network is not None:
+        check_source(network, network_type)
+    with _step("Reading the plan and the tracks"):
+        planned = pc.read_plan(plan)
+        recorded = pc.read_tracks(track_files, planned)
+        hot = _read_geo(hotspots, "--hotspots") if hotspots is not None else None
+    with _io.output_folder(out, (*pc.OUTPUT_FILES, manifest.MANIFEST)) as stage:
+        net = _load_network(network, network_type, LineOptions(network_type=network_type)) if network else None
+        with _step(f"Checking {len(planned.stops)} planned stops against {len(track_files)} track file(s)"):
+            check = pc.check_patrols(planned, recorded, params, hotspots=hot)
+            pc.write_patrol_check(check, stage, roads=net, title=f"Patrol check — {plan.name}")
+        _write_manifest(
+            stage,
+            {"command": "patrol-check", "patrol_check": params.to_dict()},
+            {"plan": planned.files, "tracks": [f for t in recorded.values() for f in t.files],
+             "hotspots": None if hot is None else manifest.InputFile(hotspots, len(hot)), "network": network},
+        )  # fmt: skip
+    for row in check.days.itertuples():
+        missed = f" (missed: {listing(row.missed, 8)})" if row.missed else ""
+        risk = ""
+        if "hotspot_roads_planned" in check.days.columns:
+            risk = f"; hotspot roads {row.hotspot_roads_driven} driven of {row.hotspot_roads_planned} planned"
+        _say(
+            f"{row.unit} day {row.day}: {row.stops_visited} of {row.stops_planned} stops visited{missed}; "
+            f"{row.km_driven:.1f} km driven vs {row.km_planned:.1f} planned ({row.detour_km:+.1f} km){risk}"
+            + ("" if row.time_checked or not row.track_files else "; no times in the track: distance only")
+        )
+    s = check.summary
+    _say((f"{s['stops_visited']} of {s['stops_planned']} planned stops visited", "bold"), f"; outputs in {out}")
 
 
 # ---------------------------------------------------------------------- coverage (reach at scale)
@@ -700,7 +923,7 @@ AlphaOpt = Annotated[
     typer.Option(
         "--alpha",
         help="Danger weight alpha in time × (1 + alpha × risk) (needs --risk).",
-        callback=_number("a danger weight", at_least=0),
+        callback=_param(CoverageParams, "alpha"),
     ),
 ]
 MaxRiskOpt = Annotated[
@@ -708,14 +931,9 @@ MaxRiskOpt = Annotated[
     typer.Option(
         "--max-risk",
         help="Forbid roads whose risk exceeds this (needs --risk; default: no limit).",
-        callback=_number("a risk", at_least=0),
+        callback=_param(CoverageParams, "max_risk"),
     ),
 ]
-
-
-def _needs_risk(risk: Path | None, alpha: float, max_risk: float | None) -> None:
-    if risk is None and (max_risk is not None or alpha != 1.0):
-        raise HavenmapError("--alpha and --max-risk need --risk FILE (the per-edge risk)")
 
 
 def _read_cost_inputs(closures: Path | None, risk: Path | None):
@@ -746,8 +964,15 @@ def coverage_command(
     havens: HavensOpt,
     out: OutFolderOpt,
     minutes: Annotated[
-        str, typer.Option("--minutes", "-m", metavar="<list>", help="Time bands in minutes, e.g. 5,10,15.")
-    ] = "5,10,15",
+        str,
+        typer.Option(
+            "--minutes",
+            "-m",
+            metavar="<list>",
+            help="Time bands in minutes, e.g. 5,10,15.",
+            callback=_param(CoverageParams, "minutes"),
+        ),
+    ] = ",".join(f"{m:g}" for m in CoverageParams.minutes),
     closures: ClosuresOpt = None,
     risk: RiskOpt = None,
     alpha: AlphaOpt = 1.0,
@@ -758,9 +983,9 @@ def coverage_command(
         typer.Option(
             "--buffer-m",
             help="Half-width of service areas around the reached roads, metres.",
-            callback=_number("a distance in metres", above=0),
+            callback=_param(CoverageParams, "buffer_m"),
         ),
-    ] = 50.0,
+    ] = CoverageParams.buffer_m,
     network_type: NetworkTypeOpt = "drive",
     layer: LayerOpt = None,
     snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
@@ -790,8 +1015,11 @@ def coverage_command(
     """
     from . import coverage as cov_mod
 
-    bands = cov_mod.parse_minutes(minutes)
-    _needs_risk(risk, alpha, max_risk)
+    params = CoverageParams.from_options(
+        minutes=minutes, cost=cost, alpha=alpha, max_risk=max_risk, buffer_m=buffer_m, snap_max_distance_m=max_snap_m
+    )
+    params.check_cost_model(risk is not None)
+    bands = params.minutes
     inputs = {
         "--network": network,
         "--class-speeds": class_speeds,
@@ -810,7 +1038,7 @@ def coverage_command(
         d = layers.read_defenders(defenders, **_point_options(defenders, columns))
         h = layers.read_havens(havens, **_point_options(havens, columns))
         barriers, risk_table = _read_cost_inputs(closures, risk)
-    with _io.output_folder(out, cov_mod.OUTPUT_FILES) as stage:  # checked now; filled at the end
+    with _io.output_folder(out, (*cov_mod.OUTPUT_FILES, manifest.MANIFEST)) as stage:  # checked now; filled at the end
         net = _load_network(network, network_type, line_opts)
         weights, _ = _cost_model(net, cost, barriers, risk_table, alpha, max_risk)
         with _step(f"Coverage of {len(d)} defenders by {len(h)} havens"):
@@ -840,6 +1068,14 @@ def coverage_command(
             summary = cov_mod.write_coverage_outputs(
                 stage, cov, areas, n1=n1, impact=impact, extra={"cost_model": cost_model}, hxl=hxl
             )
+        _write_manifest(
+            stage,
+            {"command": "coverage", "network_type": network_type, "coverage": params.to_dict()},
+            {"network": network, "class_speeds": class_speeds, "defenders": manifest.InputFile(defenders, len(d)),
+             "havens": manifest.InputFile(havens, len(h)),
+             "closures": None if closures is None else manifest.InputFile(closures, len(barriers)),
+             "risk": None if risk is None else manifest.InputFile(risk, len(risk_table))},
+        )  # fmt: skip
     for band, row in summary["bands"].items():
         _say(
             f"within {band} min: ",
@@ -856,6 +1092,188 @@ def coverage_command(
         )
     if impact is not None:
         _say(f"Closures cut off {summary['closures']['cut_off']} defenders and slow {summary['closures']['slowed']}.")
+    _say(f"Outputs in {out}")
+
+
+# ---------------------------------------------------------------------- siting (where to open the next havens)
+Objective = Literal["coverage", "time", "backup", "cover-all"]
+
+
+@app.command("site", short_help="Where to open the next safe havens, proven optimal.")
+def site_command(
+    network: NetworkOpt,
+    defenders: Annotated[
+        Path,
+        typer.Option(
+            "--defenders",
+            "-d",
+            help="Defenders: points with id and an optional weight (or priority) column, default 1.",
+        ),
+    ],
+    out: OutFolderOpt,
+    candidates: Annotated[
+        Path | None,
+        typer.Option("--candidates", "-c", help="Candidate sites: points with id, optional name (any point format)."),
+    ] = None,
+    candidates_osm: Annotated[
+        str | None,
+        typer.Option(
+            "--candidates-osm",
+            metavar="<tags>",
+            help="Take the candidates from the OSM features of the network file, e.g. amenity=clinic,place_of_worship.",
+        ),
+    ] = None,
+    havens: Annotated[
+        Path | None, typer.Option("--havens", help="Existing safe havens (they stay open): points with id.")
+    ] = None,
+    new: Annotated[int, typer.Option("--new", help="New havens to open (cover-all: at most this many).")] = 3,
+    minutes: Annotated[
+        float, typer.Option("--minutes", "-m", help="The band: a defender is covered within this many minutes.")
+    ] = 10.0,
+    objective: Annotated[
+        Objective,
+        typer.Option(
+            "--objective",
+            metavar="<objective>",
+            help="coverage (most weight within the band), time (least weighted travel time), backup (most weight "
+            "within the band after losing any one haven) or cover-all (fewest new havens covering all who can be).",
+        ),
+    ] = "coverage",
+    cost: CostOpt = "time",
+    closures: ClosuresOpt = None,
+    risk: RiskOpt = None,
+    alpha: AlphaOpt = 1.0,
+    max_risk: MaxRiskOpt = None,
+    time_limit: Annotated[
+        float | None,
+        typer.Option("--time-limit", help="Solver time limit, seconds: the best answer found, with its gap."),
+    ] = None,
+    network_type: NetworkTypeOpt = "drive",
+    layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
+    max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
+    exact_defenders: Annotated[
+        bool, typer.Option("--exact-defenders", help="Show exact defender points on the map (sensitive!).")
+    ] = False,
+    id_column: IdOpt = None,
+    lat_column: LatOpt = None,
+    lon_column: LonOpt = None,
+    crs: CrsOpt = None,
+    points_layer: PointsLayerOpt = None,
+) -> None:
+    """Where to open the next safe havens: the sites, in the order to open them, proven optimal.
+
+    Writes to OUT: sites.csv (site_id, name, order, gain, defenders_served, weight_served,
+    newly_reached), siting.json (objective, value, optimal, gap, coverage per band and the worst
+    single-haven loss before and after; owner-only: it names unreached defenders), siting.geojson
+    (every candidate with chosen) and siting_map.html (defenders aggregated unless
+    --exact-defenders). Existing havens stay open.
+    """
+    from . import siting
+
+    params = siting.SitingParams(objective=objective, new=new, minutes=minutes, time_limit_s=time_limit)
+    cost_params = CoverageParams.from_options(cost=cost, alpha=alpha, max_risk=max_risk, snap_max_distance_m=max_snap_m)
+    cost_params.check_cost_model(risk is not None)
+    inputs = {
+        "--network": network,
+        "--class-speeds": class_speeds,
+        "--defenders": defenders,
+        "--havens": havens,
+        "--candidates": candidates,
+        "--closures": closures,
+        "--risk": risk,
+    }
+    _io.check_paths(inputs, {"--out": out}, folders=["--out"])
+    if (candidates is None) == (candidates_osm is None):
+        raise HavenmapError("give the candidate sites with exactly one of --candidates FILE or --candidates-osm TAGS")
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
+    check_source(network, network_type)
+    with _step("Reading defenders, havens and candidate sites"):
+        columns = {"id_column": id_column, "lat_column": lat_column, "lon_column": lon_column, "crs": crs}
+        columns["layer"] = points_layer
+        d = layers.read_defenders(defenders, **_point_options(defenders, columns))
+        siting.defender_weights(d)
+        h = layers.read_havens(havens, **_point_options(havens, columns)) if havens is not None else None
+        if candidates is not None:
+            c = layers.read_points(candidates, kind="havens", **_point_options(candidates, columns))
+        else:
+            c = siting.candidates_from_osm(network, candidates_osm, exclude=h)
+        siting.check_sites(c, h, params.new)
+        barriers, risk_table = _read_cost_inputs(closures, risk)
+    with _io.output_folder(out, (*siting.OUTPUT_FILES, manifest.MANIFEST)) as stage:  # checked now; filled at the end
+        net = _load_network(network, network_type, line_opts)
+        weights, _ = _cost_model(net, cost, barriers, risk_table, alpha, max_risk)
+        what = f"{params.objective}, {params.minutes:g} min"
+        with _step(f"Siting {params.new} new haven(s) among {len(c)} candidates ({what})"):
+            result = siting.site_havens(
+                net, d, c, existing=h, new=params.new, minutes=params.minutes, objective=params.objective,
+                cost=cost, edge_weights=weights, time_limit_s=params.time_limit_s, max_snap_m=max_snap_m,
+                off_network_candidates="drop" if candidates_osm is not None else "error",
+            )  # fmt: skip
+        with _step("Writing outputs and the map"):
+            siting.write_siting_outputs(
+                result, stage, net=net, defenders=d, title=f"Where to open the next havens — {network.name}",
+                exact_defenders=exact_defenders,
+            )  # fmt: skip
+        _write_manifest(
+            stage,
+            {"command": "site", "network_type": network_type, "siting": asdict(params),
+             "coverage": cost_params.to_dict(), "candidates_osm": candidates_osm},
+            {"network": network, "class_speeds": class_speeds, "defenders": manifest.InputFile(defenders, len(d)),
+             "havens": None if h is None else manifest.InputFile(havens, len(h)),
+             "candidates": None if candidates is None else manifest.InputFile(candidates, len(c)),
+             "closures": None if closures is None else manifest.InputFile(closures, len(barriers)),
+             "risk": None if risk is None else manifest.InputFile(risk, len(risk_table))},
+            timings={"siting": siting.solve_times(result)},
+        )  # fmt: skip
+    _print_siting(result, out)
+
+
+def _print_siting(result, out: Path) -> None:
+    s = result.summary
+    band = f"{s['minutes']:g}"
+    for row in result.sites.itertuples():
+        _say(
+            f"{row.order}. open ",
+            (str(row.name), "bold"),
+            f" ({row.site_id}): gain {row.gain:g}, serves {row.defenders_served} defender(s)",
+        )
+    if result.sites.empty:
+        _say("No new haven needed: every defender who can be covered already is.")
+    before, after = s["coverage"]["before"][band], s["coverage"]["after"][band]
+    _say(
+        f"Within {band} min: ",
+        (f"{after['covered']} of {s['defenders']}", "bold"),
+        f" defenders (weight {after['covered_weight']:g} of {s['weight_total']:g}), was {before['covered']}.",
+    )
+    loss_b, loss_a = s["worst_loss"]["before"], s["worst_loss"]["after"]
+    if loss_a.get("haven") is not None:
+        was = f", was {loss_b['weight_after_loss']:g}" if loss_b.get("haven") is not None else ""
+        _say(
+            f"Losing the worst single haven ({loss_a['haven']}) leaves weight {loss_a['weight_after_loss']:g} "
+            f"within {band} min{was}."
+        )
+    if s["unreached"]["defenders"]:
+        _say(f"{s['unreached']['defenders']} defender(s) can reach no haven by road (listed in siting.json).")
+    if s.get("all_covered") is False:
+        _say(
+            ("warning: ", "yellow"),
+            f"{s['new']} new haven(s) cannot cover every defender who can be covered; this answer covers the most "
+            "weight possible with the fewest havens (raise --new to cover all)",
+            err=True,
+        )
+    if s["optimal"]:
+        _say(f"{s['objective']}: value {s['value']:g} ({s['value_unit']}), proven optimal.")
+    else:
+        _say(f"{s['objective']}: value {s['value']:g}, the best found ({s['status']}); gap {100 * s['gap']:.2f} %.")
     _say(f"Outputs in {out}")
 
 
@@ -929,18 +1347,18 @@ def map_command(
         typer.Option(
             "--recent-days",
             help="Incidents of the last N days are markers.",
-            callback=_number("a number of days", above=0),
+            callback=_param(MapParams, "recent_days"),
         ),
-    ] = 30,
+    ] = MapParams.recent_days,
     slow_minutes: Annotated[
         float | None,
         typer.Option(
             "--slow-minutes",
             help="Defenders reaching a haven within this many minutes are in time, beyond it listed as too slow "
             "(default: the last service-area band, 15 when computed here).",
-            callback=_number("a number of minutes", above=0),
+            callback=_param(MapParams, "slow_minutes"),
         ),
-    ] = None,
+    ] = MapParams.slow_minutes,
     cell_size_m: Annotated[
         float, typer.Option("--cell-size-m", help="Side of the defender grid cells, metres (at least 100).")
     ] = 500.0,
@@ -1121,6 +1539,15 @@ IncidentsOpt = Annotated[
         "once (see --dedup-days, --dedup-m; each merge is listed in incidents_merged.csv).",
     ),
 ]
+
+
+def _dedup_m_check(ctx: Any, param: Any, value: float) -> float:
+    """``--dedup-m`` checked by :class:`havenmap.feeds.DedupOptions`, whose rule it is."""
+    from .feeds import DedupOptions
+
+    return DedupOptions(metres=value).metres
+
+
 DedupDaysOpt = Annotated[
     int,
     typer.Option(
@@ -1135,7 +1562,7 @@ DedupMOpt = Annotated[
     typer.Option(
         "--dedup-m",
         help="... and at most this many metres apart (× 2 / × 4 for geo_precision 2 / 3).",
-        callback=_number("a distance in metres", at_least=0, at_most=100_000),
+        callback=_dedup_m_check,
     ),
 ]
 HxlOpt = Annotated[
@@ -1181,6 +1608,32 @@ WeightsOpt = Annotated[
     ),
 ]
 
+Method = Literal["mix", "kde"]
+MethodOpt = Annotated[
+    Method,
+    typer.Option(
+        "--method",
+        help="Risk estimator: 'mix' (each place's long-term rate plus the recent activity around it) or 'kde' "
+        "(one kernel, one half-life: the default before backtests).",
+    ),
+]
+BandwidthOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--bandwidth-m",
+        help="Kernel bandwidth along the roads, metres (default: the method's, mix 250, kde 400).",
+        callback=_param(ThreatParams, "bandwidth_m"),
+    ),
+]
+HalfLifeOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--half-life-days",
+        help="Age at which a recent incident counts half, days (default: the method's, mix 21, kde 30).",
+        callback=_param(ThreatParams, "half_life_days"),
+    ),
+]
+
 
 def _threat_inputs(
     incidents: Sequence[Path],
@@ -1206,38 +1659,34 @@ def threat_command(
     incidents: IncidentsOpt,
     out: OutFolderOpt,
     as_of: AsOfOpt = None,
-    bandwidth_m: Annotated[
-        float,
-        typer.Option(
-            "--bandwidth-m",
-            help="Kernel bandwidth along the roads, metres.",
-            callback=_number("a distance in metres", above=0),
-        ),
-    ] = 400.0,
-    half_life_days: Annotated[
-        float,
-        typer.Option(
-            "--half-life-days",
-            help="Age at which an incident counts half, days (inf: no decay).",
-            callback=_number("a number of days", above=0, finite=False),
-        ),
-    ] = 30.0,
+    method: MethodOpt = "mix",
+    bandwidth_m: BandwidthOpt = None,
+    half_life_days: HalfLifeOpt = None,
     weights: WeightsOpt = None,
     cell_m: Annotated[
         float,
         typer.Option(
             "--cell-m",
             help="Cell size of the planar density grid, metres.",
-            callback=_number("a cell size in metres", above=0),
+            callback=_param(ThreatParams, "cell_m"),
         ),
-    ] = 100.0,
+    ] = ThreatParams.cell_m,
     permutations: Annotated[
-        int, typer.Option("--permutations", min=0, help="Gi* permutations (0: analytic p-values).")
-    ] = 0,
+        int,
+        typer.Option(
+            "--permutations",
+            help="Gi* permutations (0: analytic p-values).",
+            callback=_param(ThreatParams, "permutations"),
+        ),
+    ] = ThreatParams.permutations,
     cluster_permutations: Annotated[
         int,
-        typer.Option("--cluster-permutations", min=0, help="Replicates of the space-time cluster scan (0: no scan)."),
-    ] = 999,
+        typer.Option(
+            "--cluster-permutations",
+            help="Replicates of the space-time cluster scan (0: no scan).",
+            callback=_param(ThreatParams, "cluster_permutations"),
+        ),
+    ] = ThreatParams.cluster_permutations,
     defenders: Annotated[
         Path | None,
         typer.Option("--defenders", "-d", help="Also write OUT/alerts.csv and alerts.json for these defenders."),
@@ -1256,9 +1705,9 @@ def threat_command(
         typer.Option(
             "--max-snap-m",
             help="Incidents farther than this from any road (metres; ×2 / ×4 for geo_precision 2 / 3) are left out.",
-            callback=_snap_check,
+            callback=_param(ThreatParams, "max_snap_m"),
         ),
-    ] = 500.0,
+    ] = ThreatParams.max_snap_m,
     points_layer: PointsLayerOpt = None,
     dedup_days: DedupDaysOpt = 1,
     dedup_m: DedupMOpt = 500.0,
@@ -1276,6 +1725,15 @@ def threat_command(
     """
     from . import threat
 
+    params = ThreatParams.from_options(
+        method=method,
+        bandwidth_m=bandwidth_m,
+        half_life_days=half_life_days,
+        cell_m=cell_m,
+        permutations=permutations,
+        cluster_permutations=cluster_permutations,
+        max_snap_m=max_snap_m,
+    )
     inputs = {
         "--network": network,
         "--class-speeds": class_speeds,
@@ -1289,10 +1747,12 @@ def threat_command(
     )
     check_source(network, network_type)
     with _step("Reading incidents" + (" and defenders" if defenders is not None else "")):
-        feed, table, _ = _threat_inputs(incidents, as_of, weights, points_layer, half_life_days, (dedup_days, dedup_m))
+        feed, table, _ = _threat_inputs(
+            incidents, as_of, weights, points_layer, params.half_life(), (dedup_days, dedup_m)
+        )
         inc = feed.incidents
         d = layers.read_defenders(defenders, layer=points_layer) if defenders is not None else None
-    with _io.output_folder(out, (*threat.OUTPUT_FILES, "incidents_merged.csv")) as stage:  # filled at the end
+    with _io.output_folder(out, (*threat.OUTPUT_FILES, "incidents_merged.csv", manifest.MANIFEST)) as stage:
         _write_merged(feed, stage, hxl, folder=True)
         net = _load_network(network, network_type, line_opts)
         summary = threat.run_threat_outputs(
@@ -1303,19 +1763,19 @@ def threat_command(
             as_of,
             _step,
             title=f"Threat picture — {network.name}",
-            threat_kw={
-                "bandwidth_m": bandwidth_m,
-                "half_life_days": half_life_days,
-                "weights": table,
-                "cell_m": cell_m,
-                "permutations": permutations,
-                "max_snap_m": max_snap_m,
-                "clusters": cluster_permutations > 0,
-                "cluster_permutations": max(cluster_permutations, 1),
-            },
+            threat_kw={**params.compute_kwargs(), "weights": table},
             alert_kw={"weights": table},
             hxl=hxl,
         )
+        _write_manifest(
+            stage,
+            {"command": "threat", "network_type": network_type, "as_of": summary["as_of"],
+             "threat": params.resolved().to_dict(), "alerts": None if d is None else AlertParams().to_dict()},
+            {"network": network, "class_speeds": class_speeds,
+             "incidents": [manifest.InputFile(f, n) for f, n in zip(incidents, feed.records, strict=True)],
+             "weights": weights, "defenders": None if d is None else manifest.InputFile(defenders, len(d))},
+            seeds={"threat": params.seed},
+        )  # fmt: skip
     _say(
         f"Risk on {summary['edges']:,} edges as of {summary['as_of']} from {summary['incidents_used']} of "
         f"{summary['incidents']} incidents (max {summary['max_risk']:.2f} per km); "
@@ -1340,21 +1800,31 @@ def alerts_command(
         typer.Option(
             "--distance-m",
             help="Network distance around each defender, metres.",
-            callback=_number("a distance in metres", above=0),
+            callback=_param(AlertParams, "distance_m"),
         ),
-    ] = 1000.0,
-    recent_days: Annotated[int, typer.Option("--recent-days", min=1, help="Recent window, days up to --as-of.")] = 7,
+    ] = AlertParams.distance_m,
+    recent_days: Annotated[
+        int,
+        typer.Option(
+            "--recent-days", help="Recent window, days up to --as-of.", callback=_param(AlertParams, "recent_days")
+        ),
+    ] = AlertParams.recent_days,
     baseline_days: Annotated[
-        int, typer.Option("--baseline-days", min=1, help="Baseline window before the recent one, days.")
-    ] = 90,
+        int,
+        typer.Option(
+            "--baseline-days",
+            help="Baseline window before the recent one, days.",
+            callback=_param(AlertParams, "baseline_days"),
+        ),
+    ] = AlertParams.baseline_days,
     p_value: Annotated[
         float,
         typer.Option(
             "--p-value",
             help="Alert when the surge's p-value (Poisson test) is below this.",
-            callback=_number("a probability", above=0, below=1),
+            callback=_param(AlertParams, "p_value"),
         ),
-    ] = 0.01,
+    ] = AlertParams.p_value,
     weights: WeightsOpt = None,
     network_type: NetworkTypeOpt = "drive",
     layer: LayerOpt = None,
@@ -1380,6 +1850,9 @@ def alerts_command(
     """
     from . import threat
 
+    params = AlertParams.from_options(
+        distance_m=distance_m, recent_days=recent_days, baseline_days=baseline_days, p_value=p_value
+    )
     if out.suffix.lower() == ".json":
         raise HavenmapError(f"--out {out}: name the CSV file (e.g. alerts.csv); the JSON is written beside it")
     inputs = {
@@ -1406,10 +1879,7 @@ def alerts_command(
             weighted,
             d,
             as_of,
-            distance_m=distance_m,
-            recent_days=recent_days,
-            baseline_days=baseline_days,
-            alpha=p_value,
+            **params.warning_kwargs(),
             max_snap_m=max_snap_m,
         )
         csv_path, json_path = threat.write_alerts(out, alerts, weighted.attrs.get("as_of"), hxl=hxl)
@@ -1424,6 +1894,19 @@ def alerts_command(
 
 
 # ---------------------------------------------------------------------- share bundles
+def _share_cell_check(ctx: Any, param: Any, value: float) -> float:
+    """``--cell-m`` checked by the privacy grid's rule (cells of at least 100 m)."""
+    from .privacy import DefenderPrivacy
+
+    try:
+        return DefenderPrivacy(cell_size_m=value).cell_size_m
+    except InputError:
+        advice = "give a cell side of at least 100 m (smaller cells point at people)"
+        if value != value:
+            advice += " (nan is not a number)"
+        raise InputError(f"--cell-m {value:g}: {advice}") from None
+
+
 @app.command("share", short_help="A redacted, leak-checked bundle of a run for partners.")
 def share_command(
     run_dir: Annotated[Path, typer.Argument(metavar="DIR", help="The run's output folder (havenmap demo / run).")],
@@ -1446,7 +1929,7 @@ def share_command(
             "--cell-m",
             help="Grid cell side, metres (at least 100); nothing within half of it of a defender, base or private "
             "haven.",
-            callback=_number("a cell size in metres", at_least=100),
+            callback=_share_cell_check,
         ),
     ] = 500.0,
     defenders: Annotated[
@@ -1508,6 +1991,171 @@ def share_command(
     )
 
 
+# ---------------------------------------------------------------------- backtests
+@app.command("backtest", short_help="Threat and alerts scored on what happened next.")
+def backtest_command(
+    network: NetworkOpt,
+    incidents: IncidentsOpt,
+    start: Annotated[str, typer.Option("--from", metavar="<date>", help="First as-of date, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option("--to", metavar="<date>", help="Last as-of date, YYYY-MM-DD.")],
+    out: OutFolderOpt,
+    defenders: Annotated[
+        Path | None,
+        typer.Option("--defenders", "-d", help="Defenders to score alerts for (without: road scores only)."),
+    ] = None,
+    step: Annotated[
+        str, typer.Option("--step", metavar="<days>", help="Days between as-of dates: 7d, 14d, 2w ...")
+    ] = "7d",
+    horizon: Annotated[
+        str, typer.Option("--horizon", metavar="<days>", help="Days after each as-of date that are scored.")
+    ] = "7d",
+    method: MethodOpt = "mix",
+    bandwidth_m: BandwidthOpt = None,
+    half_life_days: HalfLifeOpt = None,
+    weights: WeightsOpt = None,
+    distance_m: Annotated[
+        float,
+        typer.Option(
+            "--distance-m",
+            help="Alert distance by road, metres: also the radius of an event.",
+        ),
+    ] = 1000.0,
+    recent_days: Annotated[int, typer.Option("--recent-days", min=1, help="Early warning's recent window, days.")] = 7,
+    baseline_days: Annotated[int, typer.Option("--baseline-days", min=1, help="Early warning's baseline, days.")] = 90,
+    p_value: Annotated[
+        float,
+        typer.Option(
+            "--p-value",
+            help="Early warning alerts when the surge's p-value (Poisson test) is below this.",
+        ),
+    ] = 0.01,
+    counts_days: Annotated[
+        int, typer.Option("--counts-days", min=1, help="Window of the last_counts baseline, days.")
+    ] = 56,
+    planar_bandwidth_m: Annotated[
+        float,
+        typer.Option(
+            "--planar-bandwidth-m",
+            help="Bandwidth of the planar_kde baseline, metres.",
+        ),
+    ] = 100.0,
+    planar_days: Annotated[
+        int, typer.Option("--planar-days", min=1, help="Window of the planar_kde baseline, days.")
+    ] = 112,
+    quiet_days: Annotated[
+        int,
+        typer.Option("--quiet-days", min=1, help="Days without a severe incident before one counts as an onset."),
+    ] = 28,
+    bootstrap: Annotated[
+        int,
+        typer.Option("--bootstrap", min=0, help="Bootstrap resamples of the as-of dates for the intervals (0: none)."),
+    ] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler", metavar="<address>", help="Dask scheduler of a running cluster, e.g. tcp://10.0.0.5:8786."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=0, help="Local Dask worker processes (default: one per CPU; 0: serially in this process)."
+        ),
+    ] = None,
+    network_type: NetworkTypeOpt = "drive",
+    layer: LayerOpt = None,
+    snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
+    split_crossings: SplitCrossingsOpt = False,
+    oneway_column: OnewayColumnOpt = None,
+    speed_column: SpeedColumnOpt = None,
+    speed_unit: SpeedUnitOpt = "kph",
+    class_column: ClassColumnOpt = None,
+    class_speeds: ClassSpeedsOpt = None,
+    max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
+    points_layer: PointsLayerOpt = None,
+    dedup_days: DedupDaysOpt = 1,
+    dedup_m: DedupMOpt = 500.0,
+) -> None:
+    """Backtest the threat picture and early warning against what happened next, and against baselines.
+
+    For every as-of date from --from to --to (every --step), the threat picture and alerts are made
+    from the incidents known then and scored on the next --horizon: per road hit rate and PAI at
+    1/5/10 % of road km, per defender hits, misses, false alarms, precision, recall and lead time;
+    the same for the baselines last_counts, planar_kde and uniform. Writes OUT/backtest.csv (one row
+    per as-of date and method), OUT/backtest.json (summary with bootstrap intervals, parameters,
+    manifest) and OUT/backtest.html (charts, offline). The dates run on Dask worker processes (or a
+    cluster: --scheduler), which receive the defenders' locations.
+    """
+    from . import _distributed, threat
+    from . import backtest as bt
+
+    params = bt.BacktestParams(
+        start=start,
+        end=end,
+        step_days=step,
+        horizon_days=horizon,
+        method=method,
+        bandwidth_m=bandwidth_m,
+        half_life_days=half_life_days,
+        distance_m=distance_m,
+        recent_days=recent_days,
+        baseline_days=baseline_days,
+        alert_alpha=p_value,
+        counts_days=counts_days,
+        planar_bandwidth_m=planar_bandwidth_m,
+        planar_days=planar_days,
+        quiet_days=quiet_days,
+        bootstrap=bootstrap,
+        seed=seed,
+        max_snap_m=max_snap_m,
+    )
+    _distributed.check_scheduler(scheduler, workers)
+    inputs = {
+        "--network": network,
+        "--class-speeds": class_speeds,
+        "--incidents": incidents,
+        "--weights": weights,
+        "--defenders": defenders,
+    }
+    _io.check_paths(inputs, {"--out": out}, folders=["--out"])
+    line_opts = _line_options(
+        layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
+    )
+    check_source(network, network_type)
+    with _step("Reading incidents" + (" and defenders" if defenders is not None else "")):
+        table = threat.read_weights(weights) if weights is not None else None
+        inc = bt.check_incidents(_read_feeds(incidents, dedup_days, dedup_m, points_layer).incidents)
+        d = layers.read_defenders(defenders, layer=points_layer) if defenders is not None else None
+    with _io.output_folder(out, bt.OUTPUT_FILES) as stage:  # checked now; filled at the end
+        net = _load_network(network, network_type, line_opts)
+        result = bt.backtest(
+            net, inc, d, params=params, weights=table, scheduler=scheduler, workers=workers, progress=True
+        )
+        with _step("Writing the backtest outputs"):
+            result.write(stage, title=f"Backtest — {network.name}")
+    _print_backtest(result, out)
+
+
+def _print_backtest(result, out: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title=None, box=None, header_style="bold")
+    metrics = ("pai_1", "pai_5", "pai_10", "hit_rate_5", "precision", "recall", "lead_time_days")
+    table.add_column("method")
+    for m in metrics:
+        table.add_column(m, justify="right")
+    for method, entry in result.summary.items():
+        table.add_row(method, *("–" if entry.get(m) is None else f"{entry[m]:.3g}" for m in metrics))
+    out_console.print(table)
+    cmp = result.comparison
+    if cmp and cmp["pai_5"].get("ratio") is not None:
+        ci = cmp["pai_5"].get("ratio_ci") or [None, None]
+        interval = f" (95 % interval {ci[0]}–{ci[1]})" if None not in ci else ""
+        _say(f"havenmap / {cmp['best_baseline']} on PAI at 5 %: {cmp['pai_5']['ratio']}{interval}")
+    _say(f"Outputs in {out}")
+
+
 def _point_options(path: Path, columns: dict) -> dict:
     """--lat/--lon/--crs describe CSV coordinates; vector files carry their own geometry and CRS."""
     if path.name.lower().endswith((".csv", ".tsv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz", ".txt")):
@@ -1542,11 +2190,13 @@ def execute(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command = typer.main.get_command(app)
     _shown.clear()
+    _RUN.argv, _RUN.record = ["havenmap", *args], manifest.RunRecord()
     with warnings.catch_warnings():
         warnings.simplefilter("always", UserWarning)  # repeats are dropped by _show_warning, once per run
         warnings.showwarning = _show_warning
         try:
-            result = command.main(args or ["--help"], prog_name="havenmap", standalone_mode=False)
+            with _RUN.record.capture():  # warnings also go to the manifest of a command's output folder
+                result = command.main(args or ["--help"], prog_name="havenmap", standalone_mode=False)
         except HavenmapError as exc:
             _say(f"havenmap: error: {exc}", err=True)
             return exc.exit_code

@@ -68,6 +68,7 @@ __all__ = [
     "page_assets",
     "patrol_map",
     "save_map",
+    "siting_map",
     "threat_map",
 ]
 
@@ -759,6 +760,115 @@ def nearest_map(
     return builder.build()
 
 
+#: Chosen siting candidates (numbered, in opening order) and the candidates not chosen.
+CHOSEN_COLOUR, REJECTED_COLOUR = "#EE7733", "#8a8a8a"  # a round badge: not a haven category colour
+
+
+def siting_map(
+    *,
+    roads: Any,
+    havens: gpd.GeoDataFrame | None,
+    candidates: gpd.GeoDataFrame,
+    service_areas_before: gpd.GeoDataFrame | None = None,
+    service_areas_after: gpd.GeoDataFrame | None = None,
+    defenders: gpd.GeoDataFrame | None = None,
+    coverage: pd.DataFrame | None = None,
+    minutes: float = 10.0,
+    title: str = "havenmap — where to open the next havens",
+    exact_defenders: bool = False,
+    privacy: DefenderPrivacy | None = None,
+    tiles: Any = None,
+) -> folium.Map:
+    """Where to open the next havens: the chosen sites in opening order, the others, and reach before/after.
+
+    ``havens`` is :attr:`havenmap.siting.SitingResult.havens` (existing ones are drawn as
+    havens; ``status`` 'new' ones are the chosen sites), ``candidates`` its ``candidates``
+    (``site_id``, ``name``, ``chosen``, ``order``, ``gain``, ``weight_within``).
+    ``service_areas_after`` (existing and new havens) are the safety bands,
+    ``service_areas_before`` (existing havens only) a grey outline; defenders' status after
+    siting (``coverage``, in time within ``minutes``) goes through :meth:`MapBuilder.add_safety`
+    at the privacy level (k-anonymous cells unless ``exact_defenders``). The summary lists the
+    sites in the order to open them.
+    """
+    if privacy is None:
+        privacy = DefenderPrivacy(exact=bool(exact_defenders))
+    builder = MapBuilder(title=title, roads=roads, tiles=tiles, privacy=privacy)
+    cand = mh.to_wgs84(candidates, "candidates")
+    if cand is None:
+        raise InputError("candidates: no candidate site to draw")
+    chosen = cand.loc[mh.column(cand, "chosen").astype(bool).to_numpy()]
+    chosen = chosen.sort_values("order", kind="stable") if "order" in chosen.columns else chosen
+    builder.summary_heading("Where to open the next havens")
+    for row, bounds in zip(chosen.itertuples(), chosen.geometry.bounds.to_numpy(), strict=True):
+        gain = mh.fmt(mh.number(getattr(row, "gain", None)), ".4g")
+        builder.add_summary_line(
+            "site", f"{int(row.order)}.", f"open {mh.plain(row.name, 80)} (gain {gain})", bounds=bounds,
+            swatch=_site_svg(int(row.order), 16),
+        )  # fmt: skip
+    existing = None
+    if havens is not None:
+        existing = havens.loc[mh.column(havens, "status").astype(str).to_numpy() != "new"]
+    builder.add_safety(
+        havens=existing if existing is not None and len(existing) else None,
+        service_areas=service_areas_after,
+        defenders=defenders,
+        coverage=coverage,
+        slow_minutes=minutes,
+    )
+    if service_areas_before is not None:
+        before = mh.to_wgs84(service_areas_before, "service_areas_before")
+        if before is not None:
+            merged = gpd.GeoDataFrame(geometry=[before.union_all()], crs=before.crs)
+            builder.add_areas(
+                "reach_before", f"Within {minutes:g} min before siting", "Safety", merged, colour=REJECTED_COLOUR,
+                opacity=0.04, legend_text=f"a haven within {minutes:g} min before the new havens",
+            )  # fmt: skip
+    _add_sites(builder, cand, chosen)
+    return builder.build()
+
+
+def _site_svg(order: int, size: int = 24) -> str:
+    """A chosen site: a round badge with its opening number (a number we made, never user text)."""
+    return (
+        f'<svg width="{size}" height="{size}" viewBox="0 0 24 24" aria-hidden="true">'
+        f'<circle cx="12" cy="12" r="10.5" fill="{CHOSEN_COLOUR}" stroke="#222" stroke-width="1.5"/>'
+        '<circle cx="12" cy="12" r="8" fill="none" stroke="#fff" stroke-width="1.2"/>'
+        f'<text x="12" y="16.3" text-anchor="middle" font-size="12" font-weight="bold" fill="#fff">{int(order)}</text>'
+        "</svg>"
+    )
+
+
+def _add_sites(builder: MapBuilder, cand: gpd.GeoDataFrame, chosen: gpd.GeoDataFrame) -> None:
+    dot = (
+        '<svg width="12" height="12" viewBox="0 0 12 12" aria-hidden="true"><circle cx="6" cy="6" r="4.5" '
+        f'fill="#ffffff" stroke="{REJECTED_COLOUR}" stroke-width="2"/></svg>'
+    )
+    rejected = cand.loc[~mh.column(cand, "chosen").astype(bool).to_numpy()]
+    rows = []
+    for frame, pick in ((rejected, False), (chosen, True)):
+        if frame.empty:
+            continue
+        lat, lon = mh.point_rows(frame.geometry)
+        for i, row in enumerate(frame.itertuples()):
+            name = mh.plain(row.name, 120) or mh.plain(row.site_id, 60)
+            within = mh.fmt(mh.number(getattr(row, "weight_within", None)), ".3g")
+            lines = [
+                f"open no. {int(row.order)}: {name}" if pick else f"candidate, not chosen: {name}",
+                f"id {mh.plain(row.site_id, 60)}; defender weight within the band: {within}",
+            ]
+            if pick:
+                lines.append(f"gain when opened: {mh.fmt(mh.number(row.gain), '.4g')}")
+            rows.append([lat[i], lon[i], int(row.order) if pick else 0, lines, None, None])
+    icons = [{"html": dot, "cls": "hm-icon hm-candidate", "size": 12}]
+    icons += [{"html": _site_svg(k), "cls": "hm-icon hm-chosen", "size": 24} for k in range(1, len(chosen) + 1)]
+    legend = [(_site_svg(1, 16), "new haven: the site to open, numbered in opening order")]
+    if len(rejected):
+        legend.append((dot, "candidate site not chosen"))
+    builder.layer("sites", "Candidate sites (numbered: open in this order)", "Safety", legend=legend)
+    builder.call("points", {"layer": "sites", "icons": icons, "rows": rows})
+    builder.include_in_view(bounds=cand.total_bounds)
+
+
 def save_map(m: folium.Map, path: str | os.PathLike[str], private: bool | None = None) -> Path:
     """Write the map as one self-contained HTML file, atomically.
 
@@ -779,10 +889,32 @@ def save_map(m: folium.Map, path: str | os.PathLike[str], private: bool | None =
     """
     if private is None:
         private = bool(getattr(m, _EXACT_ATTR, False))
-    return write_text(path, m.get_root().render(), private=private)
+    root = m.get_root()
+    return write_text(path, _stable_ids(root, root.render()), private=private)
 
 
 # ================================================================== helpers
+
+
+_HEX_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def _stable_ids(root: Element, html: str) -> str:
+    """Replace branca's random element ids (``map_<32 hex>``) by their order of appearance.
+
+    branca names every element from ``os.urandom``; numbering them instead makes the same
+    map the same file (a run's outputs are byte-identical, see :mod:`havenmap.manifest`).
+    Only the ids of the page's own elements are touched.
+    """
+    ids, stack = set(), [root]
+    while stack:
+        element = stack.pop()
+        ids.add(element._id)
+        stack.extend(element._children.values())
+    order: dict[str, str] = {}
+    return _HEX_ID.sub(
+        lambda hit: order.setdefault(hit.group(), f"{len(order) + 1:032x}") if hit.group() in ids else hit.group(), html
+    )
 
 
 def _road_frame(roads: Any) -> gpd.GeoDataFrame | None:

@@ -70,6 +70,7 @@ __all__ = [
     "SCHEDULE_COLUMNS",
     "STOP_COLUMNS",
     "TARGET_COLUMNS",
+    "TIMING_KEYS",
     "PatrolPlan",
     "PatrolProblem",
     "as_targets",
@@ -77,9 +78,11 @@ __all__ = [
     "check_days",
     "check_units",
     "combine_targets",
+    "gpx_name",
     "plan_patrols",
     "read_targets",
     "read_units",
+    "solve_times",
     "target_frequencies",
     "targets_from_defenders",
     "targets_from_havens",
@@ -133,6 +136,9 @@ OUTPUT_FILES = (
     "patrol_map.html",
     "gpx/*.gpx",
 )
+#: Keys of :attr:`PatrolPlan.summary` (and of its ``per_day`` entries) that are wall-clock times:
+#: they differ between runs of the same plan, so the files leave them out (see :func:`solve_times`).
+TIMING_KEYS = ("solve_time_s",)
 #: Solver time grid: integer ticks per second (travel, service and window starts are rounded up to
 #: the grid, window ends and shifts down, so a plan feasible on the grid is feasible in exact times).
 TICKS_PER_S = 10
@@ -1368,7 +1374,7 @@ def write_patrol_outputs(
         out / "target_frequency.csv", _rounded(plan.frequency), private=private, hxl=hxl
     )
     written["gpx"] = _write_gpx(plan, out / "gpx", private)
-    summary = dict(plan.summary)
+    summary = _without_timings(plan.summary)
     summary["files"] = {
         k: ([str(Path(p).relative_to(out)) for p in v] if isinstance(v, list) else str(Path(v).relative_to(out)))
         for k, v in written.items()
@@ -1386,6 +1392,22 @@ def write_patrol_outputs(
     return written
 
 
+def solve_times(plan: PatrolPlan) -> dict[str, Any]:
+    """The solver's wall-clock times (``solve_s`` and ``solve_s_per_day``): for a run's manifest, not its files."""
+    return {
+        "solve_s": plan.summary.get("solve_time_s"),
+        "solve_s_per_day": [day.get("solve_time_s") for day in plan.summary.get("per_day", [])],
+    }
+
+
+def _without_timings(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary without :data:`TIMING_KEYS`: the same plan gives the same file."""
+    out = {k: v for k, v in summary.items() if k not in TIMING_KEYS}
+    if "per_day" in out:
+        out["per_day"] = [{k: v for k, v in day.items() if k not in TIMING_KEYS} for day in out["per_day"]]
+    return out
+
+
 def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for col in out.columns:
@@ -1397,6 +1419,11 @@ def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
 def _safe_name(text: str) -> str:
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")
     return cleaned or "unit"
+
+
+def gpx_name(unit: str, day: int) -> str:
+    """The file stem of a unit's GPX for a day: ``<unit>_day-<d>``, the unit's name made file-safe."""
+    return f"{_safe_name(str(unit))}_day-{int(day)}"
 
 
 def _write_gpx(plan: PatrolPlan, folder: Path, private: bool) -> list[Path]:
@@ -1416,7 +1443,7 @@ def _write_gpx(plan: PatrolPlan, folder: Path, private: bool) -> list[Path]:
         name = f"{row.unit} day {row.day}"
         desc = f"{row.n_targets} targets, back at base after {row.duration_min:.1f} min, {row.distance_m / 1000:.2f} km"
         text = _gpx.gpx_document(name, np.asarray(row.geometry.coords), wpts, description=desc)
-        stem = f"{_safe_name(str(row.unit))}_day-{row.day}"
+        stem = gpx_name(row.unit, row.day)
         n = 2
         while stem in used:  # units 'a b' and 'a_b' must not overwrite each other
             stem = f"{_safe_name(str(row.unit))}-{n}_day-{row.day}"

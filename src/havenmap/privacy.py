@@ -101,7 +101,10 @@ class DefenderPrivacy:
         unknown = sorted(set(values) - known)
         if unknown:
             raise InputError(f"{source}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
-        return cls(**values)
+        try:
+            return cls(**values)
+        except InputError as exc:
+            raise InputError(f"{source}: {exc}") from None
 
     @classmethod
     def from_file(cls, path: str | Path, table: str = "privacy") -> DefenderPrivacy:
