@@ -626,7 +626,11 @@ def _havens_geojson(havens: list[dict]) -> str:
         json.dumps(
             {
                 "type": "Feature",
-                "properties": {k: h[k] for k in ("id", "name", "kind", "osm_type", "osm_id")},
+                # embassies and clinics are known institutions; a place of worship shelters quietly
+                "properties": {
+                    **{k: h[k] for k in ("id", "name", "kind", "osm_type", "osm_id")},
+                    "public": h["kind"] != "place_of_worship",
+                },
                 "geometry": {"type": "Point", "coordinates": [round(h["lon"], 7), round(h["lat"], 7)]},
             },
             ensure_ascii=False,
@@ -804,6 +808,7 @@ per kind, so they spread across the area. Node POIs use the node; building outli
 | `kind` | `embassy` (amenity=embassy / office=diplomatic), `clinic` (amenity=clinic/doctors/hospital, healthcare=doctor/hospital), `place_of_worship` |
 | `osm_type` | `node` or `way` |
 | `osm_id` | the OSM id (integer), so https://www.openstreetmap.org/<osm_type>/<osm_id> shows the feature |
+| `public` | `true` for embassies and clinics (known institutions: share bundles may name them), `false` for places of worship (private havens, never shared) |
 
 ### `incidents.csv` ({n_incidents} rows, synthetic)
 

@@ -99,7 +99,13 @@ def _commands() -> dict:
 
 def _path_params(command) -> list:
     """Options taking a file or folder (``--units`` takes a number or a file)."""
-    return [p for p in command.params if p.type_descriptor.is_path or p.opts[0] == "--units"]
+    return [p for p in command.params if _takes_paths(p) or p.opts[0] == "--units"]
+
+
+def _takes_paths(param) -> bool:
+    """A file option, or one taking several files (``--incidents`` may be repeated)."""
+    kind = param.type_descriptor
+    return kind.is_path or (param.multiple and "Path" in str(kind.annotation))
 
 
 def _conflict_cases() -> list[tuple[str, str, str]]:
@@ -140,8 +146,8 @@ def _args(name: str, command, inputs: dict[str, Path], outputs: dict[str, Path])
     args = [name]
     for p in command.params:
         opt = p.opts[0]
-        if p.param_type_name == "argument":  # a positional input (run's SCENARIO.toml)
-            args += [str(inputs[opt])]
+        if p.param_type_name == "argument":  # a positional: run's SCENARIO.toml (input), share's DIR (output)
+            args.append(str(outputs[opt] if opt in outputs else inputs[opt]))
         elif opt in outputs:
             args += [opt, str(outputs[opt])]
         elif opt in inputs and p.required:
@@ -163,8 +169,8 @@ def test_every_output_pointed_at_every_input_is_refused_before_any_work(
     outputs = {opt: tmp_path / "new" / opt.strip("-") for opt in OUTPUT_OPTIONS if opt == "--out"}
     outputs[out_option] = target
     args = _args(command_name, command, inputs, outputs)
-    positional = any(p.opts[0] == in_option and p.param_type_name == "argument" for p in command.params)
-    if in_option not in args and not positional:  # an optional input: give it
+    positional = {p.opts[0] for p in command.params if p.param_type_name == "argument"}
+    if in_option not in args and in_option not in positional:  # an optional input: give it
         args += [in_option, str(inputs[in_option])]
     if command_name == "patrol" and "--targets" not in args:
         args += ["--targets", str(inputs["--targets"])]

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import re
@@ -330,7 +331,7 @@ def write_json(path: PathLike, data: Any, private: bool = False) -> Path:
     return write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n", private=private)
 
 
-def write_csv(path: PathLike, frame: pd.DataFrame, private: bool = False) -> Path:
+def write_csv(path: PathLike, frame: pd.DataFrame, private: bool = False, *, hxl: bool = False) -> Path:
     """Write a DataFrame (geometry column dropped) as CSV atomically.
 
     Text cells that a spreadsheet would run as a formula (starting with ``= + - @``, tab or
@@ -338,13 +339,156 @@ def write_csv(path: PathLike, frame: pd.DataFrame, private: bool = False) -> Pat
     ids, names and reasons come from users' files. Text that already starts with ``'``
     before such a character gets one more, so :func:`read_table` gives every value back
     exactly.
+
+    With ``hxl`` the header line is followed by an HXL hashtag row (:func:`hxl_hashtags`), so
+    HXL tools (libhxl, HDX, HXL Proxy) read the columns by meaning; havenmap's own readers
+    skip it.
     """
     if isinstance(frame, gpd.GeoDataFrame):
         frame = pd.DataFrame(frame.drop(columns=frame.geometry.name))
     frame = _defuse_formulas(frame)
     with atomic_path(path, private=private) as tmp:
-        frame.to_csv(tmp, index=False)
+        if hxl:
+            with open(tmp, "w", newline="", encoding="utf-8") as handle:
+                rows = csv.writer(handle, lineterminator="\n")
+                rows.writerow([str(c) for c in frame.columns])
+                rows.writerow(hxl_hashtags(frame.columns))
+                frame.to_csv(handle, index=False, header=False, lineterminator="\n")
+        else:
+            frame.to_csv(tmp, index=False)
     return Path(path)
+
+
+# ---------------------------------------------------------------------- HXL hashtags
+#: Our documented output columns and the HXL hashtag each carries in a hashtag row (the README
+#: has this table). Columns named ``<stem>_<minutes>`` (``covered_15``, ``share_within_5``) take
+#: the stem's hashtag plus ``+m<minutes>``; other columns are left untagged (HXL ignores them).
+HXL_HASHTAGS: dict[str, str] = {
+    # incidents (read_incidents, read_incident_feeds, share bundles)
+    "incident_id": "#event+id",
+    "date": "#date+occurred",
+    "week": "#date+occurred+week_start",
+    "event_type": "#event+type",
+    "sub_event_type": "#event+type+sub",
+    "fatalities": "#affected+killed",
+    "geo_precision": "#geo+precision",
+    "notes": "#description",
+    "source": "#meta+source",
+    "sources": "#meta+source+list",
+    "source_kinds": "#meta+source+kind+list",
+    "n_sources": "#meta+source+num",
+    "source_id": "#meta+id+source",
+    "merged_id": "#event+id+merged",
+    "kept": "#status+kept",
+    "days_apart": "#indicator+days_apart+num",
+    "metres_apart": "#indicator+metres_apart+num",
+    "merge_reason": "#description+merge",
+    "latitude": "#geo+lat",
+    "longitude": "#geo+lon",
+    "lat": "#geo+lat",
+    "lon": "#geo+lon",
+    # grid cells of share bundles
+    "cell_id": "#loc+id+cell",
+    "cell_lat": "#geo+lat+cell_centre",
+    "cell_lon": "#geo+lon+cell_centre",
+    "cell_size_m": "#indicator+cell_size_m+num",
+    "incidents": "#event+num",
+    "band_min": "#indicator+band_min+num",
+    "share_within": "#indicator+share+within",
+    # defenders per k-anonymous cell, coverage
+    "defenders": "#beneficiary+num",
+    "covered": "#beneficiary+covered+num",
+    "slow": "#beneficiary+slow+num",
+    "unreachable": "#beneficiary+unreachable+num",
+    "suppressed": "#status+suppressed",
+    "defender_id": "#beneficiary+id",
+    "haven_id": "#loc+id+haven",
+    "haven_name": "#loc+name+haven",
+    "second_haven_id": "#loc+id+haven+second",
+    "travel_time_s": "#indicator+travel_time_s+num",
+    "second_travel_time_s": "#indicator+travel_time_s+second+num",
+    "reachable": "#status+reachable",
+    "reason": "#description+reason",
+    "served": "#beneficiary+served+num",
+    "share": "#indicator+share+covered",
+    "lost": "#beneficiary+lost+num",
+    "cut_off": "#beneficiary+cut_off+num",
+    "lose_all_cover": "#beneficiary+lose_all_cover+num",
+    "lose_all_cover_ids": "#beneficiary+id+lose_all_cover+list",
+    "haven_without_closures": "#loc+id+haven+without_closures",
+    "haven_with_closures": "#loc+id+haven+with_closures",
+    "time_without": "#indicator+travel_time_s+without_closures+num",
+    "time_with": "#indicator+travel_time_s+with_closures+num",
+    "delay_s": "#indicator+delay_s+num",
+    "band_without": "#indicator+band_min+without_closures+num",
+    "band_with": "#indicator+band_min+with_closures+num",
+    # alerts (per defender; per area in share bundles)
+    "level": "#severity",
+    "score": "#severity+score+num",
+    "defenders_alerted": "#beneficiary+alerted+num",
+    "critical": "#beneficiary+alerted+critical+num",
+    "high": "#beneficiary+alerted+high+num",
+    "elevated": "#beneficiary+alerted+elevated+num",
+    "recent_count": "#event+recent+num",
+    "baseline_count": "#event+baseline+num",
+    "baseline_rate_per_week": "#indicator+baseline_rate_per_week+num",
+    "expected_recent": "#indicator+expected_recent+num",
+    "p_value": "#indicator+p_value+num",
+    "severe_count": "#event+severe+num",
+    "nearest_m": "#indicator+nearest_m+num",
+    "nearest_street": "#loc+name+street",
+    "distance_m": "#indicator+distance_m+num",
+    "recent_days": "#indicator+recent_days+num",
+    "baseline_days": "#indicator+baseline_days+num",
+    "as_of": "#date+as_of",
+    # threat per road and node
+    "osmid": "#geo+node+id",
+    "risk": "#severity+risk+num",
+    # patrols (schedules, frequencies, areas)
+    "unit": "#org+unit",
+    "day": "#date+day+num",
+    "days": "#date+day+num+count",
+    "stop": "#indicator+stop+num",
+    "target_id": "#loc+id+target",
+    "arrival_min": "#indicator+arrival_min+num",
+    "departure_min": "#indicator+departure_min+num",
+    "kind": "#meta+kind",
+    "priority": "#indicator+priority+num",
+    "target_frequency": "#frequency+target",
+    "planned_visits": "#indicator+planned_visits+num",
+    "planned_frequency": "#frequency+planned",
+    "presence_frequency": "#frequency+presence",
+    "cells": "#loc+cell+num",
+    "area_km2": "#indicator+area_km2+num",
+    # points
+    "id": "#meta+id",
+    "name": "#loc+name",
+    "public": "#status+public",
+}
+_NUMBERED = re.compile(r"^(?P<stem>[a-z_]+?)_(?P<minutes>\d+(?:\.\d+)?)$")
+
+
+def hxl_hashtags(columns: Iterable[object]) -> list[str]:
+    """The HXL hashtag of each column (see :data:`HXL_HASHTAGS`); ``""`` for columns without one.
+
+    ``covered_15`` / ``share_within_5`` / ``lost_10`` (a stem and a number of minutes) take the
+    stem's hashtag plus ``+m15`` (``+m7_5`` for 7.5 minutes). A hashtag is used once per table:
+    a second column with the same hashtag gets an ``+n2`` attribute so HXL tools tell them apart.
+    """
+    tags: list[str] = []
+    seen: dict[str, int] = {}
+    for column in columns:
+        name = str(column)
+        tag = HXL_HASHTAGS.get(name, "")
+        numbered = _NUMBERED.match(name)
+        if not tag and numbered and numbered["stem"] in HXL_HASHTAGS:
+            tag = f"{HXL_HASHTAGS[numbered['stem']]}+m{numbered['minutes'].replace('.', '_')}"
+        if tag:
+            seen[tag] = seen.get(tag, 0) + 1
+            if seen[tag] > 1:
+                tag = f"{tag}+n{seen[tag]}"
+        tags.append(tag)
+    return tags
 
 
 _GUARDED = r"^'*[=+\-@\t\r]"  # what write_csv prefixes with "'" (when not a number)

@@ -244,15 +244,119 @@ def _read(p: Path, fmt: str, text_columns: set[str], layer: str | None = None) -
         # only empty cells are missing: 'NaN' or 'NA' written in a cell is text (an id, or a bad number)
         opts = {"sep": sep, "encoding": "utf-8-sig", "skip_blank_lines": False, "keep_default_na": False}
         opts["na_values"] = [""]
+        hashtags = hxl_hashtag_row(p, sep)
+        if hashtags is not None:  # the HXL row is not data; the header is the row above it (if any)
+            row, tags = hashtags
+            if row == 0:
+                opts.update(header=None, skiprows=1, names=[t or f"column_{i + 1}" for i, t in enumerate(tags)])
+            else:
+                opts.update(header=row - 1, skiprows=[row])
         header = pd.read_csv(p, nrows=0, **opts).columns
-        dtype = {c: str for c in header if str(c).strip().lower() in text_columns}
-        return pd.read_csv(p, dtype=dtype, low_memory=False, **opts)
+        renames = _hxl_renames(list(header), tags) if hashtags is not None else {}
+        dtype = {c: str for c in header if str(renames.get(c, c)).strip().lower() in text_columns}
+        frame = pd.read_csv(p, dtype=dtype, low_memory=False, **opts)
+        if hashtags is not None:
+            frame.attrs["hxl"] = {str(c): t for c, t in zip(frame.columns, tags, strict=False) if t}
+            frame = frame.rename(columns=renames)
+        return frame
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
         metadata = pq.read_schema(p).metadata or {}
         return gpd.read_parquet(p) if b"geo" in metadata else pd.read_parquet(p)
     return gpd.read_file(p, layer=layer) if layer is not None else gpd.read_file(p)
+
+
+# --------------------------------------------------------------------------- HXL hashtag rows
+
+#: Fields our readers know, the HXL hashtags (libhxl tag patterns, ``!`` = no other attributes)
+#: that name them in a partner's file, and the header spellings that already do. A column with
+#: such a hashtag is read as that field unless another column already has one of the spellings.
+HXL_FIELDS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("id", ("#event+id!", "#event+code!", "#meta+id!"), ("id", "incident_id", "event_id", "event_id_cnty")),
+    ("date", ("#date+occurred!", "#date+start!", "#date!"), ("date", "event_date", "date_start", "datetime")),
+    ("latitude", ("#geo+lat!",), (*LAT_NAMES, *Y_NAMES)),
+    ("longitude", ("#geo+lon!",), (*LON_NAMES, *X_NAMES)),
+    ("event_type", ("#event+type!",), ("event_type", "type_of_violence")),
+    ("sub_event_type", ("#event+type+sub!", "#event+subtype!", "#event+sub_type!"), ("sub_event_type",)),
+    ("fatalities", ("#affected+killed!", "#affected+dead!"), ("fatalities", "deaths", "best")),
+    ("geo_precision", ("#geo+precision!",), ("geo_precision", "where_prec")),
+    ("notes", ("#description!", "#meta+notes!"), ("notes", "description", "source_headline")),
+    ("name", ("#loc+name!", "#org+name!"), ("name",)),
+    ("public", ("#status+public!",), ("public",)),
+)
+_HXL_SCAN_ROWS = 25  # libhxl looks for the hashtag row in the first 25 rows too
+
+
+def hxl_hashtag_row(path: Path, sep: str) -> tuple[int, list[str]] | None:
+    """The HXL hashtag row of a CSV/TSV file: ``(0-based row, hashtag per column)``, or ``None``.
+
+    A row is the hashtag row when at least half of its non-empty cells are valid HXL
+    hashtags with attributes, the rule of libhxl's reader (``hxl.model.Column.parse``,
+    ``FUZZY_HASHTAG_PERCENTAGE``); malformed cells leave their column untagged. Only the
+    first 25 rows are looked at, and libhxl is imported only when one of them holds a ``#``.
+    """
+    rows = _head_rows(path, sep, _HXL_SCAN_ROWS)
+    if not any(cell.strip().startswith("#") for row in rows for cell in row):
+        return None
+    import hxl.model
+
+    for index, row in enumerate(rows):
+        cells = [cell.strip() for cell in row]
+        filled = [c for c in cells if c]
+        if not filled or not any(c.startswith("#") for c in filled):
+            continue
+        parsed = [hxl.model.Column.parse(c) if c else None for c in cells]
+        found = [c for c in parsed if c]
+        if len(found) / len(filled) >= hxl.model.FUZZY_HASHTAG_PERCENTAGE:
+            return index, [c.display_tag if c else "" for c in parsed]
+    return None
+
+
+def _head_rows(path: Path, sep: str, n: int) -> list[list[str]]:
+    """The first ``n`` rows of a (possibly compressed) CSV file, as text cells."""
+    import bz2
+    import csv
+    import gzip
+    import io
+    import itertools
+    import lzma
+    import zipfile
+
+    name = path.name.lower()
+    try:
+        if name.endswith(".zip"):
+            with zipfile.ZipFile(path) as archive:
+                first = archive.namelist()[0]
+                text = io.TextIOWrapper(archive.open(first), encoding="utf-8-sig", errors="replace")
+                return [list(r) for r in itertools.islice(csv.reader(text, delimiter=sep), n)]
+        opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(Path(name).suffix, open)
+        with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as handle:
+            return [list(r) for r in itertools.islice(csv.reader(handle, delimiter=sep), n)]
+    except (OSError, csv.Error, zipfile.BadZipFile, EOFError, lzma.LZMAError, IndexError):
+        return []  # pandas reports the damage with the file's name
+
+
+def _hxl_renames(header: list[object], tags: list[str]) -> dict[object, str]:
+    """Columns to read as one of :data:`HXL_FIELDS`, by their hashtag (see there)."""
+    import hxl.model
+
+    present = {str(c).strip().lower() for c in header}
+    columns = [hxl.model.Column.parse(t) if t else None for t in tags]
+    renames: dict[object, str] = {}
+    for field, patterns, spellings in HXL_FIELDS:
+        if present & {s.lower() for s in spellings}:
+            continue
+        for pattern in (hxl.model.TagPattern.parse(p) for p in patterns):
+            hit = next(
+                (h for h, c in zip(header, columns, strict=False) if c and h not in renames and pattern.match(c)),
+                None,
+            )
+            if hit is not None:
+                renames[hit] = field
+                present.add(field)
+                break
+    return renames
 
 
 def prepare_frame(obj: pd.DataFrame, label: str = "<memory>") -> tuple[pd.DataFrame, Source]:

@@ -530,7 +530,7 @@ def _add_service_areas(builder: MapBuilder, areas: gpd.GeoDataFrame) -> None:
         builder.call("areas", {"layer": key, "pane": "hmBands", "cls": "hm-service-area", "items": [item]})
 
 
-def _legible_cell_size(defenders: gpd.GeoDataFrame, cell_m: float) -> float:
+def legible_cell_size(defenders: gpd.GeoDataFrame, cell_m: float) -> float:
     """``cell_m``, doubled until the defenders fill at most :data:`MAX_DEFENDER_CELLS` cells."""
     if len(defenders) <= MAX_DEFENDER_CELLS:
         return cell_m
@@ -578,7 +578,7 @@ def _add_defenders(builder: MapBuilder, dfd: gpd.GeoDataFrame, slow: float) -> _
     if privacy.exact:
         _add_exact_defenders(builder, dfd, status, slow, legend)
         return state
-    size = _legible_cell_size(dfd, float(privacy.cell_size_m))
+    size = legible_cell_size(dfd, float(privacy.cell_size_m))
     agg = defender_cells(dfd, status, cell_size_m=size, k=privacy.k, categories=mh.STATUS_ORDER)
     state.agg = agg
     cells = agg.cells

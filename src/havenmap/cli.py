@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.text import Text
 
 from . import _io, layers, manifest, report, scenario
-from .errors import HavenmapError, listing, shortened
+from .errors import HavenmapError, InputError, listing, shortened
 from .havens import assign_havens, nearest_havens
 from .lines import DEFAULT_SNAP_TOLERANCE_M, LineOptions, network_report
 from .network import RoadNetwork, check_source, load_network
@@ -49,6 +49,7 @@ WORKFLOW = (
     "patrol",
     "patrol-check",
     "map",
+    "share",
     "network",
     "download",
 )
@@ -432,9 +433,16 @@ def nearest(
         Path | None, typer.Option("--map", help="Also write an offline HTML map of the result.")
     ] = None,
     incidents: Annotated[
-        Path | None,
-        typer.Option("--incidents", help="Incidents to draw as a heatmap on --map (ACLED, UCDP GED, CSV, GeoJSON...)."),
+        list[Path] | None,
+        typer.Option(
+            "--incidents",
+            help="Incidents to draw as a heatmap on --map (ACLED, UCDP GED, HXL/CSV, GeoJSON...); "
+            "repeat for several feeds (duplicates merged, see incidents_merged.csv).",
+        ),
     ] = None,
+    dedup_days: DedupDaysOpt = 1,
+    dedup_m: DedupMOpt = 500.0,
+    hxl: HxlOpt = False,
     network_type: NetworkTypeOpt = "drive",
     layer: LayerOpt = None,
     snap_tolerance_m: SnapToleranceOpt = DEFAULT_SNAP_TOLERANCE_M,
@@ -474,7 +482,7 @@ def nearest(
         "--closures": closures,
         "--risk": risk,
     }
-    _io.check_paths(inputs, {"--out": out, "--map": map_path})
+    _io.check_paths(inputs, {"--out": out, "--map": map_path, **_merged_output(incidents, out)})
     line_opts = _line_options(
         layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
     )
@@ -484,7 +492,8 @@ def nearest(
         columns["layer"] = points_layer
         d = layers.read_defenders(defenders, **_point_options(defenders, columns))
         h = layers.read_havens(havens, **_point_options(havens, columns))
-        inc = layers.read_incidents(incidents, layer=points_layer) if incidents else None
+        feed = _read_feeds(incidents, dedup_days, dedup_m, points_layer)
+        inc = None if feed is None else feed.incidents
         barriers, risk_table = _read_cost_inputs(closures, risk)
     net = _load_network(network, network_type, line_opts)
     weights, risk_arr = _cost_model(net, cost, barriers, risk_table, alpha, max_risk)
@@ -492,6 +501,7 @@ def nearest(
         result = nearest_havens(net, d, h, k=k, cost=cost, max_snap_m=max_snap_m, edge_weights=weights, risk=risk_arr)
     with _step("Writing outputs"):
         _io.write_geojson(out, result, private=True)
+        _write_merged(feed, out, hxl)
         if map_path is not None:
             scenario.write_nearest_map(
                 map_path,
@@ -693,6 +703,7 @@ def patrol_command(
     class_speeds: ClassSpeedsOpt = None,
     max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
     points_layer: PointsLayerOpt = None,
+    hxl: HxlOpt = False,
 ) -> None:
     """Plan patrol routes: every unit from its base and back within its shift, collecting target priority.
 
@@ -760,7 +771,7 @@ def patrol_command(
                 net, tg, b, **{**params.plan_kwargs(), "units": unit_spec}, risk=risk_arr, max_snap_m=max_snap_m
             )
         with _step("Writing outputs"):
-            pt.write_patrol_outputs(plan, stage, roads=net, title=f"Patrols — {network.name}")
+            pt.write_patrol_outputs(plan, stage, roads=net, title=f"Patrols — {network.name}", hxl=hxl)
         if not plan.summary["reproducible"]:
             _RUN.record.warnings.append(_NOT_REPRODUCIBLE)
         _write_manifest(
@@ -991,6 +1002,7 @@ def coverage_command(
     lon_column: LonOpt = None,
     crs: CrsOpt = None,
     points_layer: PointsLayerOpt = None,
+    hxl: HxlOpt = False,
 ) -> None:
     """Who reaches a haven within each time band, what losing any one haven does, and what closures cut off.
 
@@ -1055,7 +1067,7 @@ def coverage_command(
         }
         with _step("Writing outputs"):
             summary = cov_mod.write_coverage_outputs(
-                stage, cov, areas, n1=n1, impact=impact, extra={"cost_model": cost_model}
+                stage, cov, areas, n1=n1, impact=impact, extra={"cost_model": cost_model}, hxl=hxl
             )
         _write_manifest(
             stage,
@@ -1272,11 +1284,16 @@ def map_command(
     network: NetworkOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output HTML file (one self-contained offline page).")],
     incidents: Annotated[
-        Path | None,
+        list[Path] | None,
         typer.Option(
-            "--incidents", help="Incidents (ACLED, UCDP GED, CSV, GeoJSON...): heatmap by week, recent markers."
+            "--incidents",
+            help="Incidents (ACLED, UCDP GED, HXL/CSV, GeoJSON...): heatmap by week, recent markers; repeat for "
+            "several feeds (duplicates merged, see incidents_merged.csv).",
         ),
     ] = None,
+    dedup_days: DedupDaysOpt = 1,
+    dedup_m: DedupMOpt = 500.0,
+    hxl: HxlOpt = False,
     havens: Annotated[Path | None, typer.Option("--havens", help="Safe havens (points with id, name, kind).")] = None,
     defenders: Annotated[
         Path | None,
@@ -1407,7 +1424,7 @@ def map_command(
         "--targets": targets,
         "--bases": bases,
     }
-    _io.check_paths(inputs, {"--out": out})
+    _io.check_paths(inputs, {"--out": out, **_merged_output(incidents, out)})
     line_opts = _line_options(
         layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
     )
@@ -1417,7 +1434,7 @@ def map_command(
     check_source(network, network_type)
     with _step("Reading the layers"):
         kw = {
-            "incidents": layers.read_incidents(incidents, layer=points_layer) if incidents else None,
+            "incidents": None,
             "havens": layers.read_havens(havens, layer=points_layer) if havens else None,
             "defenders": layers.read_defenders(defenders, layer=points_layer) if defenders else None,
             "bases": layers.read_bases(bases, layer=points_layer) if bases else None,
@@ -1429,6 +1446,8 @@ def map_command(
         }
         if patrols is not None:
             kw["patrol_routes"], kw["patrol_stops"] = _read_patrols(patrols, targets, points_layer)
+        feed = _read_feeds(incidents, dedup_days, dedup_m, points_layer)
+        kw["incidents"] = None if feed is None else feed.incidents
     net = _load_network(network, network_type, line_opts)
     if kw["havens"] is not None and kw["defenders"] is not None:
         # the network is here: compute what the commander needs rather than draw "status unknown"
@@ -1458,6 +1477,7 @@ def map_command(
             **kw,
         )
         maps.save_map(m, out)
+        _write_merged(feed, out, hxl)
     _say(f"Map written to {out}" + (" (owner-only: exact defender locations)" if exact_defenders else ""))
 
 
@@ -1511,13 +1531,72 @@ def _read_patrols(folder: Path, targets: Path | None, layer: str | None = None):
 
 # ---------------------------------------------------------------------- threat picture and early warning
 IncidentsOpt = Annotated[
-    Path,
+    list[Path],
     typer.Option(
         "--incidents",
         "-i",
-        help="Incidents: ACLED export, UCDP GED, CSV (id, date, event_type, latitude, longitude...), GeoJSON, GPKG.",
+        help="Incidents: ACLED export, UCDP GED, CSV (id, date, event_type, latitude, longitude...; an HXL "
+        "hashtag row is read), GeoJSON, GPKG. Repeat for several feeds: likely duplicates across them count "
+        "once (see --dedup-days, --dedup-m; each merge is listed in incidents_merged.csv).",
     ),
 ]
+
+
+def _dedup_m_check(ctx: Any, param: Any, value: float) -> float:
+    """``--dedup-m`` checked by :class:`havenmap.feeds.DedupOptions`, whose rule it is."""
+    from .feeds import DedupOptions
+
+    return DedupOptions(metres=value).metres
+
+
+DedupDaysOpt = Annotated[
+    int,
+    typer.Option(
+        "--dedup-days",
+        min=0,
+        max=366,
+        help="Records of different incident feeds at most this many days apart (0: the same day) may be one incident.",
+    ),
+]
+DedupMOpt = Annotated[
+    float,
+    typer.Option(
+        "--dedup-m",
+        help="... and at most this many metres apart (× 2 / × 4 for geo_precision 2 / 3).",
+        callback=_dedup_m_check,
+    ),
+]
+HxlOpt = Annotated[
+    bool,
+    typer.Option("--hxl", help="Give the CSV outputs an HXL hashtag row (#date, #geo+lat, ...) for partners' tools."),
+]
+
+
+def _read_feeds(paths: Sequence[Path] | None, dedup_days: int, dedup_m: float, layer: str | None):
+    """The incident feeds merged into one table (:func:`havenmap.feeds.read_incident_feeds`), or None."""
+    if not paths:
+        return None
+    from . import feeds
+
+    merged = feeds.read_incident_feeds(paths, feeds.DedupOptions(days=dedup_days, metres=dedup_m), layer=layer)
+    if len(merged.feeds) > 1:
+        _say(merged.summary(), err=True)
+    return merged
+
+
+def _merged_output(paths: Sequence[Path] | None, beside: Path, folder: bool = False) -> dict[str, Path]:
+    """``incidents_merged.csv`` beside an output (or in an output folder) when several feeds are merged."""
+    if not paths or len(paths) < 2:
+        return {}
+    return {"(incidents_merged.csv)": (beside if folder else beside.parent) / "incidents_merged.csv"}
+
+
+def _write_merged(feed, beside: Path, hxl: bool, folder: bool = False) -> None:
+    """Write ``incidents_merged.csv`` (each merge of several feeds) beside an output or into a folder."""
+    if feed is not None and len(feed.feeds) > 1:
+        feed.write_audit((beside if folder else beside.parent) / "incidents_merged.csv", hxl=hxl)
+
+
 AsOfOpt = Annotated[
     str | None,
     typer.Option("--as-of", metavar="<date>", help="Reference date YYYY-MM-DD (default: the latest incident)."),
@@ -1557,15 +1636,22 @@ HalfLifeOpt = Annotated[
 ]
 
 
-def _threat_inputs(incidents: Path, as_of: str | None, weights: Path | None, layer: str | None, half_life_days=30.0):
-    """Incidents, type table and the weighted incidents, checked before the network is loaded."""
+def _threat_inputs(
+    incidents: Sequence[Path],
+    as_of: str | None,
+    weights: Path | None,
+    layer: str | None,
+    half_life_days=30.0,
+    dedup: tuple[int, float] = (1, 500.0),
+):
+    """Incident feeds (merged), type table and the weighted incidents, checked before the network is loaded."""
     from . import threat
 
     threat.check_as_of(as_of)
     table = threat.read_weights(weights) if weights is not None else None
-    inc = layers.read_incidents(incidents, layer=layer)
-    weighted = threat.weigh_incidents(inc, as_of, half_life_days=half_life_days, weights=table)  # refuses undated
-    return inc, table, weighted
+    feed = _read_feeds(incidents, *dedup, layer)
+    weighted = threat.weigh_incidents(feed.incidents, as_of, half_life_days=half_life_days, weights=table)
+    return feed, table, weighted
 
 
 @app.command("threat", short_help="Risk on every road from incident reports; hotspots, clusters.")
@@ -1624,6 +1710,9 @@ def threat_command(
         ),
     ] = ThreatParams.max_snap_m,
     points_layer: PointsLayerOpt = None,
+    dedup_days: DedupDaysOpt = 1,
+    dedup_m: DedupMOpt = 500.0,
+    hxl: HxlOpt = False,
 ) -> None:
     """Risk on every road from incident reports: network kernel density, Gi* hotspots, emerging clusters.
 
@@ -1631,7 +1720,8 @@ def threat_command(
     weighted incidents per km of road), OUT/hotspots.geojson (significant hot roads: gi_z, p_value,
     q_value, significance), OUT/node_risk.csv (osmid, lon, lat, risk), OUT/density_grid.geojson
     (planar density per km², cell centres), OUT/clusters.geojson (emerging space-time clusters,
-    when any), OUT/threat_map.html and, with --defenders, OUT/alerts.csv / alerts.json.
+    when any), OUT/threat_map.html and, with --defenders, OUT/alerts.csv / alerts.json; with
+    several --incidents feeds OUT/incidents_merged.csv (each merge of duplicates across feeds).
     Files of an earlier run that this run does not write are removed.
     """
     from . import threat
@@ -1658,9 +1748,13 @@ def threat_command(
     )
     check_source(network, network_type)
     with _step("Reading incidents" + (" and defenders" if defenders is not None else "")):
-        inc, table, _ = _threat_inputs(incidents, as_of, weights, points_layer, params.half_life())
+        feed, table, _ = _threat_inputs(
+            incidents, as_of, weights, points_layer, params.half_life(), (dedup_days, dedup_m)
+        )
+        inc = feed.incidents
         d = layers.read_defenders(defenders, layer=points_layer) if defenders is not None else None
-    with _io.output_folder(out, (*threat.OUTPUT_FILES, manifest.MANIFEST)) as stage:  # checked now; filled at the end
+    with _io.output_folder(out, (*threat.OUTPUT_FILES, "incidents_merged.csv", manifest.MANIFEST)) as stage:
+        _write_merged(feed, stage, hxl, folder=True)
         net = _load_network(network, network_type, line_opts)
         summary = threat.run_threat_outputs(
             net,
@@ -1672,12 +1766,14 @@ def threat_command(
             title=f"Threat picture — {network.name}",
             threat_kw={**params.compute_kwargs(), "weights": table},
             alert_kw={"weights": table},
+            hxl=hxl,
         )
         _write_manifest(
             stage,
             {"command": "threat", "network_type": network_type, "as_of": summary["as_of"],
              "threat": params.resolved().to_dict(), "alerts": None if d is None else AlertParams().to_dict()},
-            {"network": network, "class_speeds": class_speeds, "incidents": manifest.InputFile(incidents, len(inc)),
+            {"network": network, "class_speeds": class_speeds,
+             "incidents": [manifest.InputFile(f, n) for f, n in zip(incidents, feed.records, strict=True)],
              "weights": weights, "defenders": None if d is None else manifest.InputFile(defenders, len(d))},
             seeds={"threat": params.seed},
         )  # fmt: skip
@@ -1742,12 +1838,16 @@ def alerts_command(
     class_speeds: ClassSpeedsOpt = None,
     max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
     points_layer: PointsLayerOpt = None,
+    dedup_days: DedupDaysOpt = 1,
+    dedup_m: DedupMOpt = 500.0,
+    hxl: HxlOpt = False,
 ) -> None:
     """Early warning: defenders facing a surge of violence, or a severe incident, close by on the roads.
 
     Writes OUT (CSV) and the same stem .json, owner-only: one row per alert, most urgent first:
     defender_id, score, level, reason, recent_count, baseline_count, p_value, severe_count, nearest_m...
-    Defenders without an alert are not listed; no output holds a defender's location.
+    Defenders without an alert are not listed; no output holds a defender's location. With several
+    --incidents feeds, incidents_merged.csv beside OUT lists each merge of duplicates across feeds.
     """
     from . import threat
 
@@ -1763,13 +1863,14 @@ def alerts_command(
         "--defenders": defenders,
         "--weights": weights,
     }
-    _io.check_paths(inputs, {"--out": out, "--out (its .json)": out.with_suffix(".json")})
+    outputs = {"--out": out, "--out (its .json)": out.with_suffix(".json"), **_merged_output(incidents, out)}
+    _io.check_paths(inputs, outputs)
     line_opts = _line_options(
         layer, snap_tolerance_m, split_crossings, oneway_column, speed_column, speed_unit, class_column, class_speeds
     )
     check_source(network, network_type)
     with _step("Reading incidents and defenders"):
-        _, _, weighted = _threat_inputs(incidents, as_of, weights, points_layer)
+        feed, _, weighted = _threat_inputs(incidents, as_of, weights, points_layer, dedup=(dedup_days, dedup_m))
         threat.alert_date(weighted, as_of)
         d = layers.read_defenders(defenders, layer=points_layer)
     net = _load_network(network, network_type, line_opts)
@@ -1782,13 +1883,112 @@ def alerts_command(
             **params.warning_kwargs(),
             max_snap_m=max_snap_m,
         )
-        csv_path, json_path = threat.write_alerts(out, alerts, weighted.attrs.get("as_of"))
+        csv_path, json_path = threat.write_alerts(out, alerts, weighted.attrs.get("as_of"), hxl=hxl)
+        _write_merged(feed, out, hxl)
     levels = alerts["level"].value_counts().to_dict() if len(alerts) else {}
     detail = ", ".join(f"{levels[k]} {k}" for k in ("critical", "high", "elevated") if k in levels)
     _say(
         f"{len(alerts)} alert(s) among {len(d)} defenders"
         + (f" ({detail})" if detail else "")
         + f"; written to {csv_path} and {json_path}"
+    )
+
+
+# ---------------------------------------------------------------------- share bundles
+def _share_cell_check(ctx: Any, param: Any, value: float) -> float:
+    """``--cell-m`` checked by the privacy grid's rule (cells of at least 100 m)."""
+    from .privacy import DefenderPrivacy
+
+    try:
+        return DefenderPrivacy(cell_size_m=value).cell_size_m
+    except InputError:
+        advice = "give a cell side of at least 100 m (smaller cells point at people)"
+        if value != value:
+            advice += " (nan is not a number)"
+        raise InputError(f"--cell-m {value:g}: {advice}") from None
+
+
+@app.command("share", short_help="A redacted, leak-checked bundle of a run for partners.")
+def share_command(
+    run_dir: Annotated[Path, typer.Argument(metavar="DIR", help="The run's output folder (havenmap demo / run).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Bundle folder: new, empty, or an earlier bundle.")],
+    level: Annotated[
+        Literal["public", "partner"],
+        typer.Option(
+            "--level",
+            metavar="[public|partner]",
+            help="public (the least): generalised incidents, threat per road, public havens, coverage per cell. "
+            "partner: also defenders per k-anonymous cell, alerts by area, patrol areas.",
+        ),
+    ] = "public",
+    k: Annotated[
+        int, typer.Option("--k", min=1, help="Each published defender cell holds at least this many defenders.")
+    ] = 5,
+    cell_m: Annotated[
+        float,
+        typer.Option(
+            "--cell-m",
+            help="Grid cell side, metres (at least 100); nothing within half of it of a defender, base or private "
+            "haven.",
+            callback=_share_cell_check,
+        ),
+    ] = 500.0,
+    defenders: Annotated[
+        Path | None, typer.Option("--defenders", "-d", help="The run's defenders (default: from DIR/manifest.json).")
+    ] = None,
+    havens: Annotated[
+        Path | None,
+        typer.Option("--havens", help="The run's havens, with a 'public' column (default: from DIR/manifest.json)."),
+    ] = None,
+    bases: Annotated[
+        Path | None, typer.Option("--bases", "-b", help="The run's patrol bases (default: from DIR/manifest.json).")
+    ] = None,
+    incidents: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--incidents",
+            "-i",
+            help="The run's incident feeds, generalised into incidents.csv (default: from DIR/manifest.json).",
+        ),
+    ] = None,
+    network: Annotated[
+        Path | None,
+        typer.Option("--network", "-n", help="Road network for the map, when DIR has no threat/edge_risk.geojson."),
+    ] = None,
+    dedup_days: DedupDaysOpt = 1,
+    dedup_m: DedupMOpt = 500.0,
+) -> None:
+    """Turn a run's output folder into a bundle for a partner or the public, checked for leaks before it is written.
+
+    Writes OUT/map.html (the commander's map at that level), incidents.csv, threat_roads.geojson,
+    havens.geojson (public havens only), coverage_cells.csv/.geojson and, for partners,
+    defenders_by_cell.csv/.geojson, alerts_by_area.csv, patrol_areas.csv/.geojson; plus
+    WITHHELD.json, README.txt and manifest.json (SHA-256 of every file). CSV files carry an HXL
+    row. Every file is read back first: a defender, private haven or base found (an id, a name,
+    a point within cell-m/2) stops it with exit status 2, and nothing is written.
+    """
+    from . import share
+    from .feeds import DedupOptions
+
+    options = share.ShareOptions(level=level, k=k, cell_m=cell_m)
+    dedup = DedupOptions(days=dedup_days, metres=dedup_m)
+    given = {"DIR": run_dir, "--defenders": defenders, "--havens": havens, "--bases": bases}
+    _io.check_paths({**given, "--incidents": incidents, "--network": network}, {"--out": out}, folders=["--out"])
+    inputs = share.share_inputs(
+        run_dir, defenders=defenders, havens=havens, bases=bases, incidents=incidents, network=network
+    )
+    bundle = share.share_run(run_dir, out, options, inputs, dedup=dedup, step=_step)
+    s = bundle.summary
+    what = f"{s['incidents']:,} incidents in {s['incident_cells']:,} cells" if s["incidents"] else "no incidents"
+    _say(
+        (f"{level.capitalize()} bundle", "bold"),
+        f" written to {out}: {s['files']} files; {what}, {s['public_havens']} public havens"
+        + (f", {s['defenders']} defenders in k-anonymous cells (k = {k})" if level == "partner" else "")
+        + f"; {s['private_havens']} private havens withheld.",
+    )
+    _say(
+        f"Self-check passed: no defender, private haven or base (id, name, or a point within {options.radius_m:g} m) "
+        "in any file."
     )
 
 
@@ -1875,6 +2075,8 @@ def backtest_command(
     class_speeds: ClassSpeedsOpt = None,
     max_snap_m: SnapOpt = DEFAULT_MAX_SNAP_M,
     points_layer: PointsLayerOpt = None,
+    dedup_days: DedupDaysOpt = 1,
+    dedup_m: DedupMOpt = 500.0,
 ) -> None:
     """Backtest the threat picture and early warning against what happened next, and against baselines.
 
@@ -1924,7 +2126,7 @@ def backtest_command(
     check_source(network, network_type)
     with _step("Reading incidents" + (" and defenders" if defenders is not None else "")):
         table = threat.read_weights(weights) if weights is not None else None
-        inc = bt.check_incidents(layers.read_incidents(incidents, layer=points_layer))
+        inc = bt.check_incidents(_read_feeds(incidents, dedup_days, dedup_m, points_layer).incidents)
         d = layers.read_defenders(defenders, layer=points_layer) if defenders is not None else None
     with _io.output_folder(out, bt.OUTPUT_FILES) as stage:  # checked now; filled at the end
         net = _load_network(network, network_type, line_opts)

@@ -477,6 +477,7 @@ def write_coverage_outputs(
     n1: pd.DataFrame | None = None,
     impact: pd.DataFrame | None = None,
     extra: dict[str, Any] | None = None,
+    hxl: bool = False,
 ) -> dict[str, Any]:
     """Write the coverage outputs into ``out_dir`` (owner-readable only) and return the summary.
 
@@ -485,7 +486,8 @@ def write_coverage_outputs(
     leaves most defenders without cover) and, with ``impact``, ``closures``),
     ``n_minus_1.csv`` (:func:`n_minus_1`, computed unless given), and when given
     ``service_areas.geojson`` and ``closures_impact.csv`` (:func:`closures_impact`).
-    ``extra`` entries are added to the summary (e.g. the cost model).
+    ``extra`` entries are added to the summary (e.g. the cost model). With ``hxl`` the CSV
+    files carry an HXL hashtag row.
     """
     out = Path(out_dir)
     n1 = n_minus_1(cov) if n1 is None else n1
@@ -497,10 +499,10 @@ def write_coverage_outputs(
     summary.update(extra or {})
     if areas is not None:
         _io.write_geojson(out / "service_areas.geojson", areas, private=True)
-    _io.write_csv(out / "coverage.csv", _rounded_times(cov.defenders), private=True)
-    _io.write_csv(out / "n_minus_1.csv", n1, private=True)
+    _io.write_csv(out / "coverage.csv", _rounded_times(cov.defenders), private=True, hxl=hxl)
+    _io.write_csv(out / "n_minus_1.csv", n1, private=True, hxl=hxl)
     if impact is not None:
-        _io.write_csv(out / "closures_impact.csv", _rounded_times(impact), private=True)
+        _io.write_csv(out / "closures_impact.csv", _rounded_times(impact), private=True, hxl=hxl)
     _io.write_json(out / "coverage.json", summary, private=True)
     return summary
 

@@ -6,7 +6,11 @@ column ``geometry``. Files are recognised by extension:
 
 * ``.csv`` (also ``.csv.gz``/``.bz2``/``.zip``/``.xz``) and ``.tsv``: UTF-8 text with a
   header line; coordinates in latitude/longitude columns (decimal degrees), or
-  projected x/y (metres) when ``crs=`` names the CRS;
+  projected x/y (metres) when ``crs=`` names the CRS. A file with an HXL hashtag row
+  (``#date``, ``#geo+lat``, ``#geo+lon``, ``#event+type`` ..., found by libhxl's rule in the
+  first 25 rows) is read by its hashtags: the row is skipped, and a column tagged for a field
+  (:data:`havenmap._layers_util.HXL_FIELDS`) is read as that field unless another column
+  already has the field's usual name. Row numbers count data rows only;
 * ``.geojson``/``.json``, ``.gpkg``: point features (reprojected from the file's CRS);
 * ``.parquet``/``.geoparquet``: GeoParquet, or a plain Parquet table with
   latitude/longitude columns.
@@ -20,6 +24,10 @@ Point layers (:func:`read_points`, :func:`read_defenders`, :func:`read_havens`, 
     ``kind``
         havens only: str such as ``embassy``, ``clinic``, ``place_of_worship``; from a
         ``kind`` column, else ``amenity``, else ``"haven"``.
+    ``public``
+        havens only: bool, from a ``public`` column (``true``/``yes``/``1`` or
+        ``false``/``no``/``0``, any case); blank or absent: ``False``. Only public havens
+        appear in share bundles (``havenmap share``); private ones never leave the team.
     ``group``
         defenders only, when the file has it: str (blank: ``""``).
     every other input column
@@ -51,7 +59,9 @@ Incidents (:func:`read_incidents`)
     ``notes``
         str, may be empty (ACLED ``notes``, UCDP ``source_headline``).
     ``source``
-        ``"acled"``, ``"ucdp"``, ``"csv"`` (other CSV/TSV) or ``"file"`` (anything else).
+        ``"acled"``, ``"ucdp"``, ``"hxl"`` (a CSV/TSV with an HXL hashtag row), ``"csv"``
+        (other CSV/TSV) or ``"file"`` (anything else). :func:`havenmap.feeds.read_incident_feeds`
+        replaces it with the name of the feed.
     other input columns
         kept (clashing names as ``<name>_original``, e.g. ACLED's ``source``).
     ``geometry``
@@ -209,7 +219,13 @@ def read_defenders(path: PathLike, **kw: Any) -> gpd.GeoDataFrame:
 
 
 def read_havens(path: PathLike, **kw: Any) -> gpd.GeoDataFrame:
-    """Read safe havens: :func:`read_points` with ``kind="havens"`` (adds ``name`` and ``kind``)."""
+    """Read safe havens: :func:`read_points` with ``kind="havens"`` (adds ``name``, ``kind`` and ``public``).
+
+    ``public`` (bool) comes from a ``public`` column: ``true``/``yes``/``1`` for a haven that may be
+    named to partners and the public (an embassy, a UN compound), ``false``/``no``/``0`` or blank
+    for a private one (a safe house). Without the column every haven is private: share bundles
+    (:mod:`havenmap.share`) carry public havens only.
+    """
     return read_points(path, kind="havens", **kw)
 
 
@@ -270,7 +286,7 @@ def _points(
     ids = _u.clean_ids(src, frame[id_col], id_col)
     frame, geometry = _locate(frame, src, plan, ids, crs_obj)
     _u.check_unique(src, ids, id_col)
-    extras, consumed = _kind_columns(frame, kind, ids)
+    extras, consumed = _kind_columns(frame, kind, ids, src)
     canonical = ("id", *extras, "geometry")
     body = _u.move_clashes(frame, canonical, [id_col, *consumed, plan.geometry_column])
     out = _assemble({"id": ids, **extras}, body, geometry)
@@ -278,7 +294,9 @@ def _points(
     return out
 
 
-def _kind_columns(frame: pd.DataFrame, kind: str, ids: pd.Series) -> tuple[dict[str, pd.Series], list[object]]:
+def _kind_columns(
+    frame: pd.DataFrame, kind: str, ids: pd.Series, src: _u.Source
+) -> tuple[dict[str, pd.Series], list[object]]:
     """Canonical ``name``/``kind``/``group`` columns for a layer kind, and the columns they replace."""
     columns = list(frame.columns)
     extras: dict[str, pd.Series] = {}
@@ -292,12 +310,38 @@ def _kind_columns(frame: pd.DataFrame, kind: str, ids: pd.Series) -> tuple[dict[
         fallback = _fill_blank(_text_or_blank(frame, _u.find_column(columns, ("amenity",))), "haven")
         extras["kind"] = _fill_blank(_text_or_blank(frame, kind_col), fallback)
         consumed.append(kind_col)
+        public_col = _u.find_column(columns, ("public",))
+        extras["public"] = _public_flags(frame, public_col, src, ids)
+        consumed.append(public_col)
     if kind == "defenders":
         group_col = _u.find_column(columns, ("group",))
         if group_col is not None:
             extras["group"] = _fill_blank(_text_or_blank(frame, group_col), "")
             consumed.append(group_col)
     return extras, consumed
+
+
+_TRUE_WORDS = frozenset({"true", "yes", "y", "1", "t", "public"})
+_FALSE_WORDS = frozenset({"false", "no", "n", "0", "f", "private", ""})
+
+
+def _public_flags(frame: pd.DataFrame, column: object, src: _u.Source, ids: pd.Series) -> pd.Series:
+    """The havens' ``public`` column as bool: true/yes/1, false/no/0; blank or absent: false (private)."""
+    if column is None:
+        return pd.Series(False, index=frame.index, dtype=bool)
+    values = frame[column]
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype(bool)
+    text = _u.as_text(values).fillna("").str.lower()
+    bad = ~text.isin(_TRUE_WORDS | _FALSE_WORDS)
+    hit = _u.first_rows((column, bad))
+    if hit:
+        row, col, more = hit
+        raise InputError(
+            f"{src.loc(row, col, _u.id_at(ids, row))}: {_u.show(values.loc[row])} is not true or false"
+            f"{src.more(more)}; write true (the haven may be named to partners and the public) or false / blank"
+        )
+    return text.isin(_TRUE_WORDS).astype(bool)
 
 
 # --------------------------------------------------------------------------- incidents
@@ -406,7 +450,7 @@ def _incidents(
         _u.check_unique(src, ids, id_col)
     canonical = _incident_fields(frame, src, flavour, found, ids)
     label = flavour if flavour in ("acled", "ucdp") else (source if source in ("csv", "file") else None)
-    label = label or ("csv" if src.fmt in ("csv", "tsv") else "file")
+    label = label or ("hxl" if frame.attrs.get("hxl") else "csv" if src.fmt in ("csv", "tsv") else "file")
     canonical["source"] = pd.Series(label, index=frame.index, dtype="string")
     consumed = [c for c in found.values() if c in INCIDENT_COLUMNS]
     body = _u.move_clashes(frame, (*INCIDENT_COLUMNS, "geometry"), [*consumed, plan.geometry_column])

@@ -65,6 +65,7 @@ __all__ = [
     "commander_map",
     "coverage_map",
     "nearest_map",
+    "page_assets",
     "patrol_map",
     "save_map",
     "siting_map",
@@ -138,6 +139,16 @@ def _inline(figure: Figure, deps: Iterable[str]) -> None:
             figure.header.add_child(_Raw(f"<{tag}>{_clean_asset(_res[url])}</{tag}>"), name=f"hm_{name}")
     figure.header.add_child(_Raw(f"<style>{mh.page_css()}</style>"), name="hm_css")
     figure.header.add_child(_Raw(f"<script>{mh.page_js()}</script>"), name="hm_js")
+
+
+def page_assets() -> tuple[str, ...]:
+    """The texts every map inlines verbatim: Leaflet and its plugins (cleaned), our stylesheet and script.
+
+    They are code, not data: a check scanning a saved map for what it shows (the share bundle's
+    self-check) skips the ``<script>`` / ``<style>`` blocks holding exactly one of these.
+    """
+    texts = [_clean_asset(_res[url]) for dep in _DEPS.values() for _, _, url in dep]
+    return (*texts, mh.page_css(), mh.page_js())
 
 
 class _Call(MacroElement):

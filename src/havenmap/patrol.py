@@ -1347,13 +1347,15 @@ def write_patrol_outputs(
     roads: gpd.GeoDataFrame | None = None,
     title: str = "Patrol plan",
     write_map: bool = True,
+    hxl: bool = False,
 ) -> dict[str, Any]:
     """Write the plan's files into ``out_dir`` (atomically; owner-only when exact defender points are in).
 
     Files: ``patrol_routes.geojson`` (LineString per unit and day), ``gpx/<unit>_day-<d>.gpx``
     (track + stops as waypoints, one per unit and day that leaves its base),
     ``patrol_schedule.csv``, ``target_frequency.csv``, ``patrol_summary.json`` and
-    ``patrol_map.html`` (when :func:`havenmap.maps.patrol_map` is available).
+    ``patrol_map.html`` (when :func:`havenmap.maps.patrol_map` is available). With ``hxl`` the
+    CSV files carry an HXL hashtag row.
 
     Returns
     -------
@@ -1367,8 +1369,10 @@ def write_patrol_outputs(
     )
     written: dict[str, Any] = {}
     written["routes"] = _io.write_geojson(out / "patrol_routes.geojson", plan.routes, private=private)
-    written["schedule"] = _io.write_csv(out / "patrol_schedule.csv", _rounded(plan.schedule), private=private)
-    written["frequency"] = _io.write_csv(out / "target_frequency.csv", _rounded(plan.frequency), private=private)
+    written["schedule"] = _io.write_csv(out / "patrol_schedule.csv", _rounded(plan.schedule), private=private, hxl=hxl)
+    written["frequency"] = _io.write_csv(
+        out / "target_frequency.csv", _rounded(plan.frequency), private=private, hxl=hxl
+    )
     written["gpx"] = _write_gpx(plan, out / "gpx", private)
     summary = _without_timings(plan.summary)
     summary["files"] = {

@@ -13,7 +13,7 @@ A scenario file (see ``data/demo/scenario.toml`` and the README for every key an
     # layer = "roads"
     havens = "havens.geojson"
     defenders = "defenders.csv"
-    incidents = "incidents.csv"       # optional: threat/ and alerts
+    incidents = "incidents.csv"       # optional: threat/ and alerts; or several feeds: ["acled.csv", "partner.csv"]
     bases = "bases.csv"               # optional, with targets: patrol/
     targets = "targets.csv"
     closures = "checkpoints.geojson"  # optional: roads closed for every route
@@ -36,6 +36,10 @@ A scenario file (see ``data/demo/scenario.toml`` and the README for every key an
     candidates_osm = "amenity=library,community_centre"   # or candidates = "candidates.csv"
     objective = "backup"
     new = 3
+    [dedup]                           # several incident feeds: when records are one incident
+    days = 1                          # (havenmap.feeds.DedupOptions)
+    metres = 500
+    types = "family"
 
 Every section is a validated parameter object (:mod:`havenmap.params`): the rules live
 there, this module only composes. One nearest-haven answer (:func:`havenmap.havens.assign_havens`)
@@ -56,6 +60,7 @@ from typing import Any
 
 from . import _io, layers, maps, report
 from .errors import InputError
+from .feeds import DedupOptions, read_incident_feeds
 from .havens import assign_havens
 from .lines import LineOptions, network_report
 from .manifest import MANIFEST, RunRecord, describe_input, write_manifest
@@ -104,7 +109,7 @@ class Scenario:
     network: Path
     havens: Path
     defenders: Path
-    incidents: Path | None = None
+    incidents: Path | tuple[Path, ...] | None = None
     bases: Path | None = None
     targets: Path | None = None
     closures: Path | None = None
@@ -119,6 +124,7 @@ class Scenario:
     patrol: PatrolParams = field(default_factory=PatrolParams)
     map: MapParams = field(default_factory=MapParams)
     privacy: DefenderPrivacy = field(default_factory=DefenderPrivacy)
+    dedup: DedupOptions = field(default_factory=DedupOptions)
     siting: dict[str, Any] | None = None  # "params" (SitingParams), "candidates" (Path) or "candidates_osm" (tags)
     source: Path | None = None
 
@@ -149,8 +155,14 @@ class Scenario:
         return self.bases is not None and self.targets is not None
 
     def inputs(self) -> dict[str, Path]:
-        """The input files given, by role (``class_speeds`` for a line layer's speed table)."""
+        """The input files given, by role (``class_speeds`` for a line layer's speed table).
+
+        Several incident feeds are ``incidents``, ``incidents_2``, ``incidents_3``, ... (as in the manifest)
+        """
         files = {role: getattr(self, role) for role in INPUT_ROLES if getattr(self, role) is not None}
+        if isinstance(self.incidents, tuple):
+            files["incidents"] = self.incidents[0]
+            files.update({f"incidents_{i}": feed for i, feed in enumerate(self.incidents[1:], start=2)})
         if self.class_speeds is not None:
             files["class_speeds"] = self.class_speeds
         if self.siting is not None and self.siting["candidates"] is not None:
@@ -176,6 +188,7 @@ class Scenario:
             "patrol": self.patrol.to_dict(),
             "map": {**self.map.to_dict(), "slow_minutes_used": self.slow_minutes},
             "privacy": {k: getattr(self.privacy, k) for k in self.privacy.__dataclass_fields__},
+            "dedup": asdict(self.dedup),
             "siting": None
             if self.siting is None
             else {**asdict(self.siting["params"]), "candidates_osm": self.siting["candidates_osm"]},
@@ -201,6 +214,7 @@ def output_files() -> tuple[str, ...]:
         "map.html",
         "nearest_havens.geojson",
         "report.json",
+        "incidents_merged.csv",
         *report.OUTPUT_FILES,
         MANIFEST,
         *(f"coverage/{name}" for name in coverage_mod.OUTPUT_FILES),
@@ -213,7 +227,15 @@ def output_files() -> tuple[str, ...]:
 def input_files(scenario: Scenario) -> dict[str, Path | None]:
     """The scenario's input files by role (None where not given)."""
     given = scenario.inputs()
-    return {role: given.get(role) for role in (*INPUT_ROLES, "class_speeds", "candidates")}
+    files = {role: given.get(role) for role in (*INPUT_ROLES, "class_speeds", "candidates")}
+    return {**files, **{role: path for role, path in given.items() if role.startswith("incidents_")}}
+
+
+def incident_files(scenario: Scenario) -> list[Path]:
+    """The scenario's incident feeds (``incidents`` may be one file or a list of them)."""
+    if scenario.incidents is None:
+        return []
+    return [scenario.incidents] if isinstance(scenario.incidents, Path) else list(scenario.incidents)
 
 
 def demo_dir() -> Path:
@@ -248,7 +270,10 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     coverage = CoverageParams.from_dict({k: raw[k] for k in CoverageParams.field_names() if k in raw}, source=path)
     sections = {name: _section(path, name, raw.get(name, {})) for name in SECTIONS}
     siting = _siting_section(path, raw.get("siting"))
-    files = {role: _file(path, base, role, raw.get(role)) for role in INPUT_ROLES if role != "network"}
+    files = {
+        role: _file(path, base, role, raw.get(role)) for role in INPUT_ROLES if role not in ("network", "incidents")
+    }
+    files["incidents"] = _feeds(path, base, raw.get("incidents"))
     files["network"] = _file(path, base, "network", network_path)
     if isinstance(network_table, dict) and isinstance(network_table.get("class_speeds"), str):
         files["class_speeds"] = _file(path, base, "class_speeds", network_table["class_speeds"])
@@ -268,6 +293,7 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
         network_options=options,
         coverage=coverage,
         siting=siting,
+        dedup=DedupOptions.from_dict(raw.get("dedup", {}), source=f"{path}: [dedup]"),
         source=path,
         **files,
         **sections,
@@ -276,10 +302,10 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
 
 def _check_keys(path: Path, raw: dict[str, Any]) -> None:
     for key, value in raw.items():
-        if isinstance(value, dict) and key not in (*SECTIONS, "siting"):
+        if isinstance(value, dict) and key not in (*SECTIONS, "siting", "dedup"):
             raise InputError(
                 f"{path}: unknown section [{key}]; known sections: "
-                + ", ".join(f"[{s}]" for s in ("network", *SECTIONS, "siting"))
+                + ", ".join(f"[{s}]" for s in ("network", *SECTIONS, "siting", "dedup"))
             )
         if not isinstance(value, dict) and key not in _TOP_KEYS:
             hint = f" (it is a key of [{s}])" if (s := _section_of(key)) else ""
@@ -337,6 +363,18 @@ def _network(path: Path, table: Any, network_type: Any) -> tuple[Any, LineOption
         {"network_type": "drive" if network_type is None else network_type}, where=str(path)
     )
     return table, None, checked.network_type
+
+
+def _feeds(path: Path, base: Path, value: Any) -> Path | tuple[Path, ...] | None:
+    """``incidents``: one file, or a list of feeds merged by :func:`havenmap.feeds.read_incident_feeds`."""
+    if isinstance(value, list):
+        if not value:
+            raise InputError(
+                f'{path}: incidents = []: give a file or a list of files, e.g. ["acled.csv", "partner.csv"]'
+            )
+        feeds = tuple(_file(path, base, "incidents", v) for v in value)
+        return feeds[0] if len(feeds) == 1 else feeds
+    return _file(path, base, "incidents", value)
 
 
 def _file(path: Path, base: Path, role: str, value: Any) -> Path | None:
@@ -434,7 +472,9 @@ def _run(
     with step("Reading havens, defenders and incidents"):  # every input checked before the network loads
         havens = layers.read_havens(scenario.havens)
         defenders = layers.read_defenders(scenario.defenders)
-        incidents = layers.read_incidents(scenario.incidents) if scenario.incidents else None
+        feeds = incident_files(scenario)  # one or several; duplicates across feeds merged
+        feed = read_incident_feeds(feeds, scenario.dedup) if feeds else None
+        incidents = feed.incidents if feed is not None else None
         targets = patrol_mod.read_targets(scenario.targets) if scenario.patrolling else None
         bases = layers.read_bases(scenario.bases) if scenario.patrolling else None
         barriers = costs.read_barriers(scenario.closures) if scenario.closures else None
@@ -454,6 +494,9 @@ def _run(
         ):
             if frame is not None and role in described:
                 described[role]["rows"] = len(frame)
+        if feed is not None and len(feed.feeds) > 1:  # each feed's own records, not the merged table
+            for i, records in enumerate(feed.records):
+                described[f"incidents_{i + 1}" if i else "incidents"]["rows"] = records
     with step(f"Loading the {scenario.network_type} network {scenario.network.name}"):
         net = load_network(scenario.network, scenario.network_type, line_options=scenario.network_options)
 
@@ -582,6 +625,8 @@ def _run(
             exact_defenders=exact_defenders,
         )
         _io.write_json(out / "report.json", summary)
+        if feed is not None and len(feed.feeds) > 1:
+            feed.write_audit(out / "incidents_merged.csv")
     return summary, timings
 
 

@@ -1477,6 +1477,7 @@ def run_threat_outputs(
     title: str = "Threat picture",
     threat_kw: dict[str, Any] | None = None,
     alert_kw: dict[str, Any] | None = None,
+    hxl: bool = False,
 ) -> dict[str, Any]:
     """Compute the threat picture and alerts and write them to ``out_dir``.
 
@@ -1490,6 +1491,8 @@ def run_threat_outputs(
         Optional progress context manager factory (``step("message")``), as the CLI's.
     threat_kw, alert_kw
         Extra keyword arguments for :func:`compute_threat` and :func:`early_warning`.
+    hxl
+        Give the CSV files an HXL hashtag row (:func:`havenmap._io.hxl_hashtags`).
 
     Returns
     -------
@@ -1507,7 +1510,7 @@ def run_threat_outputs(
         with step("Early warning for every defender"):
             alerts = early_warning(net, result.incidents, defenders, result.as_of, **(alert_kw or {}))
     with step("Writing the threat outputs"):
-        files = write_threat_outputs(result, out_dir, alerts, title=title)
+        files = write_threat_outputs(result, out_dir, alerts, title=title, hxl=hxl)
     return threat_summary(result, alerts, files)
 
 
@@ -1518,11 +1521,12 @@ def write_threat_outputs(
     *,
     title: str = "Threat picture",
     threat_map: bool = True,
+    hxl: bool = False,
 ) -> dict[str, str]:
     """Write ``edge_risk.geojson``, ``hotspots.geojson``, ``node_risk.csv`` (``osmid, lon, lat,
     risk``), ``density_grid.geojson`` (cell centres, ``density`` in weighted incidents per km²),
     ``clusters.geojson`` (if any), ``threat_map.html`` (unless ``threat_map=False``) and, with
-    ``alerts``, ``alerts.csv``/``.json``.
+    ``alerts``, ``alerts.csv``/``.json``. With ``hxl`` the CSV files carry an HXL hashtag row.
 
     Returns the written paths by name.
     """
@@ -1539,7 +1543,7 @@ def write_threat_outputs(
             "risk": result.node_risk,
         }
     )
-    files["node_risk"] = str(_io.write_csv(out / "node_risk.csv", nodes))
+    files["node_risk"] = str(_io.write_csv(out / "node_risk.csv", nodes, hxl=hxl))
     if result.grid is not None:
         files["density_grid"] = str(_io.write_geojson(out / "density_grid.geojson", result.grid.to_gdf()))
     if result.clusters is not None and len(result.clusters):
@@ -1549,7 +1553,7 @@ def write_threat_outputs(
         if map_path is not None:
             files["threat_map"] = str(map_path)
     if alerts is not None:
-        csv_path, json_path = write_alerts(out / "alerts.csv", alerts, result.as_of)
+        csv_path, json_path = write_alerts(out / "alerts.csv", alerts, result.as_of, hxl=hxl)
         files["alerts_csv"], files["alerts_json"] = str(csv_path), str(json_path)
     return files
 
@@ -1594,11 +1598,11 @@ def write_threat_map(path: PathLike, result: ThreatResult, *, title: str = "Thre
     return maps.save_map(m, path)
 
 
-def write_alerts(path: PathLike, alerts: pd.DataFrame, as_of: Any = None) -> tuple[Path, Path]:
-    """Write ``alerts.csv`` and ``alerts.json`` (same stem), owner-only; returns both paths."""
+def write_alerts(path: PathLike, alerts: pd.DataFrame, as_of: Any = None, *, hxl: bool = False) -> tuple[Path, Path]:
+    """Write ``alerts.csv`` (with an HXL hashtag row if ``hxl``) and ``alerts.json`` (same stem), owner-only."""
     path = Path(path)
     json_path = path.with_suffix(".json")
-    csv_path = _io.write_csv(path, alerts, private=True)
+    csv_path = _io.write_csv(path, alerts, private=True, hxl=hxl)
     stamp = None if as_of is None else pd.Timestamp(as_of).date().isoformat()
     records = [
         {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in rec.items()}
