@@ -9,6 +9,10 @@ skipping it, so CI cannot go green by skipping the real-street tests.
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,6 +53,53 @@ def demo_walk():
     from havenmap.scenario import demo_dir
 
     return load_network(demo_dir() / "helsinki.osm.pbf", "walk")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli_env() -> dict[str, str]:
+    """The environment for ``python -m havenmap.cli`` and Dask workers: this checkout's source first."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """A real cluster from the standard commands: ``dask scheduler`` and two ``dask worker --nthreads 1``
+    processes on localhost, free ports; yields the scheduler address; the processes are ended afterwards."""
+    pytest.importorskip("distributed")
+    dask = Path(sys.executable).with_name("dask")
+    if not dask.exists():
+        found = shutil.which("dask")
+        if found is None:
+            pytest.skip("the `dask` command (dask[distributed]) is not installed")
+        dask = Path(found)
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    quiet = {"env": cli_env(), "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler = [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"]
+    procs = [subprocess.Popen(scheduler, **quiet)]
+    try:
+        for _ in range(2):
+            worker = [dask, "worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"]
+            procs.append(subprocess.Popen(worker, **quiet))
+        from distributed import Client
+
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=60)
+            assert len(client.scheduler_info()["workers"]) == 2
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
 
 
 def pytest_sessionstart(session):

@@ -5,8 +5,6 @@ a null (shuffled dates) that must score PAI ≈ 1, bad input before the network 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 import warnings
@@ -25,6 +23,8 @@ from havenmap.errors import InputError
 from havenmap.network import from_graph
 from havenmap.scenario import demo_dir
 from havenmap.synthetic import PlantedWave, random_road_points, synthetic_defenders, synthetic_history
+
+from .conftest import cli_env
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = demo_dir()
@@ -403,13 +403,7 @@ def test_cli_checks_inputs_before_loading_the_network(tmp_path, cli_inputs, caps
     assert "Traceback" not in err and not (tmp_path / "o").exists()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_cli_backtest_on_a_real_dask_cluster_equals_the_serial_run(tmp_path, cli_inputs, demo_walk):
+def test_cli_backtest_on_a_real_dask_cluster_equals_the_serial_run(tmp_path, cli_inputs, demo_walk, dask_cluster):
     """`dask scheduler` + two `dask worker` processes (the standard commands) on free ports; the CLI runs through
     --scheduler and writes byte-identical scores, summary and page to a serial run in this process."""
     from havenmap import layers
@@ -423,48 +417,24 @@ def test_cli_backtest_on_a_real_dask_cluster_equals_the_serial_run(tmp_path, cli
     serial = quiet(bt.backtest, demo_walk, inc, d, start, end, workers=0, distance_m=400.0, bootstrap=200)
     serial.write(tmp_path / "serial", title="Backtest — helsinki.osm.pbf")
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
-    dask = Path(sys.executable).with_name("dask")
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    quiet_out = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    procs = [
-        subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet_out)
+    address, env = dask_cluster, cli_env()
+    args = [
+        *NET_ARGS,
+        "--incidents",
+        str(folder / "incidents.csv"),
+        "--defenders",
+        str(folder / "defenders.csv"),
+        "--from",
+        start,
+        "--to",
+        end,
+        "--distance-m",
+        "400",
+        "--bootstrap",
+        "200",
     ]
-    try:
-        for _ in range(2):
-            worker = [dask, "worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"]
-            procs.append(subprocess.Popen(worker, **quiet_out))
-        from distributed import Client
-
-        with Client(address, timeout="30s") as client:
-            client.wait_for_workers(2, timeout=60)
-            assert len(client.scheduler_info()["workers"]) == 2
-        args = [
-            *NET_ARGS,
-            "--incidents",
-            str(folder / "incidents.csv"),
-            "--defenders",
-            str(folder / "defenders.csv"),
-            "--from",
-            start,
-            "--to",
-            end,
-            "--distance-m",
-            "400",
-            "--bootstrap",
-            "200",
-        ]
-        on_cluster = run_cli("backtest", *args, "--scheduler", address, "--out", str(tmp_path / "dask"), env=env)
-        assert on_cluster.returncode == 0, on_cluster.stderr
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+    on_cluster = run_cli("backtest", *args, "--scheduler", address, "--out", str(tmp_path / "dask"), env=env)
+    assert on_cluster.returncode == 0, on_cluster.stderr
     a, b = tmp_path / "dask", tmp_path / "serial"
     assert (a / "backtest.csv").read_bytes() == (b / "backtest.csv").read_bytes()
     ja, jb = json.loads((a / "backtest.json").read_text()), json.loads((b / "backtest.json").read_text())

@@ -42,6 +42,7 @@ WORKFLOW = (
     "threat",
     "alerts",
     "backtest",
+    "sweep",
     "coverage",
     "nearest",
     "site",
@@ -2153,6 +2154,81 @@ def _print_backtest(result, out: Path) -> None:
         ci = cmp["pai_5"].get("ratio_ci") or [None, None]
         interval = f" (95 % interval {ci[0]}–{ci[1]})" if None not in ci else ""
         _say(f"havenmap / {cmp['best_baseline']} on PAI at 5 %: {cmp['pai_5']['ratio']}{interval}")
+    _say(f"Outputs in {out}")
+
+
+# ---------------------------------------------------------------------- what-if sweeps
+@app.command("sweep", short_help="What-if: the scenario over a grid of variations, one row each.")
+def sweep_command(
+    scenario_file: Annotated[
+        Path, typer.Argument(metavar="SCENARIO.toml", help="The scenario: inputs and parameters (see the README).")
+    ],
+    vary: Annotated[
+        Path,
+        typer.Option("--vary", metavar="<path>", help="The sweep file (sweep.toml): what to vary (see the README)."),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (the command owns its files).")],
+    keep_outputs: Annotated[
+        bool,
+        typer.Option("--keep-outputs", help="Also write each variation's coverage and siting files (OUT/variations/)."),
+    ] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler", metavar="<address>", help="Dask scheduler of a running cluster, e.g. tcp://10.0.0.5:8786."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=0, help="Local Dask worker processes (default: one per CPU; 0: serially in this process)."
+        ),
+    ] = None,
+) -> None:
+    """Re-run the scenario's haven analysis over every variation of --vary: lose each haven, close each
+    checkpoint, alpha and max_risk values, siting budgets, time bands (the grid is their product).
+
+    Writes OUT/sweep.csv (one row per variation: the varied values, defenders reachable, covered
+    per band, median and mean time to the nearest haven, the worst single loss, siting chosen and
+    its value), OUT/sweep.json (the same, the parameters and how it ran), OUT/manifest.json and,
+    with --keep-outputs, OUT/variations/<id>/coverage/ (and siting/). Threat, patrols and maps do
+    not depend on these variations and are not re-run. The variations run on Dask worker
+    processes (or a cluster: --scheduler), which receive the defenders' locations.
+    """
+    from . import _distributed
+    from . import sweep as sweep_mod
+
+    _distributed.check_scheduler(scheduler, workers)
+    _io.check_paths({"SCENARIO.toml": scenario_file, "--vary": vary}, {"--out": out}, folders=["--out"])
+    with _step("Reading the scenario, the sweep and the inputs"):
+        scen = scenario.load_scenario(scenario_file)
+        plan = sweep_mod.load_sweep(vary, scen)
+    claimed = {f"scenario {role}": p for role, p in scen.inputs().items()}
+    if plan.close_each is not None:
+        claimed["close_each"] = plan.close_each
+    _io.check_paths(claimed, {"--out": out}, folders=["--out"])
+    check_source(scen.network, scen.network_type)
+    n = len(plan.variations())
+    with _io.output_folder(out, sweep_mod.OUTPUT_FILES) as stage:
+        net = _load_network(scen.network, scen.network_type, scen.network_options)
+        result = sweep_mod.run_sweep(
+            plan, net=net, keep_outputs=keep_outputs, scheduler=scheduler, workers=workers, progress=True, step=_step
+        )
+        with _step(f"Writing {n} variation(s)"):
+            result.write(stage)
+        inputs: dict[str, Any] = {role: p for role, p in scen.inputs().items()}
+        inputs["sweep"] = vary
+        if plan.close_each is not None:
+            inputs["close_each"] = plan.close_each
+        _write_manifest(
+            stage,
+            {"command": "sweep", "scenario": scen.to_dict(), "sweep": plan.to_dict()},
+            inputs,
+            timings={"execution": result.execution},
+        )
+    ex = result.execution
+    where = "serially" if ex["mode"] == "serial" else f"on {ex['workers']} Dask worker(s)"
+    _say(f"{n} variation(s) {where} in {ex['seconds']:.1f} s; one row each in {out / 'sweep.csv'}")
     _say(f"Outputs in {out}")
 
 

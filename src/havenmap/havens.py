@@ -20,7 +20,7 @@ from .errors import InputError
 from .network import RoadNetwork
 from .snap import DEFAULT_MAX_SNAP_M, snap_layer
 
-__all__ = ["NEAREST_COLUMNS", "HavenAssignment", "assign_havens", "nearest_havens"]
+__all__ = ["NEAREST_COLUMNS", "HavenAssignment", "assign_havens", "assign_snapped", "nearest_havens"]
 
 #: Columns of :func:`nearest_havens` (besides ``geometry``), in order.
 NEAREST_COLUMNS = [
@@ -184,6 +184,29 @@ def assign_havens(
     d = snap_layer(net, defenders, "defender", max_snap_m)
     h = snap_layer(net, havens, "haven", max_snap_m)
     graph = _graph.cost_graph(net, cost, edge_weights)
+    found = assign_snapped(graph, d, h, k=k, max_snap_m=max_snap_m, routes=routes)
+    found.cost_name = "custom" if edge_weights is not None else cost
+    return found
+
+
+def assign_snapped(
+    graph: _graph.CostGraph,
+    defenders: pd.DataFrame,
+    havens: pd.DataFrame,
+    *,
+    k: int = 1,
+    max_snap_m: float = DEFAULT_MAX_SNAP_M,
+    routes: bool = True,
+) -> HavenAssignment:
+    """:func:`assign_havens` on layers already snapped (:func:`havenmap.snap.snap_layer`) and a built cost graph.
+
+    For many runs over the same defenders and cost model (what-if sweeps): the points are
+    snapped, and the cost graph (:func:`havenmap._graph.cost_graph`) built, once.
+    """
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    net = graph.net
+    d, h = defenders, havens
     search = _graph.nearest(graph, _graph.Places.from_snapped(net, h), k, paths=routes)
     found = search.at(_graph.Places.from_snapped(net, d))
     names = h["name"] if "name" in h.columns else h["id"]
@@ -199,7 +222,7 @@ def assign_havens(
         haven_on=h["on_network"].to_numpy(dtype=bool),
         snap_distance_m=d["snap_distance_m"].to_numpy(dtype=np.float64),
         max_snap_m=float(max_snap_m),
-        cost_name="custom" if edge_weights is not None else cost,
+        cost_name="time" if graph.time_is_cost else "custom",
         _search=search,
         _found=found,
         _defender_xy=np.column_stack([d["snap_x"].to_numpy(float), d["snap_y"].to_numpy(float)]),
