@@ -17,10 +17,10 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import matplotlib as mpl
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: Colours of the maps' visual language: reach is blue, threat yellow-to-red.
 REACH = ("#08519c", "#6baed6")
@@ -61,6 +61,10 @@ def bars(
     height_in: float = 2.2,
 ) -> str:
     """Grouped vertical bars: ``series`` are ``(legend text, values, colour)``; returns SVG text."""
+    import matplotlib as mpl  # imported when a chart is drawn: commands without one start faster
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     with mpl.rc_context(_STYLE):
         fig = Figure(figsize=(width_in, height_in))
         ax = fig.add_subplot()
@@ -86,6 +90,10 @@ def weekly(
     weeks: Sequence[str], totals: Sequence[float], violent: Sequence[float], *, label: str, width_in: float = 6.2
 ) -> str:
     """Incidents per week (all and violent) as overlaid bars; ``weeks`` are tick labels; returns SVG text."""
+    import matplotlib as mpl
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     with mpl.rc_context(_STYLE):
         fig = Figure(figsize=(width_in, 2.2))
         ax = fig.add_subplot()
