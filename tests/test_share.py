@@ -808,7 +808,7 @@ def test_self_check_reads_every_format(tmp_path):
         "p.txt": "https://maps.google.com/?q=21.87001%2C-102.28002",
         "q.txt": "JOSE PEREZ was beaten",
         "r.txt": "lawyer Pérez was beaten",
-        "s.txt": "bo was seen",
+        "s.json": json.dumps({"name": "BO"}),  # a two-letter name: as a name field
         "t.csv": "name\nProtest\n",  # a common word as a name field: still a name
     }
     clean = {
@@ -818,6 +818,7 @@ def test_self_check_reads_every_format(tmp_path):
         "v.html": '<script>HM.call("defenderCells", map_1, {"items": [{"id": 7, "tip": ["7 defenders"]}]});</script>',
         "w.csv": "sub_event_type,n\nPeaceful protest,3\n",  # the defender "Protest": an event type word
         "x.json": json.dumps({"name": "Refugio Norte", "kind": "clinic"}),  # a public haven of that name
+        "y.json": json.dumps({"legend": "<ul><li>bo</li></ul>"}),  # two letters in free text: a tag, a syllable
     }
     for name, text in {**plants, **clean}.items():
         folder = tmp_path / name.replace(".", "_")

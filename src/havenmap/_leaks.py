@@ -8,12 +8,14 @@ decoded, polylines included), text — and reports:
   of digits only as the value of an id field (``id``, ``*_id`` columns and keys: a count ``1`` is
   no id), ids of one character as a whole value (a cell, a JSON string, an id field);
 * a **secret name** as whole words, accents and case folded (Unicode NFKD without combining
-  marks, then casefold: "JOSE PEREZ" is "José Pérez"): the full name (of 2 letters or more) and,
-  for defenders, each of its words of 4 letters or more (a surname alone). A name or word that is a common word
-  of the bundle — an ACLED / UCDP event type word ("Protest"), havenmap's own words in the bundle
-  (:data:`EVENT_WORDS` and ``common_words``) — is looked for only in id and name fields;
-* ids and names inside a public name (a street of the public road network, a public haven: a
-  defender called Hidalgo, the street Miguel Hidalgo) do not count;
+  marks, then casefold: "JOSE PEREZ" is "José Pérez"): the full name and, for defenders, each of
+  its words of 4 letters or more (a surname alone). Names of 1-2 letters ("Li") are looked for as
+  whole values and in id and name fields only (in free text they are syllables and tags). A name
+  or word that is a common word of the bundle — an ACLED / UCDP event type word ("Protest"),
+  havenmap's own words in the bundle (:data:`EVENT_WORDS` and ``common_words``) — is looked for
+  only in id and name fields; a name equal to a public haven's name is not looked for;
+* ids and names inside a public street name (a defender called Hidalgo, the street Miguel
+  Hidalgo), and defenders' name words inside a public haven's name, do not count;
 * a **point within the radius** of a defender, private haven or base: every number pair a file
   holds (both orders), read as latitude/longitude (decimal degrees) and as projected metres (the
   bundle's UTM zone, Web Mercator), every decoded polyline vertex and every heat-map square.
@@ -603,9 +605,10 @@ def _name_patterns(
 ) -> tuple[dict[str, str], re.Pattern[str] | None, re.Pattern[str] | None, set[str]]:
     """Folded names → kind, and the patterns that find them.
 
-    Returns the kinds by folded term, the pattern for free text (full names of 2 letters or more
-    and defenders' name words of 4 or more), the pattern for id and name fields only (terms that are common
-    words) and the one-letter names (whole values only).
+    Returns the kinds by folded term, the pattern for free text (full names of 3 letters or more
+    and defenders' name words of 4 or more), the pattern for id and name fields (every term; only
+    there are common words and names of 1-2 letters looked for) and the names of 1-2 letters
+    (also as whole values).
     """
     known: dict[str, str] = {}
     loud: set[str] = set()
@@ -621,8 +624,9 @@ def _name_patterns(
             if term in public:
                 continue
             known.setdefault(term, str(kind))
-            if len(term) < 2:
+            if len(term) < 3:  # "Li": a whole value or in a name field; in free text it is a tag or a syllable
                 short.add(term)
+                quiet.add(term)
             elif term in common:
                 quiet.add(term)
             else:

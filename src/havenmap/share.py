@@ -5,19 +5,25 @@ writes) into a folder for others, at one of two levels:
 
 ``public``
     incidents generalised (dates to the ISO week, positions to the centre of a grid cell of
-    ``cell_m`` metres, ids and notes removed), threat per road (risk and hot spots on the public
-    road network), public havens only (havens' ``public`` column), coverage per grid cell (the
+    ``cell_m`` metres, ids and notes removed), threat on the public road network (hot spots, and
+    each road's risk the length-weighted mean risk of its grid cell: no road shows more than its
+    cell), public havens only (havens' ``public`` column), coverage per grid cell (the
     share of each cell within each band of a *public* haven); no defenders, no patrols, no alerts.
 ``partner``
-    the same, with incident ids, days and notes, plus defender counts per k-anonymous cell
+    the same, with incident ids and days and the risk per road, plus defender counts per k-anonymous cell
     (:func:`havenmap.privacy.defender_cells`: cells with fewer than ``k`` defenders merged into
     larger squares, then shown as "fewer than k"), alerts by area without ids (highest level
     and counts per cell, reasons in general words), and patrol *areas* (the grid cells each unit
     patrols; no routes, no schedules, no GPX).
 
+At every level free text (incident ``notes``) is withheld — it can name or locate people — and
+only incidents dated on or before the run's ``as_of`` are shared; cells of fewer than ``k``
+defenders show neither counts nor status nor alert level.
+
 Every bundle has ``map.html`` (the commander's map at that level: the same
 :class:`havenmap.maps.MapBuilder`, fewer layers), ``WITHHELD.json`` and ``README.txt`` (per
-file: what was withheld or generalised and why) and ``manifest.json`` (every file's SHA-256).
+file: what was withheld or generalised and why) and ``manifest.json`` (every file's SHA-256;
+also in the run manifests' schema, so ``havenmap verify`` checks a bundle).
 CSV files carry an HXL hashtag row.
 
 **The self-check.** The bundle is written to a private staging folder and every file is read
