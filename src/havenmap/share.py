@@ -121,11 +121,11 @@ class ShareOptions:
         if self.level not in LEVELS:
             raise InputError(f"--level {self.level!r}: use one of {', '.join(LEVELS)}")
         object.__setattr__(self, "cell_m", check_cell_m(self.cell_m))
-        DefenderPrivacy(cell_size_m=self.cell_m, k=self.k)  # the same rules as the maps' cells
-        if self.k < MIN_K:
+        if isinstance(self.k, (int, np.integer)) and not isinstance(self.k, bool) and self.k < MIN_K:
             raise InputError(
                 f"--k {self.k}: a share bundle needs k of at least {MIN_K} (k = 1 publishes cells of one defender)"
             )
+        DefenderPrivacy(cell_size_m=self.cell_m, k=self.k)  # the same rules as the maps' cells
 
     @property
     def radius_m(self) -> float:
