@@ -306,11 +306,22 @@ def _scenario(tmp_path: Path, text: str) -> Path:
             r"s.toml: \[privacy\]: cell_size_m 50: defender cells must be at least 100 m",
         ),
         ('network_type = "boat"\n', r"network_type .* = 'boat': use 'drive' or 'walk'"),
+        ('incidents = "."\n', r"s.toml: incidents = '.': .* is a folder; give the file inside it"),
+        ('[dedup]\ntypes = "fuzzy"\n', r"s.toml: \[dedup\] dedup types 'fuzzy': use one of"),
     ],
 )
 def test_scenario_files_are_checked_key_by_key(tmp_path, text, message):
     with pytest.raises(InputError, match=message):
         load_scenario(_scenario(tmp_path, text))
+
+
+def test_havens_and_defenders_from_one_file_are_refused_and_a_lone_patrol_section_warned(tmp_path):
+    path = _scenario(tmp_path, "")
+    path.write_text(path.read_text().replace('defenders = "d.csv"', 'defenders = "h.csv"'))
+    with pytest.raises(InputError, match="havens and defenders are the same file"):
+        load_scenario(path)
+    with pytest.warns(UserWarning, match=r"\[patrol\] is set but no bases and targets are given"):
+        load_scenario(_scenario(tmp_path, "[patrol]\nunits = 2\n"))
 
 
 def test_a_bad_scenario_fails_through_the_cli_before_any_work(tmp_path, capsys):

@@ -18,7 +18,7 @@ import pytest
 import shapely
 
 from havenmap import backtest as bt
-from havenmap import threat
+from havenmap import cli, threat
 from havenmap.errors import InputError
 from havenmap.network import from_graph
 from havenmap.scenario import demo_dir
@@ -489,3 +489,4 @@ def test_cli_backtest_outputs(tmp_path, cli_inputs):
     for remote in ('src="http', "src='http", 'href="http', "url(http", "@import"):
         assert remote not in page  # nothing fetched: opens offline
     assert not list(out.glob(".*part*"))  # atomic writes leave nothing behind
+    assert cli.execute(["verify", str(out)]) == 0  # its manifest: inputs and outputs as recorded

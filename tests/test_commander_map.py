@@ -636,7 +636,9 @@ def test_no_defender_position_in_the_file(built):
     for name, ident in zip(defenders["name"], defenders["id"], strict=True):
         assert json.dumps(str(name)) not in text and f'"{ident}"' not in text
     assert "EXACT DEFENDER LOCATIONS" not in text
-    assert stat.S_IMODE(built["path"].stat().st_mode) == 0o644
+    havens = built["kwargs"].get("havens")
+    all_public = havens is None or ("public" in havens and bool(havens["public"].fillna(False).astype(bool).all()))
+    assert stat.S_IMODE(built["path"].stat().st_mode) == (0o644 if all_public else 0o600)  # safe houses: owner-only
     utm = defenders.estimate_utm_crs()
     to_utm = Transformer.from_crs("EPSG:4326", utm, always_xy=True)
     latlon = coordinates_in(text)

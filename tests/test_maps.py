@@ -10,6 +10,7 @@ is tested in tests/test_commander_map.py.
 from __future__ import annotations
 
 import json
+import os
 import re
 import stat
 from pathlib import Path
@@ -249,9 +250,20 @@ def test_exact_defenders_opt_in(exact_map):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600  # exact locations: owner only
 
 
-def test_default_map_file_is_not_private(default_map, k5_map):
-    for path, _ in (default_map, k5_map):
-        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+def test_a_map_with_safe_houses_is_owner_only_and_with_public_havens_only_it_is_not(default_map, k5_map, tmp_path):
+    for path, _ in (default_map, k5_map):  # havens without a 'public' flag are safe houses
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    public = save_map(commander_map(roads=_roads(), havens=_havens().assign(public=True)), tmp_path / "p.html")
+    assert stat.S_IMODE(public.stat().st_mode) == 0o666 & ~_umask()
+    one_private = _havens().assign(public=[True, False])
+    private = save_map(commander_map(roads=_roads(), havens=one_private), tmp_path / "q.html")
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_template_syntax_in_user_text_is_not_evaluated():

@@ -255,6 +255,20 @@ def test_output_folder_swaps_in_whole_keeps_others_and_leaves_nothing_on_failure
         _io.write_text(stage / "a.csv", "2")
         _io.write_text(stage / "gpx" / "u_day-1.gpx", "2")
     assert snapshot(target) == {"a.csv": b"2", "gpx/u_day-1.gpx": b"2", "notes.txt": b"mine"}
+    (target / "gpx" / "mine").mkdir()  # a user's folder in a folder the run writes into stays
+    with _io.output_folder(target, owns) as stage:
+        _io.write_text(stage / "a.csv", "2")
+    assert snapshot(target) == {"a.csv": b"2", "notes.txt": b"mine"} and (target / "gpx" / "mine").is_dir()
+    (target / "gpx" / "mine").rmdir()
+    with _io.output_folder(target, owns) as stage:  # no GPX this time: the emptied gpx/ goes too
+        _io.write_text(stage / "a.csv", "2")
+        _io.write_text(stage / "gpx" / "u_day-1.gpx", "2")
+    with _io.output_folder(target, owns) as stage:
+        _io.write_text(stage / "a.csv", "2")
+    assert not (target / "gpx").exists()
+    with _io.output_folder(target, owns) as stage:
+        _io.write_text(stage / "a.csv", "2")
+        _io.write_text(stage / "gpx" / "u_day-1.gpx", "2")
     before = snapshot(target)
     with pytest.raises(RuntimeError), _io.output_folder(target, owns) as stage:
         _io.write_text(stage / "a.csv", "3")
@@ -347,11 +361,11 @@ def _run_with_umask(umask: int, *args: object) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("umask", [0o077, 0o022, 0o000], ids=["umask077", "umask022", "umask000"])
 def test_file_modes_follow_the_umask_and_sensitive_files_stay_owner_only(tmp_path, umask):
     routes = tmp_path / "new" / "routes.geojson"  # routes start at defenders: private, and so its new folder
-    page = tmp_path / "maps" / "routes.html"  # aggregated defenders: an ordinary file
+    page = tmp_path / "maps" / "routes.html"  # aggregated defenders, but the demo's safe houses: private too
     proc = _run_with_umask(umask, "nearest", *WALK, *POINTS, "--out", routes, "--map", page)
     assert proc.returncode == 0, proc.stderr
     assert mode(routes) == 0o600 & ~umask and mode(routes.parent) == 0o700 & ~umask
-    assert mode(page) == 0o666 & ~umask and mode(page.parent) == 0o777 & ~umask
+    assert mode(page) == 0o600 & ~umask and mode(page.parent) == 0o700 & ~umask
     if umask == 0o000:  # what matters there: private files and their new folder stay owner-only
         return
     threat = tmp_path / "threat"

@@ -254,8 +254,20 @@ def output_folder(path: PathLike, owns: Iterable[str], *, option: str = "--out")
             for old in target.glob(pattern):
                 if old.relative_to(target).as_posix() not in written and (old.is_file() or old.is_symlink()):
                     old.unlink()
+        _remove_emptied(target, owns)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def _remove_emptied(target: Path, owns: Sequence[str]) -> None:
+    """Remove the sub-folders the run writes into (``threat/``, ``patrol/gpx/``) when now empty."""
+    subs = {tuple(p.split("/")[:depth]) for p in owns for depth in range(1, len(p.split("/")))}
+    for parts in sorted(subs, key=len, reverse=True):  # the deepest first: patrol/gpx before patrol
+        if any(ch in part for part in parts for ch in "*?["):
+            continue
+        sub = target.joinpath(*parts)
+        if sub.is_dir() and not sub.is_symlink() and not any(sub.iterdir()):
+            sub.rmdir()
 
 
 def _check_owned(target: Path, owns: Sequence[str], option: str) -> None:

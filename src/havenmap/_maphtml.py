@@ -187,13 +187,13 @@ def plain(value: Any, limit: int = 400) -> str:
 
 def to_wgs84(frame: gpd.GeoDataFrame | None, layer: str) -> gpd.GeoDataFrame | None:
     """Reproject ``frame`` to EPSG:4326 and drop rows without geometry; ``None`` if nothing is left."""
-    frame = _checked(frame, layer)
+    frame = checked_layer(frame, layer)
     if frame is None:
         return None
     return frame if frame.crs.equals(WGS84) else frame.to_crs(WGS84)
 
 
-def _checked(frame: gpd.GeoDataFrame | None, layer: str) -> gpd.GeoDataFrame | None:
+def checked_layer(frame: gpd.GeoDataFrame | None, layer: str) -> gpd.GeoDataFrame | None:
     if frame is None:
         return None
     if not isinstance(frame, gpd.GeoDataFrame):

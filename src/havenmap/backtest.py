@@ -460,9 +460,7 @@ class _DateScores:
 
 def _bare(net: RoadNetwork) -> RoadNetwork:
     """The network without its caches (search graphs, trees): workers rebuild what they use."""
-    import dataclasses
-
-    return dataclasses.replace(net, _cache={}, _graph=None)
+    return net.without_caches()
 
 
 def _road_samples(net: RoadNetwork) -> tuple[np.ndarray, np.ndarray, cKDTree]:

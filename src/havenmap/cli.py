@@ -2120,15 +2120,24 @@ def backtest_command(
     check_source(network, network_type)
     with _step("Reading incidents" + (" and defenders" if defenders is not None else "")):
         table = threat.read_weights(weights) if weights is not None else None
-        inc = bt.check_incidents(_read_feeds(incidents, dedup_days, dedup_m, points_layer).incidents)
+        feed = _read_feeds(incidents, dedup_days, dedup_m, points_layer)
+        inc = bt.check_incidents(feed.incidents)
         d = layers.read_defenders(defenders, layer=points_layer) if defenders is not None else None
-    with _io.output_folder(out, bt.OUTPUT_FILES) as stage:  # checked now; filled at the end
+    with _io.output_folder(out, (*bt.OUTPUT_FILES, manifest.MANIFEST)) as stage:  # checked now; filled at the end
         net = _load_network(network, network_type, line_opts)
         result = bt.backtest(
             net, inc, d, params=params, weights=table, scheduler=scheduler, workers=workers, progress=True
         )
         with _step("Writing the backtest outputs"):
             result.write(stage, title=f"Backtest — {network.name}")
+        _write_manifest(
+            stage,
+            {"command": "backtest", "network_type": network_type, "backtest": params.as_dict()},
+            {"network": network, "class_speeds": class_speeds, "weights": weights,
+             "incidents": [manifest.InputFile(f, n) for f, n in zip(incidents, feed.records, strict=True)],
+             "defenders": None if d is None else manifest.InputFile(defenders, len(d))},
+            seeds={"bootstrap": params.seed},
+        )  # fmt: skip
     _print_backtest(result, out)
 
 

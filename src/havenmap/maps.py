@@ -78,7 +78,8 @@ SECTIONS = ("Threat", "Safety", "Patrols")
 # areas, heat, risk; the default
 # overlay pane (400, SVG: routes, hotspots, patrols) and markers (600) above.
 PANES = (("hmRoads", 250), ("hmBands", 340), ("hmAreas", 350), ("hmHeat", 380), ("hmRisk", 390))
-_EXACT_ATTR = "havenmap_exact_defenders"
+#: set on a folium map that shows exact defender locations or havens not marked public (safe houses)
+_PRIVATE_ATTR = "havenmap_private"
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -224,7 +225,7 @@ class MapBuilder:
         self.stamp = mh.as_timestamp(as_of)
         self.as_of = self.stamp if self.stamp is not None else as_of
         self.m = _new_map(title)
-        setattr(self.m, _EXACT_ATTR, bool(self.privacy.exact))
+        setattr(self.m, _PRIVATE_ATTR, bool(self.privacy.exact))
         self.roads = _road_frame(roads)
         self.places = _maplayers.Places(self.roads)
         self.cells = None  # the DefenderCells of add_safety, for alerts and routes
@@ -451,6 +452,8 @@ class MapBuilder:
         when any row does not match. Routes start off unless ``show_routes``. See
         :func:`commander_map`.
         """
+        if havens is not None and not _all_public(havens):
+            setattr(self.m, _PRIVATE_ATTR, True)  # a safe house's position is as sensitive as a defender's
         _maplayers.add_safety(
             self,
             havens=havens,
@@ -869,6 +872,15 @@ def _add_sites(builder: MapBuilder, cand: gpd.GeoDataFrame, chosen: gpd.GeoDataF
     builder.include_in_view(bounds=cand.total_bounds)
 
 
+def _all_public(havens: Any) -> bool:
+    """Whether every haven is marked ``public`` (an embassy, a UN compound); no column: none is."""
+    if len(havens) == 0:
+        return True
+    if "public" not in getattr(havens, "columns", ()):
+        return False
+    return bool(havens["public"].fillna(False).astype(bool).all())
+
+
 def save_map(m: folium.Map, path: str | os.PathLike[str], private: bool | None = None) -> Path:
     """Write the map as one self-contained HTML file, atomically.
 
@@ -879,8 +891,8 @@ def save_map(m: folium.Map, path: str | os.PathLike[str], private: bool | None =
     path
         Destination ``.html`` file; its folder is created if needed.
     private
-        Create the file readable by the owner only (mode 0600). Default: only when the
-        map shows exact defender locations.
+        Create the file readable by the owner only (mode 0600). Default: when the map shows
+        exact defender locations or havens not marked ``public`` (safe houses).
 
     Returns
     -------
@@ -888,7 +900,7 @@ def save_map(m: folium.Map, path: str | os.PathLike[str], private: bool | None =
         ``path``.
     """
     if private is None:
-        private = bool(getattr(m, _EXACT_ATTR, False))
+        private = bool(getattr(m, _PRIVATE_ATTR, False))
     root = m.get_root()
     return write_text(path, _stable_ids(root, root.render()), private=private)
 
@@ -923,7 +935,7 @@ def _road_frame(roads: Any) -> gpd.GeoDataFrame | None:
         return None
     if hasattr(roads, "edges_gdf") and not isinstance(roads, gpd.GeoDataFrame):
         return roads.edges_gdf(undirected=True)
-    return mh._checked(roads, "roads")
+    return mh.checked_layer(roads, "roads")
 
 
 def _new_map(title: str) -> folium.Map:

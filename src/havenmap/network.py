@@ -16,6 +16,7 @@ A two-way street is two directed edges (twins) sharing one geometry; a one-way s
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -129,6 +130,13 @@ class RoadNetwork:
         except KeyError:
             value = self._cache[key] = build()
             return value
+
+    def without_caches(self) -> RoadNetwork:
+        """The same network without its derived data (search graphs, trees, cost graphs).
+
+        What is sent to a Dask worker: the arrays only, half the bytes; the worker rebuilds what it uses.
+        """
+        return dataclasses.replace(self, _cache={}, _graph=None)
 
     # ------------------------------------------------------------------ costs
     def edge_cost(self, cost: str = "time") -> np.ndarray:

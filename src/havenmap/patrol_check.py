@@ -550,6 +550,14 @@ def _summary(stops: pd.DataFrame, days: pd.DataFrame, params: PatrolCheckParams,
 
 
 # ---------------------------------------------------------------------- outputs
+def _rounded(stops: pd.DataFrame) -> pd.DataFrame:
+    """Planned times to 0.1 min in the CSV, as the visit times (the check itself uses them exact)."""
+    out = stops.copy()
+    for column in ("planned_arrival_min", "planned_departure_min"):
+        out[column] = out[column].astype(float).round(1)
+    return out
+
+
 def write_patrol_check(
     check: PatrolCheck, out_dir: str | os.PathLike[str], *, roads: Any = None, title: str = "Patrol check"
 ) -> dict[str, Path]:
@@ -560,7 +568,7 @@ def write_patrol_check(
     """
     out = Path(out_dir)
     written = {
-        "csv": _io.write_csv(out / "patrol_check.csv", check.stops[list(STOP_COLUMNS)], private=True),
+        "csv": _io.write_csv(out / "patrol_check.csv", _rounded(check.stops[list(STOP_COLUMNS)]), private=True),
         "json": _io.write_json(
             out / "patrol_check.json",
             {**check.summary, "days": _records(check.days), "stops": _records(check.stops[list(STOP_COLUMNS)])},
@@ -605,46 +613,54 @@ def _write_map(check: PatrolCheck, path: Path, roads: Any, title: str) -> Path:
         {"id": list(bases), "name": list(bases)}, geometry=shapely.points(list(bases.values())), crs="EPSG:4326"
     )
     builder = maps.MapBuilder(title=title, roads=roads)
+    builder.add_patrols(routes, stops, base_frame, show=True)  # first: the record is drawn over the plan
     merged = check.stops.merge(plan.stops[["unit", "day", "stop", "lon", "lat"]], on=["unit", "day", "stop"])
     missed = merged.loc[~merged["visited"]]
+    days = sorted({*(k[1] for k in check.tracks), *missed["day"].tolist()})
+    for day in days:  # each day's driven tracks, then its missed stops on top; the first day shown
+        _add_driven(builder, check, day, show=day == days[0])
+        _add_missed(builder, missed.loc[missed["day"] == day], day, show=day == days[0])
     if len(missed):
-        frame = gpd.GeoDataFrame(
-            {
-                "label": [
-                    f"{r.unit} day {r.day}, stop {r.stop} ({r.target_id}): {r.reason}" for r in missed.itertuples()
-                ]
-            },
-            geometry=shapely.points(missed["lon"].to_numpy(), missed["lat"].to_numpy()),
-            crs="EPSG:4326",
-        )
-        builder.add_points("missed_stops", "Missed stops", "Patrols", frame, icon_svg=_MISSED_ICON, tooltip=("label",))
+        bounds = shapely.points(missed["lon"].to_numpy(), missed["lat"].to_numpy())
         builder.add_summary_line(
             "missed", str(len(missed)), f"planned stop{'s' if len(missed) != 1 else ''} missed",
-            bounds=frame.total_bounds, swatch=_MISSED_ICON,
+            bounds=gpd.GeoSeries(bounds, crs="EPSG:4326").total_bounds, swatch=_MISSED_ICON,
         )  # fmt: skip
     else:
         builder.summary_note(f"All {len(merged)} planned stops were visited.")
-    days = sorted({k[1] for k in check.tracks})
-    for day in days:
-        lines = [
-            shapely.MultiLineString(
-                [
-                    np.column_stack([t.lon, t.lat])[t.segment == s]
-                    for s in np.unique(t.segment)
-                    if (t.segment == s).sum() > 1
-                ]
-            )
-            for (_, d), t in sorted(check.tracks.items())
-            if d == day and len(t.lon) > 1
-        ]
-        if lines:
-            frame = gpd.GeoDataFrame(geometry=lines, crs="EPSG:4326")
-            builder.add_lines(
-                f"driven_day_{day}", f"Driven, day {day}", "Patrols", frame, colour=_TRACK_COLOUR, show=day == days[0]
-            )
-    builder.add_patrols(routes, stops, base_frame, show=True)
     builder.summary_heading("Did the patrols happen?")
     return maps.save_map(builder.build(), path, private=True)
+
+
+def _add_driven(builder: Any, check: PatrolCheck, day: int, show: bool) -> None:
+    lines = [
+        shapely.MultiLineString(
+            [
+                np.column_stack([t.lon, t.lat])[t.segment == s]
+                for s in np.unique(t.segment)
+                if (t.segment == s).sum() > 1
+            ]
+        )
+        for (_, d), t in sorted(check.tracks.items())
+        if d == day and len(t.lon) > 1
+    ]
+    if lines:
+        frame = gpd.GeoDataFrame(geometry=lines, crs="EPSG:4326")
+        builder.add_lines(f"driven_day_{day}", f"Driven, day {day}", "Patrols", frame, colour=_TRACK_COLOUR, show=show)
+
+
+def _add_missed(builder: Any, missed: pd.DataFrame, day: int, show: bool) -> None:
+    if not len(missed):
+        return
+    frame = gpd.GeoDataFrame(
+        {"label": [f"{r.unit} day {r.day}, stop {r.stop} ({r.target_id}): {r.reason}" for r in missed.itertuples()]},
+        geometry=shapely.points(missed["lon"].to_numpy(), missed["lat"].to_numpy()),
+        crs="EPSG:4326",
+    )
+    builder.add_points(
+        f"missed_stops_day_{day}", f"Missed stops, day {day}", "Patrols", frame,
+        icon_svg=_MISSED_ICON, tooltip=("label",), show=show,
+    )  # fmt: skip
 
 
 _TRACK_COLOUR = "#4d4d4d"

@@ -308,7 +308,8 @@ def write_situation_report(
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     template = env.from_string(_asset("report.html"))
     page = template.render(css=Markup(_asset("report.css")), **data)
-    return _io.write_text(out / "report.html", page)  # counts and areas only: no position, no defender id
+    # counts and areas only, no defender's position or id; but it names the havens (safe houses): owner-only
+    return _io.write_text(out / "report.html", page, private=True)
 
 
 def _asset(name: str) -> str:

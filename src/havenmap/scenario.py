@@ -281,6 +281,10 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     if (files["bases"] is None) != (files["targets"] is None):
         given, other = ("bases", "targets") if files["targets"] is None else ("targets", "bases")
         raise InputError(f'{path}: {given} without {other}; patrols need both (add {other} = "FILE") or neither')
+    if files["havens"] == files["defenders"]:
+        raise InputError(f"{path}: havens and defenders are the same file ({files['havens']}); give each its own")
+    if "patrol" in raw and files["bases"] is None:
+        warnings.warn(f"{path}: [patrol] is set but no bases and targets are given: no patrol plan", stacklevel=2)
     if siting is not None and siting["candidates"] is not None:
         siting["candidates"] = _file(path, base, "[siting] candidates", siting["candidates"])
     name = raw.get("name", path.stem)
@@ -293,7 +297,7 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
         network_options=options,
         coverage=coverage,
         siting=siting,
-        dedup=DedupOptions.from_dict(raw.get("dedup", {}), source=f"{path}: [dedup]"),
+        dedup=_dedup(path, raw.get("dedup", {})),
         source=path,
         **files,
         **sections,
@@ -365,6 +369,17 @@ def _network(path: Path, table: Any, network_type: Any) -> tuple[Any, LineOption
     return table, None, checked.network_type
 
 
+def _dedup(path: Path, values: Any) -> DedupOptions:
+    """``[dedup]``: :class:`havenmap.feeds.DedupOptions`, its errors naming the file and section."""
+    if not isinstance(values, dict):
+        raise InputError(f"{path}: [dedup] must be a table (days, metres, types)")
+    try:
+        return DedupOptions.from_dict(values, source=f"{path}: [dedup]")
+    except InputError as exc:
+        text = str(exc)
+        raise InputError(text if text.startswith(str(path)) else f"{path}: [dedup] {text}") from None
+
+
 def _feeds(path: Path, base: Path, value: Any) -> Path | tuple[Path, ...] | None:
     """``incidents``: one file, or a list of feeds merged by :func:`havenmap.feeds.read_incident_feeds`."""
     if isinstance(value, list):
@@ -390,6 +405,8 @@ def _file(path: Path, base: Path, role: str, value: Any) -> Path | None:
         raise InputError(
             f"{path}: {role} = {value!r}: file not found ({found}); paths are relative to the scenario file"
         )
+    if found.is_dir() and role != "network":  # a network may be a folder (a FileGDB); the points are files
+        raise InputError(f"{path}: {role} = {value!r}: {found} is a folder; give the file inside it")
     return found
 
 
@@ -624,7 +641,7 @@ def _run(
             plan=plan,
             exact_defenders=exact_defenders,
         )
-        _io.write_json(out / "report.json", summary)
+        _io.write_json(out / "report.json", summary, private=True)  # names unreachable defenders
         if feed is not None and len(feed.feeds) > 1:
             feed.write_audit(out / "incidents_merged.csv")
     return summary, timings

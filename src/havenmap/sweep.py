@@ -29,7 +29,6 @@ once); the rows are identical to a serial run.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 import os
@@ -372,7 +371,7 @@ class _Shared:
     def __getstate__(self) -> dict[str, Any]:
         # what goes to the workers: the network without its caches (search graphs, trees: half its pickled
         # size), and no cost graphs; each worker builds what it uses once. A serial run is not pickled.
-        return {**self.__dict__, "net": dataclasses.replace(self.net, _cache={}, _graph=None), "graphs": {}}
+        return {**self.__dict__, "net": self.net.without_caches(), "graphs": {}}
 
 
 def _model(v: Variation, shared: _Shared) -> tuple[int | None, float, float | None]:
