@@ -412,7 +412,12 @@ def test_levels_show_what_the_issue_says(scene):
         Transformer.from_crs("EPSG:4326", UTM, always_xy=True).transform(inc["longitude"], inc["latitude"])
     )
     assert np.abs(np.mod(xy, CELL_M) - CELL_M / 2).max() < 0.2
-    assert "notes" in _io.read_table(partner / "incidents.csv").columns
+    # free text is withheld at every level (notes can name or locate people), and the bundle says so
+    assert "notes" not in _io.read_table(partner / "incidents.csv").columns
+    for bundle in (public, partner):
+        withheld = json.loads((bundle / "WITHHELD.json").read_text())
+        assert "notes" in withheld["inputs"]["free_text"] and "every level" in withheld["inputs"]["free_text"]
+        assert "free text can name or locate people" in (bundle / "README.txt").read_text().lower()
     # merged feeds count once: the run's merge audit and the bundle agree
     audit = pd.read_csv(scene["run"] / "incidents_merged.csv")
     records = len(pd.read_csv(scene["paths"]["acled"])) + len(pd.read_csv(scene["paths"]["partner"], skiprows=[1]))
@@ -506,9 +511,17 @@ def _error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.strip().splitlines() if not line.startswith("✓")]
 
 
-def _share(scene, out: Path, level: str = "partner", **files) -> tuple[int, str]:
+def _run_copy(scene, folder: Path, manifest: bool = True) -> Path:
+    """A copy of the scene's run folder (without its manifest: inputs planted here are not the run's)."""
+    shutil.copytree(scene["run"], folder)
+    if not manifest:
+        (folder / "manifest.json").unlink()
+    return folder
+
+
+def _share(scene, out: Path, level: str = "partner", run: Path | None = None, **files) -> tuple[int, str]:
     p = {**scene["paths"], **files}
-    args = ["share", str(scene["run"]), "--level", level, "--out", str(out), "--cell-m", str(CELL_M)]
+    args = ["share", str(run or scene["run"]), "--level", level, "--out", str(out), "--cell-m", str(CELL_M)]
     args += ["--defenders", str(p["defenders"]), "--havens", str(p["havens"]), "--bases", str(p["bases"])]
     args += ["--incidents", str(p["acled"]), "--incidents", str(p["partner"])]
     return execute(args), ""
@@ -522,8 +535,9 @@ def test_refuses_a_defender_id_planted_in_a_havens_name(one_scene, tmp_path, cap
     planted = tmp_path / "havens.csv"
     havens.to_csv(planted, index=False)
     out = tmp_path / "bundle"
+    run = _run_copy(one_scene, tmp_path / "run", manifest=False)
     capsys.readouterr()
-    assert _share(one_scene, out, havens=planted)[0] == 2
+    assert _share(one_scene, out, havens=planted, run=run)[0] == 2
     err = _error_lines(capsys.readouterr().err)
     assert len(err) == 1 and err[0].startswith("havenmap: error: --out")
     assert "havens.geojson" in err[0] and f"defender id {victim!r}" in err[0] and "not written" in err[0]
@@ -532,34 +546,57 @@ def test_refuses_a_defender_id_planted_in_a_havens_name(one_scene, tmp_path, cap
     earlier = tmp_path / "earlier"
     shutil.copytree(one_scene["bundles"]["partner"], earlier)
     before = {p.name: p.read_bytes() for p in earlier.iterdir()}
-    assert _share(one_scene, earlier, havens=planted)[0] == 2
+    assert _share(one_scene, earlier, havens=planted, run=run)[0] == 2
     assert {p.name: p.read_bytes() for p in earlier.iterdir()} == before
 
 
-@pytest.mark.parametrize(
-    "note",
-    ["seen at {lat:.5f}, {lon:.5f}", "UTM 13N E {x:.1f} N {y:.1f}"],  # every format: test_self_check_reads_every_format
-)
-def test_refuses_a_defenders_position_in_an_incident_note(one_scene, tmp_path, capsys, note):
+NOTES = [
+    "seen at {lat:.5f}, {lon:.5f}",
+    "seen at {lat:.5f}N {alon:.5f}W",
+    "seen at {dms}",
+    "seen at {clat} / {clon}",
+    "https://maps.google.com/?q={lat:.5f}%2C{lon:.5f}",
+    "UTM 13N E {x:.1f} N {y:.1f}",
+    "{name} was beaten outside the home",
+    "lawyer {surname} was beaten",
+]
+
+
+def _dms(value: float, positive: str, negative: str) -> str:
+    hemisphere = positive if value >= 0 else negative
+    value = abs(value)
+    d, m = int(value), int(value * 60) % 60
+    return f"{d}°{m:02d}'{(value * 3600) % 60:04.1f}\"{hemisphere}"
+
+
+def test_free_text_is_never_published(one_scene, tmp_path):
+    """A defender named or located in incident notes, in any notation: the notes are withheld at every level,
+    so the bundle is written and none of it is there (the self-check, second line, reads them all:
+    test_self_check_reads_every_format)."""
     defenders = layers.read_defenders(one_scene["paths"]["defenders"])
     lon, lat = defenders.geometry.x.iloc[5], defenders.geometry.y.iloc[5]
     x, y = Transformer.from_crs("EPSG:4326", UTM, always_xy=True).transform(lon, lat)
+    name = str(defenders["name"].iloc[5])
+    values = dict(lat=lat, lon=lon, alon=-lon, x=x, y=y, name=name.upper(), surname=name[-6:])
+    values["dms"] = f"{_dms(lat, 'N', 'S')} {_dms(lon, 'E', 'W')}"
+    values["clat"], values["clon"] = f"{lat:.5f}".replace(".", ","), f"{lon:.5f}".replace(".", ",")
     feed = pd.read_csv(one_scene["paths"]["acled"], dtype=str, keep_default_na=False)
-    feed.loc[10, "notes"] = note.format(lat=lat, lon=lon, x=x, y=y)
+    for i, note in enumerate(NOTES):
+        feed.loc[10 + i, "notes"] = note.format(**values)
     planted = tmp_path / "acled_feed.csv"
     feed.to_csv(planted, index=False)
-    capsys.readouterr()
-    assert _share(one_scene, tmp_path / "partner", acled=planted)[0] == 2
-    err = capsys.readouterr().err
-    assert "incidents.csv" in err and defenders["id"].iloc[5] in err and not (tmp_path / "partner").exists()
-    if note.startswith("seen"):  # the public level removes notes: the same inputs share fine, without the note
-        assert _share(one_scene, tmp_path / "public", level="public", acled=planted)[0] == 0
-        assert "seen at" not in (tmp_path / "public" / "incidents.csv").read_text()
+    run = _run_copy(one_scene, tmp_path / "run", manifest=False)
+    for level in share.LEVELS:
+        assert _share(one_scene, tmp_path / level, level=level, run=run, acled=planted)[0] == 0
+        text = (tmp_path / level / "incidents.csv").read_text()
+        assert "seen at" not in text and "beaten" not in text and "notes" not in text.splitlines()[0]
+        assert ids_and_names(tmp_path / level / "incidents.csv", one_scene["secrets"]) == []
 
 
 def test_missing_inputs_and_manifests(one_scene, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(one_scene["run"], run)
+    outputs = json.loads((run / "manifest.json").read_text())["outputs"]
     (run / "manifest.json").unlink()  # the run's own manifest names its inputs: without it, they must be given
     capsys.readouterr()
     assert execute(["share", str(run), "--level", "public", "--out", str(tmp_path / "b")]) == 2
@@ -573,7 +610,7 @@ def test_missing_inputs_and_manifests(one_scene, tmp_path, capsys):
 
     inputs = {k: entry(p[k]) for k in ("defenders", "havens", "bases")}
     inputs["incidents"] = [entry(p["acled"]), entry(p["partner"])]
-    (run / "manifest.json").write_text(json.dumps({"inputs": inputs, "outputs": {}}))
+    (run / "manifest.json").write_text(json.dumps({"inputs": inputs, "outputs": outputs}))
     assert execute(["share", str(run), "--level", "public", "--out", str(tmp_path / "b")]) == 0
     assert "incidents.csv" in {f.name for f in (tmp_path / "b").iterdir()}
     # a changed input is refused: the self-check must look for the people the run used
@@ -584,6 +621,19 @@ def test_missing_inputs_and_manifests(one_scene, tmp_path, capsys):
     capsys.readouterr()
     assert execute(["share", str(run), "--level", "public", "--out", str(tmp_path / "c")]) == 2
     assert "changed since the run" in capsys.readouterr().err
+    # explicit files must be the run's when its manifest lists that role (SHA-256), incident feeds too
+    real = one_scene["run"]
+    other_feed = tmp_path / "acled_feed.csv"
+    other_feed.write_bytes(p["acled"].read_bytes() + b"\n")
+    for option, path in (("--defenders", changed), ("--incidents", other_feed)):
+        changed.write_bytes(p["defenders"].read_bytes() + b"\n")
+        args = ["share", str(real), "--out", str(tmp_path / "d"), "--defenders", str(p["defenders"])]
+        args += ["--havens", str(p["havens"]), "--bases", str(p["bases"]), option, str(path)]
+        capsys.readouterr()
+        assert execute(args) == 2
+        err = _error_lines(capsys.readouterr().err)
+        assert len(err) == 1 and err[0].startswith(f"havenmap: error: {option} {path}: the run used another file")
+        assert not (tmp_path / "d").exists()
     # an output folder holding other files is refused (everything in it would be shared)
     other = tmp_path / "other"
     other.mkdir()
@@ -594,18 +644,148 @@ def test_missing_inputs_and_manifests(one_scene, tmp_path, capsys):
     assert "not an earlier share bundle" in capsys.readouterr().err
 
 
+def test_public_road_risk_is_flat_per_cell(one_scene, net):
+    """An incident at a defender's home lifts the risk of the road piece in front of it: the public bundle
+    gives every road of a cell the cell's length-weighted mean risk (oracle: the run's own per-road risk,
+    cells of road midpoints computed here); the partner bundle keeps the run's risk per road."""
+    run_roads = gpd.read_file(one_scene["run"] / "threat" / "edge_risk.geojson").to_crs(UTM)
+    physical = pd.Series(shapely.to_wkb(shapely.normalize(run_roads.geometry.to_numpy())))
+    run_roads = run_roads.loc[~physical.duplicated().to_numpy()].reset_index(drop=True)  # a two-way road once
+    mid = shapely.get_coordinates(shapely.line_interpolate_point(run_roads.geometry.to_numpy(), 0.5, normalized=True))
+    run_roads["cell"] = [f"{int(a)},{int(b)}" for a, b in np.floor(mid / CELL_M)]
+    length = run_roads.length.to_numpy()
+    run_roads["w"] = length * run_roads["risk"].to_numpy()
+    by_cell = run_roads.groupby("cell")
+    expected = (by_cell["w"].sum() / by_cell.apply(lambda g: g.length.sum(), include_groups=False)).to_dict()
+    public = gpd.read_file(one_scene["bundles"]["public"] / "threat_roads.geojson").to_crs(UTM)
+    pmid = shapely.get_coordinates(shapely.line_interpolate_point(public.geometry.to_numpy(), 0.5, normalized=True))
+    public["cell"] = [f"{int(a)},{int(b)}" for a, b in np.floor(pmid / CELL_M)]
+    assert len(public) and (public.groupby("cell")["risk"].nunique() == 1).all()  # one value per cell
+    assert np.allclose(public["risk"], public["cell"].map(expected), atol=1e-4)
+    # the home's piece: the highest risk of its cell in the run, not singled out in the bundle
+    defenders = layers.read_defenders(one_scene["paths"]["defenders"]).to_crs(UTM)
+    spread = by_cell["risk"].agg(lambda r: r.max() - r.min())
+    assert spread.max() > 0.5  # the run's risk really differs within a cell (the test can fail)
+    home = defenders.geometry.iloc[0]
+    home_cell = int(np.argmin(run_roads.distance(home)))
+    cell = run_roads["cell"].iloc[home_cell]
+    mine = public.loc[public["cell"] == cell, "risk"]
+    assert (mine == mine.iloc[0]).all() if len(mine) else True
+    partner = gpd.read_file(one_scene["bundles"]["partner"] / "threat_roads.geojson").to_crs(UTM)
+    truth = dict(zip(shapely.to_wkb(shapely.normalize(run_roads.geometry.to_numpy())), run_roads["risk"], strict=True))
+    got = [truth.get(k) for k in shapely.to_wkb(shapely.normalize(partner.geometry.to_numpy()))]
+    assert None not in got and np.allclose(partner["risk"], got, atol=1e-4)
+
+
+def test_small_cells_show_no_status_or_level(one_scene):
+    """Where counts are blank (fewer than k), the status and the alert level are blank too: table and map."""
+    bundle = one_scene["bundles"]["partner"]
+    alerts = _io.read_table(bundle / "alerts_by_area.csv")
+    hidden = alerts["suppressed"].astype(bool)
+    assert alerts.loc[hidden, ["level", "defenders_alerted", "critical"]].isna().all().all()
+    assert alerts.loc[~hidden, "level"].notna().all()
+    assert all("fewer than" in r for r in alerts.loc[hidden, "reason"])
+    text = (bundle / "map.html").read_text()
+    calls = [json.loads(m) for m in re.findall(r'HM\.call\("defenderCells",\s*\w+,\s*(.*)\);\s*$', text, re.M)]
+    items = [item for call in calls for item in call["items"]]
+    few = [i for i in items if i["badge"][0][0].startswith("<")]
+    assert few and len(few) < len(items)  # the scene has both kinds of cell
+    from havenmap import _maphtml as mh
+
+    for item in few:
+        assert item["badge"] == [[f"<{K}", "hm-st-few"]] and item["style"]["fillColor"] == mh.COUNT_COLOUR
+        assert not any(line.startswith("some ") for line in item["tip"])
+    # alerts drawn on the map only on published cells
+    cell_calls = [json.loads(m) for m in re.findall(r'HM\.call\("cellAlerts",\s*\w+,\s*(.*)\);\s*$', text, re.M)]
+    hidden_cells = {items.index(i) for i in few}
+    drawn = {a["cell"] for call in cell_calls for a in call.get("items", [])}
+    assert not drawn & hidden_cells
+
+
+def test_incidents_after_as_of_are_left_out(one_scene, tmp_path):
+    feed = pd.read_csv(one_scene["paths"]["acled"], dtype=str, keep_default_na=False)
+    feed.loc[:4, "event_date"] = "2024-07-15"  # after the run's as_of (2024-06-30)
+    planted = tmp_path / "acled_feed.csv"
+    feed.to_csv(planted, index=False)
+    run = _run_copy(one_scene, tmp_path / "run", manifest=False)
+    assert _share(one_scene, tmp_path / "b", run=run, acled=planted)[0] == 0
+    inc = _io.read_table(tmp_path / "b" / "incidents.csv")
+    assert (pd.to_datetime(inc["date"]) <= pd.Timestamp(AS_OF)).all()
+    assert "5 later ones left out" in json.loads((tmp_path / "b" / "WITHHELD.json").read_text())["inputs"]["incidents"]
+
+
+def test_a_bundle_verifies_like_a_run(one_scene, tmp_path, capsys):
+    for level, bundle in one_scene["bundles"].items():
+        copy = shutil.copytree(bundle, tmp_path / level)
+        manifest = json.loads((copy / "manifest.json").read_text())
+        assert manifest["inputs"] == {} and set(manifest["outputs"]) == set(manifest["files"])
+        assert all(entry["description"] for entry in manifest["files"].values())
+        assert execute(["verify", str(copy)]) == 0
+        data = bytearray((copy / "incidents.csv").read_bytes())
+        data[-2] = ord("9") if data[-2] != ord("9") else ord("8")
+        (copy / "incidents.csv").write_bytes(bytes(data))
+        capsys.readouterr()
+        assert execute(["verify", str(copy)]) == 1
+        assert "incidents.csv" in capsys.readouterr().out + capsys.readouterr().err
+
+
+def test_refusals_of_options_and_run_folders(one_scene, tmp_path, capsys):
+    p = one_scene["paths"]
+    base = ["share", str(one_scene["run"]), "--defenders", str(p["defenders"]), "--havens", str(p["havens"])]
+    base += ["--bases", str(p["bases"])]
+    cases = [
+        (["--out", str(tmp_path / "a"), "--k", "1"], "--k 1: a share bundle needs k of at least 2"),
+        (["--out", str(tmp_path / "a"), "--cell-m", "1e9"], "--cell-m 1e+09: give a finite cell side of at most"),
+        (["--out", str(tmp_path / "a"), "--cell-m", "inf"], "--cell-m inf: give a finite cell side of at most"),
+        (["--out", str(one_scene["run"] / "threat")], "lies inside the DIR input folder"),
+    ]
+    for extra, message in cases:
+        capsys.readouterr()
+        assert execute([*base, *extra]) == 2, extra
+        err = _error_lines(capsys.readouterr().err)
+        assert len(err) == 1 and message in err[0], (extra, err)
+    assert not (tmp_path / "a").exists()
+    # no threat/ in the run and no --network: refused, saying what to pass
+    run = _run_copy(one_scene, tmp_path / "run", manifest=False)
+    shutil.rmtree(run / "threat")
+    args = ["share", str(run), "--out", str(tmp_path / "b"), *base[2:]]
+    capsys.readouterr()
+    assert execute(args) == 2
+    err = _error_lines(capsys.readouterr().err)
+    assert len(err) == 1 and "pass --network FILE" in err[0]
+
+
+def test_a_rerun_into_an_old_folder_is_read_by_its_manifest(one_scene, tmp_path):
+    """A run without patrols written over an old one: patrol/ is left over, the manifest does not list it."""
+    run = _run_copy(one_scene, tmp_path / "run")
+    record = json.loads((run / "manifest.json").read_text())
+    record["inputs"].pop("bases")
+    record["outputs"] = {k: v for k, v in record["outputs"].items() if not k.startswith("patrol/")}
+    (run / "manifest.json").write_text(json.dumps(record))
+    assert (run / "patrol" / "patrol_routes.geojson").is_file()
+    assert execute(["share", str(run), "--level", "partner", "--out", str(tmp_path / "b")]) == 0
+    assert not (tmp_path / "b" / "patrol_areas.csv").exists()
+
+
 def test_self_check_reads_every_format(tmp_path):
     """The bundle's self-check on planted files: each format and file type is caught."""
     from shapely.geometry import Point
 
     defenders = gpd.GeoDataFrame(
-        {"id": ["D1x", "7"], "name": ["Ana Lopez", "Bo"]},
-        geometry=[Point(-102.2800, 21.8700), Point(-102.2700, 21.8650)],
+        {
+            "id": ["D1x", "7", "D3z", "D4w", "D5v"],
+            "name": ["Ana Lopez", "Bo", "José Pérez", "Protest", "Refugio Norte"],
+        },
+        geometry=[Point(-102.2800, 21.8700), Point(-102.2700, 21.8650), *[Point(-102.2, 21.9)] * 3],
         crs="EPSG:4326",
     )
     havens = gpd.GeoDataFrame(
-        {"id": ["H9", "PUB"], "name": ["Casa Segura", "Embajada"], "public": [False, True]},
-        geometry=[Point(-102.2600, 21.8600), Point(-102.2803, 21.8701)],
+        {
+            "id": ["H9", "PUB", "PUB2"],
+            "name": ["Casa Segura", "Embajada", "Refugio Norte"],
+            "public": [False, True, True],
+        },
+        geometry=[Point(-102.2600, 21.8600), Point(-102.2803, 21.8701), Point(-102.1, 21.95)],
         crs="EPSG:4326",
     )
     x, y = Transformer.from_crs("EPSG:4326", UTM, always_xy=True).transform(-102.2800, 21.8700)
@@ -622,10 +802,23 @@ def test_self_check_reads_every_format(tmp_path):
         "j.html": '<script>HM.call("lines", map_1, {"enc":"'
         + _encode([(21.870012, -102.280017), (21.9, -102.2)])
         + '","counts":[2]});</script>',
+        "m.txt": "seen at 21.87001N 102.28002W",
+        "n.txt": "seen at 21°52'12.0\"N 102°16'48.1\"W",
+        "o.txt": "seen at 21,87001 / -102,28002",
+        "p.txt": "https://maps.google.com/?q=21.87001%2C-102.28002",
+        "q.txt": "JOSE PEREZ was beaten",
+        "r.txt": "lawyer Pérez was beaten",
+        "s.json": json.dumps({"name": "BO"}),  # a two-letter name: as a name field
+        "t.csv": "name\nProtest\n",  # a common word as a name field: still a name
     }
     clean = {
         "k.txt": "far away 21.95, -102.10; the embassy at 21.8701, -102.2803; grid 21.87, -102.28 (2 decimals)",
         "l.csv": "id,n\nD10,7\n",  # 'D1x' is not a token of this, 7 is a count, not an id field
+        "u.json": json.dumps({"n": "7", "label": "7 incidents"}),  # a count, not an id field
+        "v.html": '<script>HM.call("defenderCells", map_1, {"items": [{"id": 7, "tip": ["7 defenders"]}]});</script>',
+        "w.csv": "sub_event_type,n\nPeaceful protest,3\n",  # the defender "Protest": an event type word
+        "x.json": json.dumps({"name": "Refugio Norte", "kind": "clinic"}),  # a public haven of that name
+        "y.json": json.dumps({"legend": "<ul><li>bo</li></ul>"}),  # two letters in free text: a tag, a syllable
     }
     for name, text in {**plants, **clean}.items():
         folder = tmp_path / name.replace(".", "_")

@@ -183,7 +183,7 @@ def _input_conflict(out: _Claim, inp: _Claim) -> str:
         return (
             f"{head}: is the {inp.option} input{alias}; write the output to another path (inputs are never overwritten)"
         )
-    if out.folder:
+    if out.folder and inp.resolved.is_relative_to(out.resolved):
         return (
             f"{head}: the output folder holds the {inp.option} input {inp.given}; choose an output folder "
             "that holds none of the inputs (a run owns its output folder)"

@@ -585,7 +585,8 @@ def _add_defenders(builder: MapBuilder, dfd: gpd.GeoDataFrame, slow: float) -> _
     items = []
     for row in cells.itertuples(index=False):
         counts = {s: int(getattr(row, s)) for s in mh.STATUS_ORDER}
-        worst = mh.worst_status(counts) if status is not None else ""
+        # a cell of fewer than k shows no status: its colour would count the few inside
+        worst = mh.worst_status(counts) if status is not None and not row.suppressed else ""
         colour = mh.STATUS[worst][0] if worst else mh.COUNT_COLOUR
         urgent = worst in ("unreachable", "slow")
         items.append(
@@ -617,12 +618,7 @@ def _add_defenders(builder: MapBuilder, dfd: gpd.GeoDataFrame, slow: float) -> _
 
 def _cell_tip(row: Any, counts: dict[str, int], k: int, slow: float, known: bool) -> list[str]:
     if row.suppressed:
-        worst = mh.worst_status(counts) if known else ""
-        return [
-            f"fewer than {k} defenders in this area",
-            "counts hidden (k-anonymity)",
-            f"some {_STATUS_WORDS[worst].format(slow=slow)}" if worst else "",
-        ]
+        return [f"fewer than {k} defenders in this area", "counts hidden, status too (k-anonymity)"]
     n = int(row.count)
     where = f"this {row.size_m:g} m cell" if row.level == 0 else f"this area (cells merged to hold at least {k})"
     tip = [f"{n} defender{'s' if n != 1 else ''} in {where}"]
@@ -632,7 +628,7 @@ def _cell_tip(row: Any, counts: dict[str, int], k: int, slow: float, known: bool
 
 def _cell_badge(row: Any, counts: dict[str, int], worst: str, k: int) -> list[list[str]]:
     if row.suppressed:
-        return [[f"<{k}", f"hm-st-{worst}" if worst else "hm-st-few"]]
+        return [[f"<{k}", "hm-st-few"]]
     chips = [[str(counts[s]), f"hm-st-{s}"] for s in mh.STATUS_ORDER if counts[s]]
     return chips or [[str(int(row.count)), "hm-st-n"]]
 

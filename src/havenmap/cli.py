@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.text import Text
 
 from . import _io, layers, manifest, report, scenario
-from .errors import HavenmapError, InputError, listing, shortened
+from .errors import HavenmapError, listing, shortened
 from .havens import assign_havens, nearest_havens
 from .lines import DEFAULT_SNAP_TOLERANCE_M, LineOptions, network_report
 from .network import RoadNetwork, check_source, load_network
@@ -1896,16 +1896,10 @@ def alerts_command(
 
 # ---------------------------------------------------------------------- share bundles
 def _share_cell_check(ctx: Any, param: Any, value: float) -> float:
-    """``--cell-m`` checked by the privacy grid's rule (cells of at least 100 m)."""
-    from .privacy import DefenderPrivacy
+    """``--cell-m`` checked before any work: finite, 100 m to 100 km (:func:`havenmap.share.check_cell_m`)."""
+    from .share import check_cell_m
 
-    try:
-        return DefenderPrivacy(cell_size_m=value).cell_size_m
-    except InputError:
-        advice = "give a cell side of at least 100 m (smaller cells point at people)"
-        if value != value:
-            advice += " (nan is not a number)"
-        raise InputError(f"--cell-m {value:g}: {advice}") from None
+    return check_cell_m(value)
 
 
 @app.command("share", short_help="A redacted, leak-checked bundle of a run for partners.")
@@ -1922,13 +1916,13 @@ def share_command(
         ),
     ] = "public",
     k: Annotated[
-        int, typer.Option("--k", min=1, help="Each published defender cell holds at least this many defenders.")
+        int, typer.Option("--k", help="Each published defender cell holds at least this many defenders (2 or more).")
     ] = 5,
     cell_m: Annotated[
         float,
         typer.Option(
             "--cell-m",
-            help="Grid cell side, metres (at least 100); nothing within half of it of a defender, base or private "
+            help="Grid cell side, metres (100 to 100000); nothing within half of it of a defender, base or private "
             "haven.",
             callback=_share_cell_check,
         ),

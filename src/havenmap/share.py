@@ -5,19 +5,25 @@ writes) into a folder for others, at one of two levels:
 
 ``public``
     incidents generalised (dates to the ISO week, positions to the centre of a grid cell of
-    ``cell_m`` metres, ids and notes removed), threat per road (risk and hot spots on the public
-    road network), public havens only (havens' ``public`` column), coverage per grid cell (the
+    ``cell_m`` metres, ids and notes removed), threat on the public road network (hot spots, and
+    each road's risk the length-weighted mean risk of its grid cell: no road shows more than its
+    cell), public havens only (havens' ``public`` column), coverage per grid cell (the
     share of each cell within each band of a *public* haven); no defenders, no patrols, no alerts.
 ``partner``
-    the same, with incident ids, days and notes, plus defender counts per k-anonymous cell
+    the same, with incident ids and days and the risk per road, plus defender counts per k-anonymous cell
     (:func:`havenmap.privacy.defender_cells`: cells with fewer than ``k`` defenders merged into
     larger squares, then shown as "fewer than k"), alerts by area without ids (highest level
     and counts per cell, reasons in general words), and patrol *areas* (the grid cells each unit
     patrols; no routes, no schedules, no GPX).
 
+At every level free text (incident ``notes``) is withheld — it can name or locate people — and
+only incidents dated on or before the run's ``as_of`` are shared; cells of fewer than ``k``
+defenders show neither counts nor status nor alert level.
+
 Every bundle has ``map.html`` (the commander's map at that level: the same
 :class:`havenmap.maps.MapBuilder`, fewer layers), ``WITHHELD.json`` and ``README.txt`` (per
-file: what was withheld or generalised and why) and ``manifest.json`` (every file's SHA-256).
+file: what was withheld or generalised and why) and ``manifest.json`` (every file's SHA-256;
+also in the run manifests' schema, so ``havenmap verify`` checks a bundle).
 CSV files carry an HXL hashtag row.
 
 **The self-check.** The bundle is written to a private staging folder and every file is read
@@ -30,10 +36,15 @@ the bundle is not written and :class:`BundleLeakError` names the file and what l
 
 from __future__ import annotations
 
+import ast
 import contextlib
-import hashlib
+import functools
+import importlib.metadata
+import inspect
 import json
+import math
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -46,6 +57,7 @@ import shapely
 
 from . import _io, _leaks, layers
 from . import _maphtml as mh
+from . import manifest as run_manifest
 from ._maplayers import legible_cell_size, with_coverage
 from .errors import InputError
 from .privacy import DEFAULT_CELL_M, DEFAULT_K, DefenderCells, DefenderPrivacy, defender_cells
@@ -53,11 +65,13 @@ from .privacy import DEFAULT_CELL_M, DEFAULT_K, DefenderCells, DefenderPrivacy, 
 __all__ = [
     "BUNDLE_KIND",
     "LEVELS",
+    "MAX_CELL_M",
     "Bundle",
     "BundleLeakError",
     "ShareInputs",
     "ShareOptions",
     "check_bundle",
+    "check_cell_m",
     "share_inputs",
     "share_run",
 ]
@@ -68,6 +82,9 @@ Step = Callable[[str], contextlib.AbstractContextManager[Any]]
 LEVELS = ("public", "partner")
 BUNDLE_KIND = "havenmap share bundle"
 VIEW_GRID_DEG = 0.01  # the map's first view is snapped outward to this grid (no point of anyone's)
+MAX_CELL_M = 100_000.0  # a cell of 100 km generalises a city away; larger is a typo (or inf)
+MIN_K = 2  # k = 1 would publish single defenders' cells
+FREE_TEXT_COLUMNS = ("notes",)  # the free-text incident columns (layers.INCIDENT_COLUMNS): never published
 _WGS84 = "EPSG:4326"
 _GENERIC_REASONS = {
     "critical": "a surge of violent events and a severe incident close by",
@@ -89,9 +106,9 @@ class ShareOptions:
     level
         ``"public"`` or ``"partner"`` (see the module docstring).
     k
-        k-anonymity floor of the partner level's defender cells (default 5).
+        k-anonymity floor of the partner level's defender cells (default 5, at least 2).
     cell_m
-        Side of the grid cells, metres (default 500, at least 100): incidents, coverage,
+        Side of the grid cells, metres (default 500, at least 100, at most 100 km): incidents, coverage,
         defenders, alerts and patrol areas are all generalised to it. The self-check's radius is
         half of it.
     """
@@ -103,8 +120,12 @@ class ShareOptions:
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
             raise InputError(f"--level {self.level!r}: use one of {', '.join(LEVELS)}")
+        object.__setattr__(self, "cell_m", check_cell_m(self.cell_m))
+        if isinstance(self.k, (int, np.integer)) and not isinstance(self.k, bool) and self.k < MIN_K:
+            raise InputError(
+                f"--k {self.k}: a share bundle needs k of at least {MIN_K} (k = 1 publishes cells of one defender)"
+            )
         DefenderPrivacy(cell_size_m=self.cell_m, k=self.k)  # the same rules as the maps' cells
-        object.__setattr__(self, "cell_m", float(self.cell_m))
 
     @property
     def radius_m(self) -> float:
@@ -119,6 +140,30 @@ class ShareOptions:
         if unknown:
             raise InputError(f"{source}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
         return cls(**values)
+
+
+def check_cell_m(value: float) -> float:
+    """``value`` as a cell side in metres: finite, at least 100 m (the privacy grid's rule), at most 100 km.
+
+    Raises
+    ------
+    havenmap.errors.InputError
+        One line naming ``--cell-m``.
+    """
+    try:
+        side = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"--cell-m {value!r}: give a cell side in metres (100 to {MAX_CELL_M:g})") from None
+    if math.isnan(side):
+        raise InputError("--cell-m nan: give a cell side in metres (100 to 100000); nan is not a number")
+    if not math.isfinite(side) or side > MAX_CELL_M:
+        raise InputError(f"--cell-m {side:g}: give a finite cell side of at most {MAX_CELL_M:g} m (100 km)")
+    try:
+        return float(DefenderPrivacy(cell_size_m=side).cell_size_m)
+    except InputError:
+        raise InputError(
+            f"--cell-m {side:g}: give a cell side of at least 100 m (smaller cells point at people)"
+        ) from None
 
 
 @dataclass
@@ -180,89 +225,127 @@ def share_inputs(
 ) -> ShareInputs:
     """The inputs of a run: the given files, else those ``run_dir/manifest.json`` lists (checked by SHA-256).
 
+    A given ``defenders``, ``havens``, ``bases`` or incident file must be the one the run used when
+    the run's manifest lists that role (same SHA-256): the self-check looks for the people and
+    places of the run, not of another file.
+
     Raises
     ------
     havenmap.errors.InputError
         ``run_dir`` is no run folder; defenders or havens (or bases, for a run with patrols) are
-        neither given nor in a manifest; a manifest's file is missing or changed since the run.
+        neither given nor in a manifest; a manifest's file is missing or changed since the run; a
+        given file is not the one the run's manifest lists.
     """
     run = Path(run_dir)
     if not run.is_dir():
         raise InputError(f"{run}: no such folder; give the output folder of a run (havenmap demo / run)")
     if not (run / "report.json").is_file():
         raise InputError(f"{run}: not a havenmap run folder (no report.json); give the folder a run wrote")
-    manifest = _manifest_inputs(run)
-    patrols = (run / "patrol").is_dir()
+    record = _read_run_manifest(run)
+    entries = _manifest_entries(run, record)
     chosen: dict[str, Any] = {}
     for key, given in (("defenders", defenders), ("havens", havens), ("bases", bases), ("network", network)):
-        chosen[key] = Path(given) if given is not None else manifest.get(key)
+        if given is not None:
+            if key != "network":
+                _check_given(run, key, Path(given), entries.get(key, []))
+            chosen[key] = Path(given)
+        elif entries.get(key):
+            chosen[key] = _manifest_file(run, key, entries[key][0])
+        else:
+            chosen[key] = None
+    patrols = _run_has(run, record, "patrol/patrol_routes.geojson")
     needed = ["defenders", "havens", *(["bases"] if patrols else [])]
     missing = [k for k in needed if chosen[k] is None]
     if missing:
         flags = " ".join(f"--{k} FILE" for k in needed)
-        where = "its manifest.json lists no" if manifest else "it has no manifest.json naming the"
+        where = "its manifest.json lists no" if record is not None else "it has no manifest.json naming the"
         raise InputError(
             f"{run}: {where} {' and '.join(missing)}; pass {flags} (the files the run used: the self-check "
             "looks for those people and places in every file of the bundle)"
         )
-    feeds = [Path(p) for p in incidents] if incidents else manifest.get("incidents", [])
+    if incidents:
+        feeds = [Path(p) for p in incidents]
+        for feed in feeds:
+            _check_given(run, "incidents", feed, entries.get("incidents", []))
+    else:
+        feeds = [_manifest_file(run, name, named) for name, named in entries.get("incidents", [])]
     return ShareInputs(
         defenders=chosen["defenders"],
         havens=chosen["havens"],
         bases=chosen["bases"],
-        incidents=list(feeds),
+        incidents=feeds,
         network=chosen["network"],
     )
 
 
-def _manifest_inputs(run: Path) -> dict[str, Any]:
-    """``inputs`` of ``run/manifest.json``: key → Path (``incidents`` → list), each checked by SHA-256."""
-    path = run / "manifest.json"
+def _read_run_manifest(run: Path) -> dict[str, Any] | None:
+    """``run/manifest.json`` as a mapping (None without one); its ``inputs`` must be a table."""
+    path = run / run_manifest.MANIFEST
     if not path.is_file():
-        return {}
+        return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: cannot read it as JSON ({exc}); pass the input files as options") from None
-    inputs = data.get("inputs") if isinstance(data, dict) else None
-    if not isinstance(inputs, dict):
+    if not isinstance(data, dict) or not isinstance(data.get("inputs"), dict):
         raise InputError(f"{path}: no 'inputs' table; pass --defenders, --havens (and --bases) instead")
-    out: dict[str, Any] = {}
-    feeds: list[Path] = []
-    for key, entry in inputs.items():
-        entries = entry if isinstance(entry, list) else [entry]
-        paths = [_manifest_file(path, run, key, e) for e in entries if e is not None]
-        if str(key).startswith("incidents"):
-            feeds += paths
-        elif paths:
-            out[str(key)] = paths[0]
-    if feeds:
-        out["incidents"] = feeds
+    return data
+
+
+def _manifest_entries(run: Path, record: dict[str, Any] | None) -> dict[str, list[tuple[str, Any]]]:
+    """Role → ``[(role as written, entry), ...]``; ``incidents``, ``incidents_2``, ... all under ``incidents``."""
+    out: dict[str, list[tuple[str, Any]]] = {}
+    for key, entry in (record or {}).get("inputs", {}).items():
+        role = "incidents" if str(key).startswith("incidents") else str(key)
+        for item in entry if isinstance(entry, list) else [entry]:
+            if item is not None:
+                out.setdefault(role, []).append((str(key), item))
     return out
 
 
-def _manifest_file(manifest: Path, run: Path, key: str, entry: Any) -> Path:
+def _manifest_file(run: Path, key: str, named: tuple[str, Any] | Any) -> Path:
+    """The file of a manifest entry, checked by SHA-256."""
+    manifest = run / run_manifest.MANIFEST
+    key, entry = named if isinstance(named, tuple) else (key, named)
     raw = entry.get("path") if isinstance(entry, dict) else entry
+    role = "incidents" if key.startswith("incidents") else key
     if not isinstance(raw, str) or not raw:
         raise InputError(f"{manifest}: inputs.{key} has no path; pass the file as an option instead")
     file = Path(raw) if Path(raw).is_absolute() else run / raw
     if not file.is_file():
-        raise InputError(f"{manifest}: inputs.{key} {raw}: file not found; pass --{key.split()[0]} FILE instead")
+        raise InputError(f"{manifest}: inputs.{key} {raw}: file not found; pass --{role} FILE instead")
     expected = entry.get("sha256") if isinstance(entry, dict) else None
-    if expected and _sha256(file) != str(expected).lower():
+    if expected and run_manifest.sha256_file(file) != str(expected).lower():
         raise InputError(
             f"{manifest}: inputs.{key} {raw} changed since the run (SHA-256 differs); "
-            f"pass the file the run used with --{key.split()[0]} FILE"
+            f"pass the file the run used with --{role} FILE"
         )
     return file
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _check_given(run: Path, role: str, given: Path, listed: list[tuple[str, Any]]) -> None:
+    """Refuse a given file that is not the one (or, for incidents, one of those) the run's manifest lists."""
+    digests = {str(e.get("sha256")).lower() for _, e in listed if isinstance(e, dict) and e.get("sha256")}
+    if not digests or not given.is_file():
+        return
+    if run_manifest.sha256_file(given) not in digests:
+        used = ", ".join(str(e.get("path")) for _, e in listed if isinstance(e, dict))
+        raise InputError(
+            f"--{role} {given}: the run used another file ({used}, by {run / run_manifest.MANIFEST}: SHA-256 "
+            f"differs); pass the file the run used, or share a run made with this one"
+        )
+
+
+def _run_outputs(run: Path, record: dict[str, Any] | None) -> set[str] | None:
+    """The run's output files by its manifest (None: no manifest, or one without an outputs table)."""
+    outputs = (record or {}).get("outputs")
+    return {str(k) for k in outputs} if isinstance(outputs, dict) else None
+
+
+def _run_has(run: Path, record: dict[str, Any] | None, rel: str) -> bool:
+    """Whether the run wrote ``rel``: by its manifest's outputs (a re-run into an old folder leaves others)."""
+    listed = _run_outputs(run, record)
+    return (run / rel).is_file() and (listed is None or rel in listed)
 
 
 # ---------------------------------------------------------------------- the run folder
@@ -300,10 +383,11 @@ def _read_run(folder: Path) -> _Run:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{folder / 'report.json'}: cannot read it as JSON ({exc})") from None
     run = _Run(folder=folder, report=report if isinstance(report, dict) else {})
+    record = _read_run_manifest(folder)
 
     def geo(rel: str) -> gpd.GeoDataFrame | None:
         path = folder / rel
-        if not path.is_file():
+        if not _run_has(folder, record, rel):
             return None
         try:
             frame = gpd.read_file(path)
@@ -313,7 +397,7 @@ def _read_run(folder: Path) -> _Run:
 
     def table(rel: str) -> pd.DataFrame | None:
         path = folder / rel
-        return _io.read_table(path, str(path)) if path.is_file() else None
+        return _io.read_table(path, str(path)) if _run_has(folder, record, rel) else None
 
     run.coverage = table("coverage/coverage.csv")
     run.service_areas = geo("coverage/service_areas.geojson")
@@ -383,7 +467,11 @@ def _week_start(dates: pd.Series) -> pd.Series:
 
 
 def _incident_table(incidents: gpd.GeoDataFrame, grid: _Grid, level: str) -> pd.DataFrame:
-    """Incidents generalised: the week (public) or day (partner), the cell and its centre; notes only for partners."""
+    """Incidents generalised: the week (public) or day (partner), the cell and its centre.
+
+    Free text (:data:`FREE_TEXT_COLUMNS`: ``notes``) is never published, at any level: it can name or
+    locate people in ways no scanner is sure to read (coordinates in any notation, nicknames, addresses).
+    """
     keys = grid.keys(incidents.geometry)
     lat, lon = grid.centres(keys)
     frame = pd.DataFrame(index=incidents.index)
@@ -398,8 +486,6 @@ def _incident_table(incidents: gpd.GeoDataFrame, grid: _Grid, level: str) -> pd.
     frame["cell_id"] = grid.ids(keys)
     frame["latitude"], frame["longitude"] = lat, lon
     frame["cell_size_m"] = grid.cell_m
-    if level == "partner":
-        frame["notes"] = incidents["notes"].to_numpy()
     frame = frame.replace({"NaT": pd.NA})
     return frame.sort_values(["week", "cell_id"], kind="stable", na_position="last").reset_index(drop=True)
 
@@ -432,12 +518,23 @@ def _dedupe_roads(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return frame.iloc[np.sort(first)].reset_index(drop=True)
 
 
-def _threat_roads(edge_risk: gpd.GeoDataFrame, hotspots: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
-    """Roads with risk > 0 (one row per physical road): ``u, v, key, name, highway, risk`` and hot-spot columns."""
+def _threat_roads(
+    edge_risk: gpd.GeoDataFrame, hotspots: gpd.GeoDataFrame | None, grid: _Grid, per_cell: bool
+) -> gpd.GeoDataFrame:
+    """Roads with risk > 0 (one row per physical road): ``u, v, key, name, highway, risk`` and hot-spot columns.
+
+    ``per_cell`` (the public level): each road's ``risk`` is the length-weighted mean risk of all
+    roads whose midpoints lie in the same publication cell (``cell_id``), so no road reveals more
+    than its cell — a short piece in front of an attacked home would otherwise pin the incident.
+    """
     roads = _dedupe_roads(edge_risk.to_crs(_WGS84))
-    risk = pd.to_numeric(roads["risk"], errors="coerce").fillna(0.0)
-    roads = roads.loc[(risk > 0).to_numpy()].copy()
-    roads["risk"] = pd.to_numeric(roads["risk"]).round(4)
+    risk = pd.to_numeric(roads["risk"], errors="coerce").fillna(0.0).to_numpy(dtype=float)
+    if per_cell and len(roads):
+        risk, keys = _cell_mean_risk(roads, risk, grid)
+        roads["cell_id"] = grid.ids(keys)
+    roads["risk"] = risk
+    roads = roads.loc[risk > 0].copy()
+    roads["risk"] = roads["risk"].round(4)
     for col in ("significance", "gi_z", "p_value"):
         roads[col] = None
     if hotspots is not None and len(hotspots):
@@ -450,8 +547,24 @@ def _threat_roads(edge_risk: gpd.GeoDataFrame, hotspots: gpd.GeoDataFrame | None
         roads.loc[roads.index[found], "significance"] = hot["significance"].to_numpy()[idx]
         roads.loc[roads.index[found], "gi_z"] = pd.to_numeric(hot["gi_z"]).round(3).to_numpy()[idx]
         roads.loc[roads.index[found], "p_value"] = pd.to_numeric(hot["p_value"]).to_numpy()[idx]
-    cols = [c for c in ("u", "v", "key", "name", "highway", "risk", "significance", "gi_z", "p_value") if c in roads]
+    cols = ("u", "v", "key", "name", "highway", "risk", "cell_id", "significance", "gi_z", "p_value")
+    cols = [c for c in cols if c in roads]
     return gpd.GeoDataFrame(roads[cols].reset_index(drop=True), geometry=roads.geometry.to_numpy(), crs=_WGS84)
+
+
+def _cell_mean_risk(roads: gpd.GeoDataFrame, risk: np.ndarray, grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
+    """Per road: the length-weighted mean risk of the cell of its midpoint, and that cell's key."""
+    metric = roads.geometry.to_crs(grid.crs).to_numpy()
+    length = shapely.length(metric)
+    mid = shapely.line_interpolate_point(metric, 0.5, normalized=True)
+    keys = np.floor(shapely.get_coordinates(mid) / grid.cell_m).astype(np.int64)
+    _, cell = np.unique(keys, axis=0, return_inverse=True)
+    cell = np.asarray(cell).ravel()
+    total = np.bincount(cell, weights=length)
+    weighted = np.bincount(cell, weights=length * risk)
+    plain = np.bincount(cell, weights=risk) / np.bincount(cell)  # cells of zero-length pieces only
+    mean = np.where(total > 0, weighted / np.where(total > 0, total, 1.0), plain)
+    return mean[cell], keys
 
 
 def _coverage_cells(
@@ -514,7 +627,11 @@ def _defender_table(agg: DefenderCells, grid: _Grid) -> gpd.GeoDataFrame:
 def _alerts_by_area(alerts: pd.DataFrame, defenders: gpd.GeoDataFrame, agg: DefenderCells, cells: pd.DataFrame):
     """Active alerts per defender cell: highest level, counts (blank in cells of fewer than k), reason in general words.
 
-    Also returns the alerts the map draws: one per alerted defender, its level and the general reason only.
+    Where a cell holds fewer than k defenders its level is blank as well as its counts, and the
+    map gets none of its alerts: a level (or a cell's colour) is a count in disguise.
+
+    Also returns the alerts the map draws: one per alerted defender in a published cell, its level
+    and the general reason only.
     """
     active = mh.active_alerts(alerts)
     ids = defenders["id"].astype(str)
@@ -537,19 +654,25 @@ def _alerts_by_area(alerts: pd.DataFrame, defenders: gpd.GeoDataFrame, agg: Defe
         hidden = bool(suppressed[c])
         top = generic["level"].to_numpy()[mine][np.argmax(rank[mine])]
         row = {"cell_id": cells["cell_id"].iloc[c], "latitude": cells["latitude"].iloc[c]}
-        row.update(longitude=cells["longitude"].iloc[c], cell_size_m=cells["cell_size_m"].iloc[c], level=top)
+        row.update(longitude=cells["longitude"].iloc[c], cell_size_m=cells["cell_size_m"].iloc[c])
+        row["level"] = pd.NA if hidden else top  # a level of a cell of fewer than k tells of one of them
         row["defenders_alerted"] = pd.NA if hidden else int(generic.loc[mine, "defender_id"].nunique())
         for word in ("critical", "high", "elevated"):
             row[word] = pd.NA if hidden else int((generic.loc[mine, "level"] == word).sum())
         row["suppressed"] = hidden
-        row["reason"] = _GENERIC_REASONS.get(top, "violence close by")
+        row["reason"] = (
+            f"fewer than {agg.k} defenders: level and counts withheld"
+            if hidden
+            else _GENERIC_REASONS.get(top, "violence close by")
+        )
         rows.append(row)
     columns = ["cell_id", "latitude", "longitude", "cell_size_m", "level", "defenders_alerted"]
     columns += ["critical", "high", "elevated", "suppressed", "reason"]
     table = pd.DataFrame(rows, columns=columns)
     for col in ("defenders_alerted", "critical", "high", "elevated"):
         table[col] = table[col].astype("Int64")
-    return table, generic
+    shown = ~suppressed[cell] if len(generic) else np.zeros(0, dtype=bool)
+    return table, generic.loc[shown].reset_index(drop=True)
 
 
 def _patrol_areas(routes: gpd.GeoDataFrame, grid: _Grid) -> gpd.GeoDataFrame | None:
@@ -682,19 +805,20 @@ def _bundle_map(
 
 _FILES = {
     "incidents.csv": "incidents generalised: {incident_rule}; HXL hashtag row",
-    "threat_roads.geojson": "risk per road (weighted incidents per km) and hot spots, on the public road network",
+    "threat_roads.geojson": "risk (weighted incidents per km) and hot spots on the public road network: {roads_rule}",
     "havens.geojson": "public havens only (id, name, kind)",
     "coverage_cells.csv": "per {cell} m grid cell: share of its area within each band of a public haven; HXL row",
     "coverage_cells.geojson": "the same cells as polygons",
     "defenders_by_cell.csv": "defenders per k-anonymous cell (k = {k}): counts by status, blank where fewer than k",
     "defenders_by_cell.geojson": "the same cells as polygons",
-    "alerts_by_area.csv": "active alerts per defender cell: highest level, counts, reason in general words; no ids",
+    "alerts_by_area.csv": "active alerts per defender cell: highest level, counts, reason in general words; no ids; "
+    "level and counts blank where fewer than k",
     "patrol_areas.csv": "per patrol unit: the grid cells it patrols, days planned, area",
     "patrol_areas.geojson": "the same areas as polygons (no routes, stops, times or GPX)",
     "map.html": "the commander's map at the {level} level: offline, self-contained",
     "WITHHELD.json": "per file of the run: what was withheld or generalised and why",
     "README.txt": "this file",
-    "manifest.json": "SHA-256 of every other file of the bundle",
+    "manifest.json": "SHA-256 of every other file of the bundle ('havenmap verify' checks them)",
 }
 
 
@@ -718,7 +842,7 @@ def _withheld(level: str, run: _Run, counts: dict[str, int], options: ShareOptio
         "coverage/closures_impact.csv": "withheld: one row per defender",
         "coverage/service_areas.geojson": f"generalised into coverage_cells (public havens only, {cell} cells): "
         "a private haven's service area shows where it is",
-        "threat/edge_risk.geojson": "generalised into threat_roads.geojson (roads with risk > 0, one row per road)",
+        "threat/edge_risk.geojson": "generalised into threat_roads.geojson: " + _roads_rule(level, options),
         "threat/hotspots.geojson": "merged into threat_roads.geojson (significance, gi_z, p_value)",
         "threat/node_risk.csv": "withheld: the same risk as threat_roads, per node",
         "threat/density_grid.geojson": "withheld: a fine (100 m) density grid of incident positions",
@@ -743,10 +867,14 @@ def _withheld(level: str, run: _Run, counts: dict[str, int], options: ShareOptio
     if any((run.folder / "patrol" / "gpx").glob("*.gpx")):
         present["patrol/gpx/*.gpx"] = runfiles["patrol/gpx/*.gpx"]
     incident_rule = (
-        f"positions to the centre of a {cell} cell, dates kept to the day, notes kept (checked)"
+        f"positions to the centre of a {cell} cell, dates kept to the day, notes removed"
         if partner
         else f"dates to the ISO week (Monday), positions to the centre of a {cell} cell, ids and notes removed"
     )
+    as_of = run.report.get("as_of")
+    if as_of:
+        late = counts.get("incidents_after_as_of", 0)
+        incident_rule += f"; only incidents dated on or before the run's as_of ({as_of}): {late} later ones left out"
     return {
         "level": level,
         "k": options.k,
@@ -767,9 +895,33 @@ def _withheld(level: str, run: _Run, counts: dict[str, int], options: ShareOptio
                 else "withheld"
             ),
             "bases": "withheld: ids, names and positions",
+            "free_text": f"incident {', '.join(FREE_TEXT_COLUMNS)} withheld at every level: free text can name or "
+            "locate people (a name, an address, coordinates in any notation); event types, fatalities and feed "
+            "names are kept",
         },
+        "threat_roads": _roads_rule(level, options),
         "run_files": present,
     }
+
+
+def _roads_rule(level: str, options: ShareOptions) -> str:
+    if level == "partner":
+        return "risk per road (one row per road with risk > 0)"
+    return (
+        f"risk per {options.cell_m:g} m cell: each road's risk is the length-weighted mean risk of the roads whose "
+        "midpoints lie in its cell (cell_id), so no road shows more than its cell; roads of cells with risk > 0"
+    )
+
+
+def _describe(name: str, withheld: dict[str, Any], options: ShareOptions) -> str:
+    """What a bundle file holds, in words (README.txt and manifest.json)."""
+    return _FILES.get(name, "").format(
+        incident_rule=withheld["inputs"]["incidents"],
+        cell=f"{options.cell_m:g}",
+        k=options.k,
+        level=options.level,
+        roads_rule=withheld["threat_roads"],
+    )
 
 
 def _readme(level: str, files: Sequence[str], withheld: dict[str, Any], options: ShareOptions, title: str) -> str:
@@ -778,16 +930,13 @@ def _readme(level: str, files: Sequence[str], withheld: dict[str, Any], options:
         "",
         f"Made by 'havenmap share' from a planning run. Positions are generalised to {options.cell_m:g} m grid",
         f"cells; {withheld['self_check']}.",
+        "Free text can name or locate people: it is withheld at every level (incident notes).",
         "CSV files carry an HXL hashtag row (second line) for HXL tools; GeoJSON is EPSG:4326.",
         "",
         "Files:",
     ]
-    rule = withheld["inputs"]["incidents"]
     for name in files:
-        text = _FILES.get(name, "")
-        lines.append(
-            f"  {name}: " + text.format(incident_rule=rule, cell=f"{options.cell_m:g}", k=options.k, level=level)
-        )
+        lines.append(f"  {name}: {_describe(name, withheld, options)}")
     lines += ["", "Withheld or generalised (see WITHHELD.json):"]
     lines += [f"  {k}: {v}" for k, v in withheld["inputs"].items()]
     lines += [f"  {k}: {v}" for k, v in withheld["run_files"].items()]
@@ -835,16 +984,22 @@ def share_run(
     run_dir, out = Path(run_dir), Path(out)
     _io.check_paths({"DIR": run_dir, **inputs.files()}, {"--out": out}, folders=["--out"])
     owned = _owned_files(out)
+    if inputs.network is None and not _run_has(run_dir, _read_run_manifest(run_dir), "threat/edge_risk.geojson"):
+        raise InputError(
+            f"{run_dir}: the run has no threat/edge_risk.geojson to take the public roads from; pass --network "
+            "FILE (the run's road network)"
+        )
     with step("Reading the run and its inputs"):
+        run = _read_run(run_dir)
         defenders = layers.read_defenders(inputs.defenders)
         havens = layers.read_havens(inputs.havens)
         bases = layers.read_bases(inputs.bases) if inputs.bases is not None else None
         incidents = None
+        late = 0
         if inputs.incidents:
             from .feeds import read_incident_feeds
 
-            incidents = read_incident_feeds(inputs.incidents, dedup).incidents
-        run = _read_run(run_dir)
+            incidents, late = _until_as_of(read_incident_feeds(inputs.incidents, dedup).incidents, run)
         roads = None
         if run.edge_risk is not None:
             roads = _dedupe_roads(run.edge_risk.to_crs(_WGS84))
@@ -858,13 +1013,16 @@ def share_run(
     crs = defenders.estimate_utm_crs()
     grid = _Grid(crs, options.cell_m)
     counts = {"defenders": len(defenders), "public_havens": len(public), "private_havens": len(havens) - len(public)}
+    counts["incidents_after_as_of"] = late
     with step(f"Generalising the {level} tables"):
         tables: dict[str, Any] = {}
         inc_table = _incident_table(incidents, grid, level) if incidents is not None and len(incidents) else None
         counts["incidents"] = 0 if inc_table is None else len(inc_table)
         if inc_table is not None:
             tables["incidents.csv"] = inc_table
-        threat_roads = _threat_roads(run.edge_risk, run.hotspots) if run.edge_risk is not None else None
+        threat_roads = None
+        if run.edge_risk is not None:
+            threat_roads = _threat_roads(run.edge_risk, run.hotspots, grid, per_cell=not partner)
         if threat_roads is not None:
             tables["threat_roads.geojson"] = threat_roads
         tables["havens.geojson"] = public[["id", "name", "kind", "geometry"]]
@@ -905,7 +1063,7 @@ def share_run(
         )
     names = [*tables, "map.html", "WITHHELD.json", "README.txt", "manifest.json"]
     withheld = _withheld(level, run, counts, options)
-    scanner = _scanner(defenders, havens, bases, public, roads, grid, options)
+    scanner = _scanner(defenders, havens, bases, public, roads, grid, options, _template_words(withheld))
     with (
         step("Writing the bundle and checking every file for defenders, private havens and bases"),
         _io.output_folder(out, sorted({*names, *owned})) as stage,
@@ -920,15 +1078,8 @@ def share_run(
         save_map(m, stage / "map.html", private=False)
         _io.write_json(stage / "WITHHELD.json", withheld)
         _io.write_text(stage / "README.txt", _readme(level, names, withheld, options, run.title))
-        hashes = {p.name: _sha256(p) for p in sorted(stage.iterdir()) if p.is_file()}
-        manifest = {
-            "kind": BUNDLE_KIND,
-            "level": level,
-            "k": options.k,
-            "cell_m": options.cell_m,
-            "files": {n: {"sha256": h, "bytes": (stage / n).stat().st_size} for n, h in hashes.items()},
-        }
-        _io.write_json(stage / "manifest.json", manifest)
+        hashes = {p.name: run_manifest.sha256_file(p) for p in sorted(stage.iterdir()) if p.is_file()}
+        _io.write_json(stage / "manifest.json", _bundle_manifest(stage, hashes, options, withheld))
         leaks = scanner.scan(stage)
         if leaks:
             first = leaks[0]
@@ -943,6 +1094,70 @@ def share_run(
     return Bundle(folder=out, level=level, files=hashes, summary=summary)
 
 
+def _until_as_of(incidents: gpd.GeoDataFrame, run: _Run) -> tuple[gpd.GeoDataFrame, int]:
+    """Incidents dated on or before the run's ``as_of`` (undated ones kept), and how many were later."""
+    as_of = pd.to_datetime(run.report.get("as_of"), errors="coerce")
+    if pd.isna(as_of):
+        return incidents, 0
+    day = pd.to_datetime(incidents["date"], errors="coerce").dt.normalize()
+    late = (day > as_of.normalize()).to_numpy()
+    return incidents.loc[~late], int(late.sum())
+
+
+def _bundle_manifest(
+    stage: Path, hashes: dict[str, str], options: ShareOptions, withheld: dict[str, Any]
+) -> dict[str, Any]:
+    """The bundle's manifest: per file SHA-256, size and description, in the run manifests' schema too.
+
+    ``inputs`` is empty (the private input paths never leave the team) and ``outputs`` lists every
+    other file, so ``havenmap verify BUNDLE`` checks a bundle as it checks a run.
+    """
+    sizes = {n: int((stage / n).stat().st_size) for n in hashes}
+    cell_option = ("--cell-m", f"{options.cell_m:g}")
+    try:
+        version = importlib.metadata.version("havenmap")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    return {
+        "kind": BUNDLE_KIND,
+        "level": options.level,
+        "k": options.k,
+        "cell_m": options.cell_m,
+        "files": {
+            n: {"sha256": h, "bytes": sizes[n], "description": _describe(n, withheld, options)}
+            for n, h in hashes.items()
+        },
+        "manifest": run_manifest.SCHEMA_VERSION,
+        "havenmap": version,
+        "libraries": run_manifest.libraries(),
+        "command": [*("havenmap", "share", "--level", options.level), *("--k", str(options.k)), *cell_option],
+        "scenario": {"level": options.level, "k": options.k, "cell_m": options.cell_m},
+        "inputs": {},
+        "outputs": {n: {"size": sizes[n], "sha256": h} for n, h in hashes.items()},
+        "seeds": {},
+        "warnings": [],
+        "timings": {},
+    }
+
+
+def _template_words(withheld: dict[str, Any]) -> set[str]:
+    """havenmap's own words in a bundle: WITHHELD/README texts and the string literals of the modules that
+    write the bundle and its map (legends, tooltips, labels): a name equal to one is no leak in free text (it is
+    still looked for in id and name fields). The map's scripts are not scanned, so their words are not needed."""
+    return {*_leaks.words(json.dumps(withheld)), *_code_words()}
+
+
+@functools.cache
+def _code_words() -> frozenset[str]:
+    from . import _maplayers, maps
+
+    texts: list[str] = []
+    for module in (sys.modules[__name__], _maplayers, mh, maps):
+        tree = ast.parse(inspect.getsource(module))
+        texts += [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    return frozenset(w for text in texts for w in _leaks.words(text))
+
+
 def _scanner(
     defenders: gpd.GeoDataFrame,
     havens: gpd.GeoDataFrame,
@@ -951,6 +1166,7 @@ def _scanner(
     roads: gpd.GeoDataFrame | None,
     grid: _Grid,
     options: ShareOptions,
+    common_words: set[str] | None = None,
 ) -> _leaks.LeakScanner:
     from .maps import page_assets
 
@@ -975,6 +1191,8 @@ def _scanner(
         grid_m=options.cell_m / 2.0,
         radius_m=options.radius_m,
         assets=page_assets(),
+        common_words=common_words or set(),
+        public_names=[mh.plain(n) for n in public["name"]] if "name" in public else [],  # a defender may share one
     )
 
 
@@ -1028,5 +1246,5 @@ def check_bundle(
         havens = havens.assign(public=False)
     public = havens.loc[havens["public"].to_numpy(dtype=bool)]
     grid = _Grid(defenders.estimate_utm_crs(), options.cell_m)
-    scanner = _scanner(defenders, havens, bases, public, roads, grid, options)
+    scanner = _scanner(defenders, havens, bases, public, roads, grid, options, _template_words({}))
     return [str(leak) for leak in scanner.scan(Path(folder))]
