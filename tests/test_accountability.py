@@ -28,6 +28,7 @@ import pandas as pd
 import pyproj
 import pytest
 
+import havenmap
 from havenmap import cli, manifest, params
 from havenmap.errors import InputError
 from havenmap.network import load_network
@@ -233,7 +234,9 @@ def test_verify_names_changed_missing_and_new_outputs_and_refuses_bad_folders(ag
 
 def _havenmap(*args: object, hash_seed: int) -> None:
     """The command line in a fresh interpreter with its own PYTHONHASHSEED (so set and dict-of-str order differ)."""
-    env = {**os.environ, "PYTHONHASHSEED": str(hash_seed), "PYTHONPATH": str(REPO / "src")}
+    # the havenmap this test imported (the checkout's src, or an installed copy with its own demo data)
+    package_root = Path(havenmap.__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONHASHSEED": str(hash_seed), "PYTHONPATH": str(package_root)}
     proc = subprocess.run(
         [sys.executable, "-m", "havenmap.cli", *map(str, args)], capture_output=True, text=True, env=env, timeout=300
     )
