@@ -1,4 +1,5 @@
-"""Checks of single option values (numbers with a range), shared by the library and the command line.
+"""Checks of single option values (numbers with a range) and of parameter tables, shared by the library
+and the command line.
 
 The library functions check their parameters with these, and the CLI runs the same checks
 when it parses the options, so a bad value fails with one line naming the option before
@@ -8,6 +9,9 @@ any file is read or any network is loaded.
 from __future__ import annotations
 
 import math
+import os
+import tomllib
+from pathlib import Path
 from typing import Any
 
 from .errors import InputError
@@ -70,3 +74,21 @@ def rule_text(
     if at_most is not None:
         parts.append(f"at most {at_most:g}")
     return (" " + " and ".join(parts)) if parts else ""
+
+
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A TOML parameter file as a dict; a missing or unreadable file is one :class:`InputError` line."""
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: parameter file not found") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"{path}: not valid TOML ({' '.join(str(exc).split())})") from None
+
+
+def check_keys(cls: type, values: dict[str, Any], source: str) -> None:
+    """Refuse keys of ``values`` that are not fields of the dataclass ``cls``, naming ``source``."""
+    known = set(cls.__dataclass_fields__)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InputError(f"{source}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")

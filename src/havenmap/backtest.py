@@ -68,7 +68,6 @@ import inspect
 import math
 import os
 import re
-import tomllib
 import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -81,7 +80,7 @@ import shapely
 from scipy import sparse
 from scipy.spatial import cKDTree
 
-from . import _distributed, _graph, _io, layers, threat
+from . import _checks, _distributed, _graph, _io, layers, threat
 from .errors import InputError
 from .network import RoadNetwork
 from .snap import DEFAULT_MAX_SNAP_M, snap_points
@@ -291,12 +290,7 @@ class BacktestParams:
     @classmethod
     def from_file(cls, path: PathLike) -> BacktestParams:
         """Read a TOML file: a ``[backtest]`` table (or top-level keys) of field names."""
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError(f"{path}: parameter file not found") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: not valid TOML ({exc})") from None
+        data = _checks.read_toml(path)
         return cls.from_dict(data.get("backtest", data), label=str(path))
 
 

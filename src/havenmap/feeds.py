@@ -37,9 +37,8 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -165,20 +164,13 @@ class DedupOptions:
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "dedup") -> DedupOptions:
         """Build from a mapping (a TOML table); unknown keys are an :class:`InputError`."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(f"{source}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+        _checks.check_keys(cls, values, source)
         return cls(**values)
 
     @classmethod
     def from_file(cls, path: PathLike, table: str = "dedup") -> DedupOptions:
         """Read the ``[dedup]`` table (or ``table``) of a TOML file; missing keys keep their defaults."""
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise InputError(f"{path}: cannot read it as TOML ({exc})") from None
+        data = _checks.read_toml(path)
         return cls.from_dict(data.get(table, {}), source=f"{path} [{table}]")
 
 

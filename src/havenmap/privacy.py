@@ -20,9 +20,8 @@ user explicitly asks for exact points:
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from . import _checks
 from .errors import InputError
 
 __all__ = [
@@ -97,10 +97,7 @@ class DefenderPrivacy:
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "privacy") -> DefenderPrivacy:
         """Build from a mapping (e.g. a TOML table); unknown keys are an :class:`InputError`."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(f"{source}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+        _checks.check_keys(cls, values, source)
         try:
             return cls(**values)
         except InputError as exc:
@@ -109,11 +106,7 @@ class DefenderPrivacy:
     @classmethod
     def from_file(cls, path: str | Path, table: str = "privacy") -> DefenderPrivacy:
         """Read the ``[privacy]`` table (or ``table``) of a TOML file; missing keys keep their defaults."""
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise InputError(f"{path}: cannot read it as TOML ({exc})") from None
+        data = _checks.read_toml(path)
         return cls.from_dict(data.get(table, {}), source=f"{path} [{table}]")
 
 

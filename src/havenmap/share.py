@@ -46,7 +46,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from . import _io, _leaks, layers
+from . import _checks, _io, _leaks, layers
 from . import _maphtml as mh
 from . import manifest as run_manifest
 from ._maplayers import legible_cell_size, with_coverage
@@ -135,10 +135,7 @@ class ShareOptions:
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "share") -> ShareOptions:
         """Build from a mapping (a TOML table); unknown keys are an :class:`InputError`."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(f"{source}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+        _checks.check_keys(cls, values, source)
         return cls(**values)
 
 

@@ -59,7 +59,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import tomllib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,7 +70,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from . import _graph, _io, _osm
+from . import _checks, _graph, _io, _osm
 from ._arrays import ragged_index
 from .coverage import DEFAULT_MINUTES, Coverage, coverage_of, parse_minutes, worst_loss
 from .errors import InfeasibleError, InputError, where
@@ -194,13 +193,7 @@ class SitingParams:
         A scenario's input keys in the table (``candidates``, ``candidates_osm``) are left to
         the scenario (:mod:`havenmap.scenario`).
         """
-        path = Path(path)
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError(f"{path}: parameter file not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"{path}: not valid TOML ({exc})") from None
+        raw = _checks.read_toml(path)
         table = raw.get("siting", raw)
         if not isinstance(table, dict):
             raise InputError(f"{path}: [siting] must be a table of settings")
