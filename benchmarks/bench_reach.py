@@ -6,7 +6,9 @@ times, in one run:
 
 * **nearest haven of every node** (50 havens): ``havenmap.coverage.node_reach`` vs networkx
   ``multi_source_dijkstra_path_length`` vs raw ``scipy.sparse.csgraph.dijkstra(min_only=True)``
-  on a prebuilt CSR (the floor: no snapping, no labels);
+  on a prebuilt CSR (the floor: no snapping, no labels), and the same scipy call asked which
+  haven is nearest (``return_predecessors=True``, the only way scipy reports it); the runs
+  alternate so that background load falls on all of them alike;
 * **service areas** (50 havens, 5/10/15 min): the exact reached road pieces of every haven
   (havenmap's bounded Dijkstra per haven + piece extraction) vs networkx
   ``single_source_dijkstra_path_length(cutoff=)`` per haven vs raw bounded ``csgraph.dijkstra``;
@@ -26,8 +28,10 @@ networkx is skipped where it would take more than ``--nx-budget`` seconds and re
 "skipped (est. X s)", extrapolated from the previous size: n log n for whole-graph searches,
 the number of reached road pieces for the bounded (service-area) ones.
 
-Times are CPU seconds of the benchmark process (the work is single-threaded; on a shared
-machine CPU time is not inflated by other processes); the scale run also prints wall time.
+Times are CPU seconds of the benchmark process (the searches are single-threaded; on a shared
+machine CPU time is not inflated by other processes), except the polygons, which are traced on
+every core and timed on the wall clock (CPU time printed beside); the scale run also prints
+wall time.
 
 Run (about 6 minutes on 2 cores)::
 
@@ -62,7 +66,7 @@ MINUTES = (5.0, 10.0, 15.0)
 def _timed(fn, repeat: int):
     """(best CPU seconds of this process, last result) over ``repeat`` runs.
 
-    CPU time, not wall time: the benchmarked work is single-threaded, so on an idle machine
+    CPU time, not wall time: the searches timed here are single-threaded, so on an idle machine
     the two agree, and on a shared one CPU time is not inflated by other processes. The best
     of the runs, not the median: what other processes add (cache and memory-bandwidth
     contention) only ever slows a run down, for havenmap and the baselines alike.
@@ -73,6 +77,26 @@ def _timed(fn, repeat: int):
         out = fn()
         times.append(time.process_time() - start)
     return float(np.min(times)), out
+
+
+def _timed_alternating(fns: dict, repeat: int) -> dict[str, tuple[float, object]]:
+    """:func:`_timed` of several functions, their runs alternating: name -> (best CPU s, last result).
+
+    On a shared machine the background load drifts; alternating puts havenmap and its floors
+    under the same drift, so a ratio is not decided by which one ran in a quiet moment.
+    """
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    results: dict[str, object] = {}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.process_time()
+            results[name] = fn()
+            times[name].append(time.process_time() - start)
+    return {name: (float(np.min(times[name])), results[name]) for name in fns}
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _peak_mb() -> float:
@@ -118,8 +142,17 @@ def worker_havenmap(n: int, repeat: int) -> dict:
     nodes = _haven_nodes(net, havens)
     rev = net.csr().T.tocsr()
 
-    out["nearest_hm"], reach = _timed(lambda: hc.node_reach(net, havens), repeat)
-    out["nearest_floor"], _ = _timed(lambda: csgraph.dijkstra(rev, indices=nodes, min_only=True), repeat)
+    timed = _timed_alternating(
+        {
+            "hm": lambda: hc.node_reach(net, havens),
+            "floor": lambda: csgraph.dijkstra(rev, indices=nodes, min_only=True),
+            # the same call asked which haven is nearest (scipy returns it only with the predecessors)
+            "floor_which": lambda: csgraph.dijkstra(rev, indices=nodes, min_only=True, return_predecessors=True),
+        },
+        2 * repeat,
+    )
+    (out["nearest_hm"], reach), (out["nearest_floor"], _) = timed["hm"], timed["floor"]
+    out["nearest_floor_which"] = timed["floor_which"][0]
     out["nearest_reached"] = int(np.isfinite(reach.time_s[:, 0]).sum())
 
     limit = 60.0 * max(MINUTES)
@@ -135,9 +168,11 @@ def worker_havenmap(n: int, repeat: int) -> dict:
             total += int(np.isfinite(dist).sum())
         return total
 
-    out["areas_hm"], out["pieces"] = _timed(hm_reach, repeat)
-    out["areas_floor"], out["area_nodes"] = _timed(floor_reach, repeat)
-    out["polygons_hm"], areas = _timed(lambda: hc.service_areas(net, havens, MINUTES), 1)
+    timed = _timed_alternating({"hm": hm_reach, "floor": floor_reach}, repeat)
+    (out["areas_hm"], out["pieces"]), (out["areas_floor"], out["area_nodes"]) = timed["hm"], timed["floor"]
+    start_wall, start_cpu = time.perf_counter(), time.process_time()
+    areas = hc.service_areas(net, havens, MINUTES)  # traced on every core: wall time, CPU time alongside
+    out["polygons_hm"], out["polygons_cpu"] = time.perf_counter() - start_wall, time.process_time() - start_cpu
     out["polygon_vertices"] = int(
         sum(
             len(g.exterior.coords) if g.geom_type == "Polygon" else sum(len(p.exterior.coords) for p in g.geoms)
@@ -285,8 +320,8 @@ def _fmt(seconds: float | None) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
-def _ratio(a: float | None, b: float | None) -> str:
-    return "—" if a is None or b is None or b == 0 else f"{a / b:.1f}×"
+def _ratio(a: float | None, b: float | None, digits: int = 1) -> str:
+    return "—" if a is None or b is None or b == 0 else f"{a / b:.{digits}f}×"
 
 
 def main() -> None:
@@ -390,12 +425,17 @@ def _print_size(hm: dict, nxr: dict) -> None:
     print(
         f"  {'nearest haven of every node':34s} {_fmt(hm['nearest_hm']):>10s} {nx_cell('nearest_nx'):>24s} "
         f"{_fmt(hm['nearest_floor']):>12s} {_ratio(nxr.get('nearest_nx'), hm['nearest_hm']):>7s} "
-        f"{_ratio(hm['nearest_hm'], hm['nearest_floor']):>9s}"
+        f"{_ratio(hm['nearest_hm'], hm['nearest_floor'], 2):>9s}"
+    )
+    print(
+        f"    (scipy asked which haven too, return_predecessors=True: {_fmt(hm['nearest_floor_which'])}, "
+        f"{_ratio(hm['nearest_floor_which'], hm['nearest_floor'], 2)} the floor; havenmap / that = "
+        f"{_ratio(hm['nearest_hm'], hm['nearest_floor_which'], 2)})"
     )
     print(
         f"  {'service areas: reached pieces':34s} {_fmt(hm['areas_hm']):>10s} {nx_cell('areas_nx'):>24s} "
         f"{_fmt(hm['areas_floor']):>12s} {_ratio(nxr.get('areas_nx'), hm['areas_hm']):>7s} "
-        f"{_ratio(hm['areas_hm'], hm['areas_floor']):>9s}"
+        f"{_ratio(hm['areas_hm'], hm['areas_floor'], 2):>9s}"
     )
     print(
         f"  {'service areas: polygons (all)':34s} {_fmt(hm['polygons_hm']):>10s} "
@@ -403,7 +443,8 @@ def _print_size(hm: dict, nxr: dict) -> None:
         f"{_ratio(nxr.get('poly_nx_est'), hm['polygons_hm']):>7s}"
     )
     print(
-        f"    ({hm['pieces']:,} reached pieces, {hm['polygon_vertices']:,} outline vertices; networkx column: "
+        f"    (wall time, traced on {_cores()} cores: {_fmt(hm['polygons_cpu'])} CPU; "
+        f"{hm['pieces']:,} reached pieces, {hm['polygon_vertices']:,} outline vertices; networkx column: "
         "osmnx isochrone recipe, buffer+union of reached edges, one haven's widest band × 150)"
     )
     nx_n1 = None if nxr.get("nearest_nx") is None else nxr["nearest_nx"] * N_HAVENS

@@ -8,6 +8,7 @@ a bad input file fails without the network being loaded at all, and, on a large 
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -50,6 +51,25 @@ def option_blocks(help_text: str) -> dict[str, str]:
         else:
             current = None
     return blocks
+
+
+# ---------------------------------------------------------------------- start-up
+def test_the_command_line_starts_without_the_map_report_and_siting_libraries():
+    """`import havenmap` is lazy: a routing command does not import folium, jinja2 or the MILP solver."""
+    heavy = ("offlinefolium", "folium", "jinja2", "scipy.optimize", "havenmap.maps", "havenmap.siting")
+    code = f"import sys, havenmap.cli; print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == ""
+
+
+def test_every_public_name_of_the_package_resolves():
+    import havenmap
+
+    for name in havenmap.__all__:
+        assert getattr(havenmap, name) is not None, name
+    assert set(havenmap.__all__) <= set(dir(havenmap))
+    with pytest.raises(AttributeError, match="no attribute 'nearest_haven'"):
+        havenmap.nearest_haven  # noqa: B018 -- a misspelt name is an AttributeError, not an import
 
 
 # ---------------------------------------------------------------------- help

@@ -12,7 +12,7 @@ import pytest
 import shapely
 from shapely.ops import substring
 
-from havenmap import costs
+from havenmap import _areas, costs
 from havenmap import coverage as hc
 from havenmap.costs import cost_weights
 from havenmap.havens import nearest_havens
@@ -365,6 +365,38 @@ def test_service_area_polygons_follow_the_reached_pieces(fixture, request):
         )
         assert small.difference(big.buffer(cell / 2 + 1e-6)).area < 1e-6 * small.area
         assert small.area < big.area
+
+
+def test_service_areas_traced_on_threads_equal_one_at_a_time(aguascalientes_drive, monkeypatch):
+    """Havens traced side by side give the same polygons, in the same rows, as one after another."""
+    net = aguascalientes_drive
+    _, havens = _layers(net, n_hav=14, seed=61)
+    by_workers = {}
+    for workers in (1, 3):
+        monkeypatch.setattr(_areas, "_usable_cpus", lambda w=workers: w)
+        by_workers[workers] = hc.service_areas(net, havens, (0.5, 1.0, 2.0))
+    one, three = by_workers[1], by_workers[3]
+    assert len(one) == 3 * len(havens) and list(one["haven_id"]) == list(three["haven_id"])
+    assert list(one["minutes"]) == list(three["minutes"])
+    assert not one.geometry.is_empty.any()
+    assert one.geometry.geom_equals_exact(three.geometry, tolerance=0.0).all()
+
+
+def test_a_failure_while_tracing_on_threads_reaches_the_caller(aguascalientes_drive, monkeypatch):
+    net = aguascalientes_drive
+    _, havens = _layers(net, n_hav=6, seed=62)
+    calls = []
+
+    def fails_on_the_fourth(*args):
+        calls.append(1)
+        if len(calls) == 4:
+            raise MemoryError("raster too large")
+        return [shapely.Polygon()]
+
+    monkeypatch.setattr(_areas, "_usable_cpus", lambda: 2)
+    monkeypatch.setattr(_areas, "haven_polygons", fails_on_the_fourth)
+    with pytest.raises(MemoryError, match="raster too large"):
+        hc.service_areas(net, havens, (1.0,))
 
 
 def _points_at(net, edges, fracs):

@@ -9,13 +9,16 @@ spread over the buffer radius with a minimum filter and traced with marching squ
 partial edges cut where the band ends — at about the buffer distance: every reached point of
 road is inside with at least ``buffer - 1.2`` cells around it, and no point farther than
 ``buffer + 2.5`` cells from the reached pieces is (checked against networkx in the tests).
-Per haven the grid is capped at :data:`MAX_CELLS` cells: a reach wider than ~16 km (at the
+Per haven the grid is capped at :data:`MAX_CELLS` cells: a reach wider than ~8 km (at the
 default 50 m buffer) gets coarser cells and a proportionally wider buffer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 import contourpy
 import numpy as np
@@ -26,7 +29,7 @@ from ._arrays import ragged_index
 from ._graph import Reach
 from .network import RoadNetwork
 
-__all__ = ["MAX_CELLS", "band_polygons", "haven_polygons", "reach_samples"]
+__all__ = ["MAX_CELLS", "band_polygons", "haven_polygons", "havens_polygons", "reach_samples"]
 
 #: Grid cells per haven raster before the grid coarsens (bounds memory and time per haven).
 MAX_CELLS = 262_144
@@ -194,6 +197,44 @@ def haven_polygons(
     cell = _cell_size(extent, buffer_m / cells_per_buffer, cells_per_buffer)
     xy, t = reach_samples(net, reach, bands_s, spacing_m=cell)
     return band_polygons(xy, t, bands_s, cell * cells_per_buffer, cells_per_buffer)
+
+
+def havens_polygons(
+    net: RoadNetwork,
+    reaches: Iterable[Reach],
+    bands_s: np.ndarray,
+    buffer_m: float,
+    workers: int | None = None,
+) -> dict[int, list[shapely.Geometry]]:
+    """:func:`haven_polygons` of every reach, keyed by its source, traced on ``workers`` threads.
+
+    The tracing is numpy, scipy's minimum filter, contourpy and GEOS, which do their work
+    without the GIL, and it only reads the network's arrays, so havens are traced side by
+    side while the next reaches are searched. At most two reaches per worker wait at a time,
+    which bounds memory. ``workers`` defaults to the CPUs this process may use.
+    """
+    workers = workers or _usable_cpus()
+    if workers <= 1:
+        return {r.source: haven_polygons(net, r, bands_s, buffer_m) for r in reaches}
+    _ = net.vertex_cum, net.canonical_edge  # cached on first use: built here, not by several threads at once
+    done: dict[int, list[shapely.Geometry]] = {}
+    with ThreadPoolExecutor(workers, thread_name_prefix="havenmap-areas") as pool:
+        waiting = deque()
+        for reach in reaches:
+            waiting.append((reach.source, pool.submit(haven_polygons, net, reach, bands_s, buffer_m)))
+            while len(waiting) > 2 * workers:
+                source, future = waiting.popleft()
+                done[source] = future.result()
+        for source, future in waiting:
+            done[source] = future.result()
+    return done
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _bounds(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

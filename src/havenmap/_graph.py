@@ -616,12 +616,15 @@ def _attach(cg: CostGraph, places: Places, reverse: bool) -> _Attached:
     m = base.matrix
     itype = _index_dtype(n + s, m.nnz + len(links.point))
     indptr = np.concatenate(
-        [m.indptr.astype(itype), m.indptr[-1] + np.cumsum(np.bincount(links.point, minlength=s)).astype(itype)]
+        [
+            m.indptr.astype(itype, copy=False),
+            m.indptr[-1] + np.cumsum(np.bincount(links.point, minlength=s)).astype(itype),
+        ]
     )
     matrix = sparse.csr_matrix(
         (
             np.concatenate([m.data, links.cost]),
-            np.concatenate([m.indices.astype(itype), links.node.astype(itype)]),
+            np.concatenate([m.indices.astype(itype, copy=False), links.node.astype(itype)]),
             indptr,
         ),
         shape=(n + s, n + s),
@@ -726,17 +729,21 @@ def nearest(cg: CostGraph, sources: Places, k: int = 1, *, paths: bool = False) 
         raise ValueError("k must be at least 1")
     att = _attach(cg, sources, reverse=True)
     size, n = att.size, att.n_base
-    cost = np.full((size, k), np.inf)
-    label = np.full((size, k), -1, dtype=np.int64)
     starts = n + np.flatnonzero(sources.on)
     keep_trees = paths or not cg.time_is_cost
     if len(starts) == 0:
-        return Nearest(att, sources, cost, label, cost.copy())
+        cost = np.full((size, k), np.inf)
+        return Nearest(att, sources, cost, np.full((size, k), -1, dtype=np.int64), cost.copy())
     d, pred, origin = csgraph.dijkstra(
         att.matrix, directed=True, indices=starts, min_only=True, return_predecessors=True
     )
-    cost[:, 0] = d
-    label[:, 0] = np.where(origin >= 0, origin - n, -1)
+    first_label = np.where(origin >= 0, origin.astype(np.int64) - n, -1)
+    if k == 1:  # the search's own arrays as the only column, not copies into (size, k) ones
+        cost, label = d[:, None], first_label[:, None]
+    else:
+        cost = np.full((size, k), np.inf)
+        label = np.full((size, k), -1, dtype=np.int64)
+        cost[:, 0], label[:, 0] = d, first_label
     if k == 1 and cg.time_is_cost and not keep_trees:  # the common case: nothing more to keep
         return Nearest(att, sources, cost, label, cost.copy())
     preds = [pred.astype(np.int32)]

@@ -9,6 +9,7 @@ nodes never becomes a million Python objects.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,19 +76,8 @@ _IMPLICIT_LIMITS = {
     "zone30": 30.0,
     "zone20": 20.0,
 }
-_TAG_KEYS = (
-    "highway",
-    "oneway",
-    "junction",
-    "maxspeed",
-    "name",
-    "access",
-    "area",
-    "service",
-    "motor_vehicle",
-    "motorcar",
-    "foot",
-)
+#: The way tags kept for building the network (the filter reads its own keys).
+_TAG_KEYS = ("highway", "oneway", "junction", "maxspeed", "name")
 
 
 @dataclass
@@ -106,14 +96,20 @@ class OsmWays:
     tags: dict[str, list[str | None]]
 
 
-def keep_way(tags: dict[str, str], network_type: str) -> bool:
-    """Whether a way with these tags belongs to the ``network_type`` network (osmnx semantics)."""
-    if "highway" not in tags or tags.get("area") == "yes":
+def keep_way(tags: Mapping[str, str], network_type: str) -> bool:
+    """Whether a way with these tags belongs to the ``network_type`` network (osmnx semantics).
+
+    ``tags`` is anything with ``get(key)``: a dict, or pyosmium's tag list as read (looking up
+    the few keys the filter needs is cheaper than copying every tag of every way).
+    """
+    get = tags.get
+    if get("highway") is None or get("area") == "yes":
         return False
-    if _PRIVATE.search(tags.get("access", "")):
+    access = get("access")
+    if access is not None and _PRIVATE.search(access):
         return False
     for key, pattern in _FILTERS[network_type].items():
-        value = tags.get(key)
+        value = get(key)
         if value is not None and pattern.search(value):
             return False
     return True
@@ -143,7 +139,7 @@ def read_ways(path: str, network_type: str) -> OsmWays:
         for obj in processor:
             if not obj.is_way():
                 continue
-            way_tags = {tag.k: tag.v for tag in obj.tags}
+            way_tags = obj.tags
             roads_seen += 1
             if not keep_way(way_tags, network_type):
                 continue
@@ -160,8 +156,9 @@ def read_ways(path: str, network_type: str) -> OsmWays:
             else:
                 offsets.append(len(refs))
                 way_ids.append(obj.id)
+                get = way_tags.get
                 for key, values in tags.items():
-                    values.append(way_tags.get(key))
+                    values.append(get(key))
                 continue
             del refs[offsets[-1] :], lon[offsets[-1] :], lat[offsets[-1] :]  # way with missing nodes
             incomplete += 1

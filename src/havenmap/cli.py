@@ -26,7 +26,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from . import _io, layers, manifest, report, scenario
+from . import _io, layers, manifest
 from .errors import HavenmapError, listing, shortened
 from .havens import assign_havens, nearest_havens
 from .lines import DEFAULT_SNAP_TOLERANCE_M, LineOptions, network_report
@@ -359,6 +359,8 @@ def demo(
     OUT/report.html (the situation report), OUT/report.json, OUT/nearest_havens.geojson,
     OUT/coverage/, OUT/threat/, OUT/patrol/, OUT/siting/ and OUT/manifest.json (see the README for every file).
     """
+    from . import scenario
+
     _run_scenario(scenario.demo_dir() / "scenario.toml", out, exact_defenders, pdf, label="demo scenario")
 
 
@@ -382,6 +384,8 @@ def run_command(
 
 
 def _run_scenario(path: Path, out: Path, exact_defenders: bool, pdf: bool, label: str = "SCENARIO.toml") -> None:
+    from . import scenario
+
     _io.check_paths({label: path}, {"--out": out}, folders=["--out"])
     scen = scenario.load_scenario(path)
     summary = scenario.run_scenario(scen, out, step=_step, exact_defenders=exact_defenders, pdf=pdf, command=_RUN.argv)
@@ -472,6 +476,8 @@ def nearest(
     distance_m, reachable, reason, snap_distance_m; geometry = the road route (EPSG:4326).
     A defender who can reach no haven is listed with reachable = false and no route.
     """
+    from . import report, scenario
+
     CoverageParams.from_options(k=k, cost=cost, alpha=alpha, max_risk=max_risk).check_cost_model(risk is not None)
     inputs = {
         "--network": network,
@@ -2198,7 +2204,7 @@ def sweep_command(
     not depend on these variations and are not re-run. The variations run on Dask worker
     processes (or a cluster: --scheduler), which receive the defenders' locations.
     """
-    from . import _distributed
+    from . import _distributed, scenario
     from . import sweep as sweep_mod
 
     _distributed.check_scheduler(scheduler, workers)

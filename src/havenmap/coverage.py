@@ -588,7 +588,8 @@ def service_areas(
     It is traced on a grid of ``buffer_m / 3`` (see :mod:`havenmap._areas`): every reached
     point is inside with at least ``0.6 * buffer_m`` around it, and nothing farther than
     ``1.85 * buffer_m`` from the reached pieces is inside. Bands nest. (A reach wider than
-    about 16 km gets coarser cells, and with them a proportionally wider buffer.)
+    about 8 km across gets coarser cells, and with them a proportionally wider buffer.) Havens are
+    traced side by side on the CPUs this process may use; the result does not depend on how many.
 
     Parameters
     ----------
@@ -617,7 +618,7 @@ def service_areas(
         raise InputError(f"--buffer-m {buffer_m}: must be a positive number of metres (default 50)")
     bands_s = 60.0 * bands
     ids, reaches = _haven_reaches(net, havens, float(bands_s.max()), cost, edge_weights, max_snap_m)
-    geoms = {r.source: _areas.haven_polygons(net, r, bands_s, buffer_m) for r in reaches}
+    geoms = _areas.havens_polygons(net, reaches, bands_s, buffer_m)
     empty = [shapely.Polygon()] * len(bands)
     rows_id, rows_m, rows_g = [], [], []
     for i, hid in enumerate(ids):
