@@ -41,6 +41,20 @@ def shared_file(name: str) -> Path:
 
 
 @pytest.fixture(scope="session")
+def demo_out(tmp_path_factory):
+    """`havenmap demo` run once through the real entry point (a fresh interpreter): (folder, process).
+
+    Tests read this folder; none writes into it.
+    """
+    out = tmp_path_factory.mktemp("demo")
+    proc = subprocess.run(
+        [sys.executable, "-m", "havenmap.cli", "demo", "--out", str(out)], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    return out, proc
+
+
+@pytest.fixture(scope="session")
 def aguascalientes_drive():
     from havenmap.network import load_network
 

@@ -26,14 +26,6 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture(scope="module")
-def demo_out(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    proc = run("demo", "--out", str(out))
-    assert proc.returncode == 0, proc.stderr
-    return out, proc
-
-
 def test_demo_writes_the_promised_outputs(demo_out):
     out, proc = demo_out
     report = json.loads((out / "report.json").read_text())

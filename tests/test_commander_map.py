@@ -857,10 +857,21 @@ BOXES_JS = """() => {
 
 
 def _overlaps(boxes: dict) -> list:
-    hit = lambda a, b: a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]  # noqa: E731
-    movers, fixed = boxes["movers"], boxes["fixed"]
-    bad = [(a, b) for i, a in enumerate(movers) for b in movers[i + 1 :] if hit(a, b)]
-    return bad + [(a, b) for a in movers for b in fixed if hit(a, b)]
+    """Pairs of overlapping boxes (left, top, right, bottom): badge with badge, badge with panel."""
+    movers = np.asarray(boxes["movers"], dtype=float).reshape(-1, 4)
+    fixed = np.asarray(boxes["fixed"], dtype=float).reshape(-1, 4)
+
+    def hits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (
+            (a[:, None, 0] < b[None, :, 2])
+            & (b[None, :, 0] < a[:, None, 2])
+            & (a[:, None, 1] < b[None, :, 3])
+            & (b[None, :, 1] < a[:, None, 3])
+        )
+
+    pairs = [(movers[i], movers[j]) for i, j in zip(*np.nonzero(np.triu(hits(movers, movers), k=1)), strict=True)]
+    pairs += [(movers[i], fixed[j]) for i, j in zip(*np.nonzero(hits(movers, fixed)), strict=True)]
+    return [(a.tolist(), b.tolist()) for a, b in pairs]
 
 
 @browser
@@ -874,7 +885,7 @@ def test_badges_never_overlap(sized_view):
     _all_on(view)  # patrol stops, bases, incident clusters: more symbols to avoid
     assert _overlaps(view.evaluate(BOXES_JS)) == []
     for dz in (1, 2, -1):  # the page places the badges again by itself after a zoom
-        view.evaluate("dz => HM.map.setZoom(HM.homeView.zoom + dz, {animate: false})", dz)
+        view.evaluate("dz => { HM.map.setZoom(HM.homeView.zoom + dz, {animate: false}); }", dz)
         view.page.wait_for_timeout(150)
         assert _overlaps(view.evaluate(BOXES_JS)) == []
 
@@ -884,7 +895,7 @@ def test_every_layer_draws(view_of):
     built, view = view_of
     kw = built["kwargs"]
     _all_on(view)
-    view.evaluate("HM.map.setView(HM.homeView.center, HM.homeView.zoom, {animate: false})")
+    view.evaluate("() => { HM.map.setView(HM.homeView.center, HM.homeView.zoom, {animate: false}); }")
     view.page.wait_for_timeout(300)
     stats = view.evaluate("HM.stats()")
     assert _ink(view, ".leaflet-hmRoads-pane canvas") > 5000
@@ -1069,7 +1080,7 @@ def test_road_names_on_hover(ags, ags_view):
     assert pick is not None
     name, mid = pick
     view.evaluate("() => HM.order.forEach(k => { if (!HM.meta[k].base) HM.map.removeLayer(HM.groups[k]); })")
-    view.evaluate("p => HM.map.setView(p, 17, {animate: false})", [mid.y, mid.x])
+    view.evaluate("p => { HM.map.setView(p, 17, {animate: false}); }", [mid.y, mid.x])
     x, y = view.evaluate(
         "p => { const q = HM.map.latLngToContainerPoint(p), r = HM.map.getContainer().getBoundingClientRect();"
         " return [q.x + r.left, q.y + r.top]; }",

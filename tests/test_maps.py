@@ -599,7 +599,7 @@ def test_injected_markup_is_shown_not_run(default_view):
         texts += page.locator(".leaflet-tooltip").all_inner_texts()
         marker.click()
         texts += page.locator(".leaflet-popup-content").all_inner_texts()
-    view.evaluate("() => HM.map.closePopup()")
+    view.evaluate("() => { HM.map.closePopup(); }")
     for x, y in view.evaluate(ROUTE_POINTS_JS):  # hover each solid route
         page.mouse.move(x, y)
         texts += page.locator(".leaflet-tooltip").all_inner_texts()

@@ -134,11 +134,10 @@ def read_ways(path: str, network_type: str) -> OsmWays:
         processor = (
             osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
             .with_locations()
+            .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))  # nodes only feed the locations
             .with_filter(osmium.filter.KeyFilter("highway"))
         )
         for obj in processor:
-            if not obj.is_way():
-                continue
             way_tags = obj.tags
             roads_seen += 1
             if not keep_way(way_tags, network_type):
