@@ -55,8 +55,8 @@ def option_blocks(help_text: str) -> dict[str, str]:
 
 # ---------------------------------------------------------------------- start-up
 def test_the_command_line_starts_without_the_map_report_and_siting_libraries():
-    """`import havenmap` is lazy: a routing command does not import folium, jinja2 or the MILP solver."""
-    heavy = ("offlinefolium", "folium", "jinja2", "scipy.optimize", "havenmap.maps", "havenmap.siting")
+    """`import havenmap` is lazy: a routing command does not import folium, jinja2, networkx or the MILP solver."""
+    heavy = ("offlinefolium", "folium", "jinja2", "networkx", "scipy.optimize", "havenmap.maps", "havenmap.siting")
     code = f"import sys, havenmap.cli; print(','.join(m for m in {heavy!r} if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == ""

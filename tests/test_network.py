@@ -165,6 +165,41 @@ def test_unknown_format_and_missing_file_are_clear_errors(tmp_path):
     garbage.write_bytes(b"not a pbf at all")
     with pytest.raises(NetworkError, match=r"garbage\.osm\.pbf"):
         load_network(garbage)
+    with pytest.raises(NetworkError, match=r"cannot load a network from 'dict' data: give a file path or an osmnx"):
+        load_network({"nodes": []})
+
+
+def _osm_xml(path, ways: dict[int, list[int]], missing: set[int] = frozenset()) -> None:
+    """An OSM XML file: nodes 1..9 on a line of longitudes (those in ``missing`` left out), residential ways."""
+    nodes = "".join(
+        f'<node id="{i}" version="1" lat="60.17" lon="{24.90 + 0.001 * i:.3f}"/>'
+        for i in range(1, 10)
+        if i not in missing
+    )
+    body = "".join(
+        f'<way id="{w}" version="1">'
+        + "".join(f'<nd ref="{r}"/>' for r in refs)
+        + '<tag k="highway" v="residential"/></way>'
+        for w, refs in ways.items()
+    )
+    path.write_text(f'<?xml version="1.0"?><osm version="0.6">{nodes}{body}</osm>')
+
+
+def test_a_way_with_a_node_missing_from_the_extract_is_left_out(tmp_path):
+    path = tmp_path / "clipped.osm"
+    _osm_xml(path, {10: [1, 2, 3], 11: [3, 4, 5], 12: [5, 9, 6], 13: [6, 7]}, missing={9})
+    ways = _osm.read_ways(str(path), "drive")
+    assert ways.way_id.tolist() == [10, 11, 13]
+    assert ways.refs.tolist() == [1, 2, 3, 3, 4, 5, 6, 7] and ways.offsets.tolist() == [0, 3, 6, 8]
+    assert np.allclose(ways.lon, [24.901, 24.902, 24.903, 24.903, 24.904, 24.905, 24.906, 24.907])
+    assert ways.tags["highway"] == ["residential"] * 3
+
+
+def test_an_extract_whose_roads_all_miss_nodes_says_so(tmp_path):
+    path = tmp_path / "nodes_cut.osm"
+    _osm_xml(path, {10: [1, 2], 11: [2, 3]}, missing={2})
+    with pytest.raises(NetworkError, match=r"every 'drive' road \(2\) refers to nodes missing from the file"):
+        load_network(path, "drive")
 
 
 def test_ragged_index():

@@ -127,15 +127,14 @@ def read_ways(path: str, network_type: str) -> OsmWays:
     append_ref, append_x, append_y = refs.append, lon.append, lat.append
     offsets = [0]
     roads_seen = 0  # ways with a highway tag, before the network-type filter
-    incomplete = 0  # roads of the type left out because a node's location is missing
     way_ids: list[int] = []
     tags: dict[str, list[str | None]] = {k: [] for k in _TAG_KEYS}
     try:
         processor = (
             osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
             .with_locations()
-            .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))  # nodes only feed the locations
             .with_filter(osmium.filter.KeyFilter("highway"))
+            .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))  # nodes only feed the locations
         )
         for obj in processor:
             way_tags = obj.tags
@@ -145,33 +144,59 @@ def read_ways(path: str, network_type: str) -> OsmWays:
             nodes = obj.nodes
             if len(nodes) < 2:
                 continue
-            for node in nodes:
+            for node in nodes:  # the per-node loop: locations are checked afterwards, all at once
                 loc = node.location
-                if not loc.valid():
-                    break
                 append_ref(node.ref)
                 append_x(loc.x)
                 append_y(loc.y)
-            else:
-                offsets.append(len(refs))
-                way_ids.append(obj.id)
-                get = way_tags.get
-                for key, values in tags.items():
-                    values.append(get(key))
-                continue
-            del refs[offsets[-1] :], lon[offsets[-1] :], lat[offsets[-1] :]  # way with missing nodes
-            incomplete += 1
+            offsets.append(len(refs))
+            way_ids.append(obj.id)
+            get = way_tags.get
+            for key, values in tags.items():
+                values.append(get(key))
     except RuntimeError as exc:
         raise NetworkError(f"{path}: cannot read as OSM data ({exc}); is it a valid .osm/.osm.bz2/.osm.pbf?") from exc
-    if not way_ids:
-        raise NetworkError(f"{path}: {_no_roads_hint(network_type, roads_seen, incomplete)}")
-    return OsmWays(
+    ways = OsmWays(
         refs=np.asarray(refs, dtype=np.int64),
-        lon=np.asarray(lon, dtype=np.float64) * 1e-7,
-        lat=np.asarray(lat, dtype=np.float64) * 1e-7,
+        lon=np.asarray(lon, dtype=np.int64),
+        lat=np.asarray(lat, dtype=np.int64),
         offsets=np.asarray(offsets, dtype=np.int64),
         way_id=np.asarray(way_ids, dtype=np.int64),
         tags=tags,
+    )
+    ways, incomplete = _without_missing_nodes(ways)
+    if not len(ways.way_id):
+        raise NetworkError(f"{path}: {_no_roads_hint(network_type, roads_seen, incomplete)}")
+    ways.lon = ways.lon * 1e-7
+    ways.lat = ways.lat * 1e-7
+    return ways
+
+
+def _without_missing_nodes(ways: OsmWays) -> tuple[OsmWays, int]:
+    """The ways whose every node has a location (fixed-point ``lon``/``lat``), and how many were left out.
+
+    A node missing from the file (an extract clipped without it) has pyosmium's undefined
+    location, which lies outside the valid range, as does a corrupt coordinate.
+    """
+    valid = (np.abs(ways.lon) <= 1_800_000_000) & (np.abs(ways.lat) <= 900_000_000)
+    if valid.all():
+        return ways, 0
+    sizes = np.diff(ways.offsets)
+    way_of = np.repeat(np.arange(len(sizes)), sizes)
+    whole = np.ones(len(sizes), dtype=bool)
+    whole[way_of[~valid]] = False
+    keep_pos = whole[way_of]
+    kept = np.flatnonzero(whole)
+    return (
+        OsmWays(
+            refs=ways.refs[keep_pos],
+            lon=ways.lon[keep_pos],
+            lat=ways.lat[keep_pos],
+            offsets=np.concatenate([[0], np.cumsum(sizes[kept])]),
+            way_id=ways.way_id[kept],
+            tags={key: [values[i] for i in kept.tolist()] for key, values in ways.tags.items()},
+        ),
+        int(len(sizes) - len(kept)),
     )
 
 

@@ -22,10 +22,9 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
-import networkx as nx
 import numpy as np
 import pandas as pd
 import pyproj
@@ -37,6 +36,9 @@ from . import _osm
 from ._arrays import ragged_index
 from ._lines import find_twins
 from .errors import NetworkError, listing
+
+if TYPE_CHECKING:  # networkx is imported where a graph is built or read: it costs 0.2 s at start-up
+    import networkx as nx
 
 __all__ = ["RoadNetwork", "check_source", "from_bbox", "from_graph", "from_place", "load_network", "utm_crs"]
 
@@ -264,6 +266,8 @@ class RoadNetwork:
         """
         if self._graph is not None:
             return self._graph
+        import networkx as nx
+
         graph = nx.MultiDiGraph(crs=self.crs, network_type=self.network_type)
         for i, nid in enumerate(self.node_id.tolist()):
             x, y = self.node_xy[i]
@@ -343,7 +347,14 @@ def load_network(
     from . import lines
 
     opts = line_options if line_options is not None else lines.LineOptions()
-    if isinstance(source, nx.Graph):
+    if not isinstance(source, (str, os.PathLike)):
+        import networkx as nx
+
+        if not isinstance(source, nx.Graph):
+            raise NetworkError(
+                f"cannot load a network from {type(source).__name__!r} data: "
+                "give a file path or an osmnx nx.MultiDiGraph"
+            )
         _no_line_options(opts, "an osmnx graph")
         return from_graph(source)
     path = Path(source)
@@ -624,6 +635,8 @@ def _from_graph(graph: nx.MultiDiGraph, label: str | None) -> RoadNetwork:
 
 
 def _graph_arrays(graph: nx.MultiDiGraph) -> RoadNetwork:
+    import networkx as nx
+
     if graph.number_of_nodes() == 0 or graph.number_of_edges() == 0:
         raise NetworkError("the graph has no nodes or no edges")
     if not graph.is_directed():
