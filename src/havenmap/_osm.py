@@ -241,7 +241,8 @@ def way_speeds(tags: dict[str, list[str | None]], network_type: str, walk_speed_
     highways = tags["highway"]
     if network_type == "walk":
         return np.array([walk_speed_kph * (0.5 if h == "steps" else 1.0) for h in highways])
-    speeds = np.array([parse_maxspeed(s) for s in tags["maxspeed"]], dtype=np.float64)
+    parsed = {value: parse_maxspeed(value) for value in set(tags["maxspeed"])}  # a few distinct values
+    speeds = np.array([parsed[value] for value in tags["maxspeed"]], dtype=np.float64)
     fallback = np.array([DRIVE_SPEED_KPH.get(h or "", DEFAULT_DRIVE_SPEED_KPH) for h in highways])
     bad = ~np.isfinite(speeds) | (speeds <= 0)
     speeds[bad] = fallback[bad]

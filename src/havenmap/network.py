@@ -185,9 +185,9 @@ class RoadNetwork:
         """Shapely LineStrings (projected) for ``edges`` (all edges by default)."""
         idx = np.arange(self.n_edges) if edges is None else np.asarray(edges)
         counts = self.geom_offsets[idx + 1] - self.geom_offsets[idx]
-        starts = self.geom_offsets[idx]
-        flat = ragged_index(starts, counts)
-        return shapely.linestrings(self.geom_xy[flat], indices=np.repeat(np.arange(len(idx)), counts))
+        flat = ragged_index(self.geom_offsets[idx], counts)
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        return shapely.from_ragged_array(shapely.GeometryType.LINESTRING, self.geom_xy[flat], (offsets,))
 
     def points_along(self, edge: np.ndarray, fraction: np.ndarray) -> np.ndarray:
         """Projected (x, y) of the points at ``fraction`` (of planar length) along directed edges ``edge``."""
