@@ -58,6 +58,32 @@ def test_hand_built_feeds_merge_exactly_the_known_duplicates():
     assert merged.merged == 6 and "14 records → 8 incidents (6 duplicates merged)" in merged.summary()
 
 
+def test_warnings_about_merged_feeds_name_the_feed_and_record_not_a_merged_row():
+    from havenmap.threat import weigh_incidents
+
+    def feed(name, rows):
+        table = pd.DataFrame(
+            [
+                {"id": i, "date": "2024-05-01", "event_type": t, "latitude": 21.87, "longitude": lon}
+                for i, t, lon in rows
+            ]
+        )
+        return layers.as_incidents(table, label=name)
+
+    frames = [
+        feed("acled", [("A1", "Battles", -102.30), ("A2", "Riots", -102.25)]),
+        feed("partner", [("R1", "Battles", -102.20), ("R2", "curfew breach", -102.10)]),
+    ]
+    merged = feeds.merge_incident_feeds(frames, ["acled", "partner"]).incidents
+    with pytest.warns(UserWarning, match="unknown event type") as caught:
+        weigh_incidents(merged, "2024-05-02")
+    message = next(str(w.message) for w in caught if "unknown event type" in str(w.message))
+    assert "'curfew breach' in incident 'partner:R2';" in message and "row" not in message.split(";")[0]
+    single = feeds.merge_incident_feeds(frames[1:], ["partner"]).incidents  # one feed: its own rows and ids
+    with pytest.warns(UserWarning, match=r"unknown event type 'curfew breach' in row 2 \(id 'R2'\)"):
+        weigh_incidents(single, "2024-05-02")
+
+
 def test_the_audit_shows_each_merge_with_distances_computed_independently():
     merged = feeds.read_incident_feeds(HAND)
     audit = merged.audit

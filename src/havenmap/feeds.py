@@ -186,7 +186,8 @@ class IncidentFeeds:
         every record merged into it, kept record first, ``"; "``-joined), ``source_ids``
         (``feed:id`` of each, same order) and ``n_sources``. With several feeds ``incident_id``
         is ``feed:id`` of the kept record (ids of different feeds may clash); with one feed the
-        file's own ids.
+        file's own ids. With several feeds ``incidents.attrs['merged_feeds']`` holds their
+        names, and messages about incidents name them by ``feed:id``, not by merged row.
     audit
         One row per record of every merged incident (:data:`AUDIT_COLUMNS`), merged incidents in
         order: ``merged_id`` (its ``incident_id``), ``kept``, ``source`` (feed), ``source_id``,
@@ -449,6 +450,8 @@ def _assemble(
     cols = [c for c in out.columns if c not in ("_feed", "_id", geometry)]
     out = gpd.GeoDataFrame(out[[*cols, geometry]].reset_index(drop=True), geometry=geometry, crs="EPSG:4326")
     out.attrs["source"] = ", ".join(names)
+    if several:  # rows of the merged table are no rows of any file: messages name the feed's record instead
+        out.attrs["merged_feeds"] = names
     merged_id = pd.Series(
         (ident if several else table["_id"]).iloc[kept].to_numpy(), index=keys
     )  # the merged incident's id, per group

@@ -338,12 +338,20 @@ def _label(frame: pd.DataFrame, default: str = "incidents") -> str:
 
 
 def _rows_text(frame: pd.DataFrame, mask: np.ndarray, extra: np.ndarray | None = None, limit: int = 5) -> str:
-    """``row 3 (id 'X'), row 9 (id 'Y') and 4 more`` for the rows in ``mask`` (1-based rows)."""
+    """``row 3 (id 'X'), row 9 (id 'Y') and 4 more`` for the rows in ``mask`` (1-based rows).
+
+    For incidents merged from several feeds the row of the merged table is in no file, so
+    each is named by its record instead: ``incident 'partner:R7'`` (feed and its id).
+    """
     rows = np.flatnonzero(mask)
     ids = frame["incident_id"].to_numpy() if "incident_id" in frame.columns else None
+    merged = ids is not None and len(frame.attrs.get("merged_feeds", ())) > 1
     parts = []
     for r in rows[:limit].tolist():
-        text = f"row {r + 1}" + (f" (id {str(ids[r])!r})" if ids is not None else "")
+        if merged:
+            text = f"incident {str(ids[r])!r}"
+        else:
+            text = f"row {r + 1}" + (f" (id {str(ids[r])!r})" if ids is not None else "")
         if extra is not None:
             text += f" {extra[r]}"
         parts.append(text)
