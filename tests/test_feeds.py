@@ -345,6 +345,26 @@ def test_cli_takes_several_feeds_and_writes_the_merge_audit(aguascalientes_drive
     assert "--dedup-m" in capsys.readouterr().err
 
 
+def test_one_feed_given_twice_or_copied_is_refused_before_any_work(aguascalientes_drive, tmp_path, capsys):
+    """Merged with itself, every record would count as confirmed by two sources."""
+    base = _in_the_network(aguascalientes_drive, 10, 6)
+    acled, partner = _write_feeds(tmp_path, base, 3)
+    copy = tmp_path / "acled_copy.csv"
+    copy.write_bytes(acled.read_bytes())
+    with pytest.raises(InputError, match=r"acled\.csv is given twice: the same feed twice would merge"):
+        feeds.read_incident_feeds([acled, partner, acled])
+    with pytest.raises(InputError, match=r"acled_copy\.csv holds the same bytes as .*acled\.csv"):
+        feeds.read_incident_feeds([acled, copy])
+    assert len(feeds.read_incident_feeds([acled, partner]).feeds) == 2
+    network = Path(aguascalientes_drive.source)
+    args = ["threat", "--network", str(network), "--incidents", str(acled), "--incidents", str(copy)]
+    capsys.readouterr()
+    assert execute([*args, "--out", str(tmp_path / "threat")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "holds the same bytes" in err and "Loading" not in err
+    assert not (tmp_path / "threat").exists()
+
+
 def test_scenario_incidents_may_be_a_list(tmp_path):
     from havenmap.scenario import incident_files, input_files, load_scenario
 

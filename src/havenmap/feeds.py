@@ -35,6 +35,7 @@ of every merged incident, so an analyst can check each merge.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Sequence
@@ -274,8 +275,34 @@ def read_incident_feeds(
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if not paths:
         raise InputError("--incidents: give at least one incident file")
+    _check_distinct_feeds(paths)
     frames = [layers.read_incidents(p, layer=layer) for p in paths]
     return merge_incident_feeds(frames, names if names is not None else feed_names(paths), options)
+
+
+def _check_distinct_feeds(paths: Sequence[PathLike]) -> None:
+    """Refuse one feed given twice: its records would merge with themselves and count as confirmed twice.
+
+    Files of equal size are compared by SHA-256, so a copy under another name is caught too.
+    """
+    by_size: dict[int, list[Path]] = {}
+    for p in paths:
+        path = Path(os.fspath(p))
+        if path.is_file():  # a missing file is reported by read_incidents
+            by_size.setdefault(path.stat().st_size, []).append(path)
+    for group in by_size.values():
+        first: dict[str, Path] = {}
+        for path in group if len(group) > 1 else ():
+            with path.open("rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            if digest in first:
+                earlier = first[digest]
+                same = "is given twice" if earlier.resolve() == path.resolve() else f"holds the same bytes as {earlier}"
+                raise InputError(
+                    f"--incidents {path} {same}: the same feed twice would merge each incident with itself and "
+                    "count it as confirmed by two sources; give each feed once"
+                )
+            first[digest] = path
 
 
 def merge_incident_feeds(
