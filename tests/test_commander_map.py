@@ -803,8 +803,11 @@ def test_summary_lists_the_most_urgent_first_and_flies_there(any_view):
         ) or ("km" in place), place
     # each line flies to its areas: afterwards every cell of the line is in view
     for i in range(len(lines)):
+        # the flight's end (moveend), or 1.5 s when the areas are in view already and nothing moves
+        view.evaluate("() => { window.hmMoved = new Promise(done => HM.map.once('moveend', done)); }")
         view.page.locator(f'.hm-sum-row[data-line="{i}"]').click()
-        view.page.wait_for_timeout(900)
+        view.evaluate("() => Promise.race([window.hmMoved, new Promise(done => setTimeout(done, 1500))]).then(() => 0)")
+        view.page.wait_for_timeout(50)
         assert view.evaluate(
             """i => { const b = HM.boundsOf(HM.summaryLines[i]); return HM.map.getBounds().pad(0.01).contains(b); }""",
             i,
