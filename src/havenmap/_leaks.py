@@ -276,7 +276,7 @@ class LeakScanner:
             out.append(f"holds the {self._kind_of_id(hit)} id {hit!r}")
         ids = {v.strip() for v in found.ids}
         values = {v.strip() for v in found.values} | ids
-        short = sorted(i for i in self._short_ids if (ids if i.isdigit() else values).__contains__(i))
+        short = sorted(i for i in self._short_ids if i in (ids if i.isdigit() else values))
         if short:
             out.append(f"holds the {self._kind_of_id(short[0])} id {short[0]!r}")
         folded = fold(text)

@@ -35,7 +35,6 @@ of every merged incident, so an analyst can check each merge.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Sequence
@@ -51,6 +50,7 @@ from scipy.spatial import cKDTree
 
 from . import _checks, _io, layers
 from .errors import InputError
+from .manifest import sha256_file
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -293,8 +293,7 @@ def _check_distinct_feeds(paths: Sequence[PathLike]) -> None:
     for group in by_size.values():
         first: dict[str, Path] = {}
         for path in group if len(group) > 1 else ():
-            with path.open("rb") as handle:
-                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            digest = sha256_file(path)
             if digest in first:
                 earlier = first[digest]
                 same = "is given twice" if earlier.resolve() == path.resolve() else f"holds the same bytes as {earlier}"

@@ -181,6 +181,7 @@ def write_manifest(
     timings: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
     outputs: Sequence[str] | None = None,
+    private: bool = True,
 ) -> Path:
     """Write ``out_dir/manifest.json`` for the files now in ``out_dir`` (call it last).
 
@@ -202,6 +203,9 @@ def write_manifest(
     outputs
         The output files, relative to ``out_dir``, when the folder also holds other files
         (default: every file in it).
+    private
+        Write it owner-only (default: a run's manifest names its input files); a share
+        bundle's follows the umask.
 
     Returns
     -------
@@ -223,7 +227,7 @@ def write_manifest(
     }
     for key, value in (extra or {}).items():
         data.setdefault(key, value)
-    return _io.write_json(folder / MANIFEST, data, private=True)
+    return _io.write_json(folder / MANIFEST, data, private=private)
 
 
 def read_manifest(out_dir: str | os.PathLike[str]) -> dict[str, Any]:

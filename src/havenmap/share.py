@@ -39,7 +39,6 @@ from __future__ import annotations
 import ast
 import contextlib
 import functools
-import importlib.metadata
 import inspect
 import json
 import math
@@ -1076,7 +1075,7 @@ def share_run(
         _io.write_json(stage / "WITHHELD.json", withheld)
         _io.write_text(stage / "README.txt", _readme(level, names, withheld, options, run.title))
         hashes = {p.name: run_manifest.sha256_file(p) for p in sorted(stage.iterdir()) if p.is_file()}
-        _io.write_json(stage / "manifest.json", _bundle_manifest(stage, hashes, options, withheld))
+        _write_bundle_manifest(stage, hashes, options, withheld)
         leaks = scanner.scan(stage)
         if leaks:
             first = leaks[0]
@@ -1101,40 +1100,36 @@ def _until_as_of(incidents: gpd.GeoDataFrame, run: _Run) -> tuple[gpd.GeoDataFra
     return incidents.loc[~late], int(late.sum())
 
 
-def _bundle_manifest(
+def _write_bundle_manifest(
     stage: Path, hashes: dict[str, str], options: ShareOptions, withheld: dict[str, Any]
-) -> dict[str, Any]:
-    """The bundle's manifest: per file SHA-256, size and description, in the run manifests' schema too.
+) -> None:
+    """The bundle's manifest: a run manifest (so ``havenmap verify BUNDLE`` checks it) plus per file SHA-256,
+    size and description.
 
-    ``inputs`` is empty (the private input paths never leave the team) and ``outputs`` lists every
-    other file, so ``havenmap verify BUNDLE`` checks a bundle as it checks a run.
+    ``inputs`` is empty: the private input paths never leave the team.
     """
-    sizes = {n: int((stage / n).stat().st_size) for n in hashes}
-    cell_option = ("--cell-m", f"{options.cell_m:g}")
-    try:
-        version = importlib.metadata.version("havenmap")
-    except importlib.metadata.PackageNotFoundError:
-        version = "unknown"
-    return {
-        "kind": BUNDLE_KIND,
-        "level": options.level,
-        "k": options.k,
-        "cell_m": options.cell_m,
-        "files": {
-            n: {"sha256": h, "bytes": sizes[n], "description": _describe(n, withheld, options)}
-            for n, h in hashes.items()
-        },
-        "manifest": run_manifest.SCHEMA_VERSION,
-        "havenmap": version,
-        "libraries": run_manifest.libraries(),
-        "command": [*("havenmap", "share", "--level", options.level), *("--k", str(options.k)), *cell_option],
-        "scenario": {"level": options.level, "k": options.k, "cell_m": options.cell_m},
-        "inputs": {},
-        "outputs": {n: {"size": sizes[n], "sha256": h} for n, h in hashes.items()},
-        "seeds": {},
-        "warnings": [],
-        "timings": {},
+    files = {
+        n: {"sha256": h, "bytes": int((stage / n).stat().st_size), "description": _describe(n, withheld, options)}
+        for n, h in hashes.items()
     }
+    run_manifest.write_manifest(
+        stage,
+        command=[
+            "havenmap",
+            "share",
+            "--level",
+            options.level,
+            "--k",
+            str(options.k),
+            "--cell-m",
+            f"{options.cell_m:g}",
+        ],
+        scenario={"level": options.level, "k": options.k, "cell_m": options.cell_m},
+        inputs={},
+        outputs=sorted(hashes),
+        extra={"kind": BUNDLE_KIND, "level": options.level, "k": options.k, "cell_m": options.cell_m, "files": files},
+        private=False,
+    )
 
 
 def _template_words(withheld: dict[str, Any]) -> set[str]:
